@@ -1,0 +1,138 @@
+package codec
+
+import (
+	"encoding"
+	"fmt"
+	"io"
+	"reflect"
+)
+
+// Binary frame limits. The length byte counts the whole frame, its two header
+// bytes included.
+const (
+	// MaxBinaryFrame is the largest frame the binary codec writes. 255 would
+	// fit the length byte, but cable_car programs written against its docs
+	// expect at most 254; lanmesh still reads 255.
+	MaxBinaryFrame = 254
+	// MaxBinaryPayload is the largest payload the binary codec writes.
+	MaxBinaryPayload = MaxBinaryFrame - 2
+	binaryHeader     = 2
+	binaryReadBuffer = 4096
+)
+
+// Binary is cable_car's compact byte format: [length][code][payload]. It
+// carries types that are Empty or implement encoding.BinaryAppender (on the
+// value or the pointer) and, on the pointer, encoding.BinaryUnmarshaler.
+type Binary struct {
+	types Types
+}
+
+var _ Codec = (*Binary)(nil)
+
+// NewBinary returns the binary codec over the given types.
+func NewBinary(types Types) *Binary { return &Binary{types: types} }
+
+// Name returns "binary".
+func (*Binary) Name() string { return "binary" }
+
+// MaxFrame returns 255: the binary codec reads frames up to 255 bytes and
+// writes them up to MaxBinaryFrame.
+func (*Binary) MaxFrame() int { return 255 }
+
+// AppendFrame appends msg as one binary frame. It does not allocate when msg
+// is a pointer (or a value whose AppendBinary has a value receiver) and dst
+// has room.
+func (c *Binary) AppendFrame(dst []byte, msg any) ([]byte, error) {
+	t, err := c.types.TypeOf(msg)
+	if err != nil {
+		return dst, err
+	}
+	start := len(dst)
+	dst = append(dst, 0, t.Code)
+	if !t.Empty {
+		m, ok := msg.(encoding.BinaryAppender)
+		if !ok {
+			m, ok = addressable(t, msg)
+		}
+		if !ok {
+			return dst[:start], fmt.Errorf("%w: %s", ErrNoBinaryForm, t.Name)
+		}
+		if dst, err = m.AppendBinary(dst); err != nil {
+			return dst[:start], fmt.Errorf("codec: encoding %s: %w", t.Name, err)
+		}
+	}
+	n := len(dst) - start
+	if n > MaxBinaryFrame {
+		return dst[:start], fmt.Errorf("%w: %s needs %d bytes, binary frames hold %d", ErrFrameTooLarge, t.Name, n, MaxBinaryFrame)
+	}
+	dst[start] = byte(n)
+	return dst, nil
+}
+
+// addressable handles a value passed by value whose AppendBinary has a pointer
+// receiver. It copies the value, so it allocates; pointers are the fast path.
+func addressable(t *Type, msg any) (encoding.BinaryAppender, bool) {
+	v := reflect.ValueOf(msg)
+	if v.Kind() == reflect.Pointer {
+		return nil, false
+	}
+	p := reflect.New(t.GoType)
+	p.Elem().Set(v)
+	m, ok := p.Interface().(encoding.BinaryAppender)
+	return m, ok
+}
+
+// NewDecoder returns a decoder of binary frames from r.
+func (c *Binary) NewDecoder(r io.Reader) Decoder {
+	return &binaryDecoder{types: c.types, in: newStreamBuf(r, binaryReadBuffer, binaryReadBuffer)}
+}
+
+type binaryDecoder struct {
+	types Types
+	in    *streamBuf
+}
+
+// ReadFrame returns the next frame's code and payload without decoding it.
+// The payload is valid until the next call.
+func (d *binaryDecoder) ReadFrame() (code byte, payload []byte, err error) {
+	if err := d.in.fill(1); err != nil {
+		return 0, nil, err
+	}
+	n := int(d.in.buffered()[0])
+	if n < binaryHeader {
+		return 0, nil, d.in.fail(fmt.Errorf("%w: length byte %d (a frame is at least 2 bytes)", ErrBadLength, n))
+	}
+	if err := d.in.fill(n); err != nil {
+		return 0, nil, err
+	}
+	frame := d.in.buffered()[:n]
+	d.in.consume(n)
+	return frame[1], frame[2:], nil
+}
+
+func (d *binaryDecoder) Decode() (any, int, error) {
+	code, payload, err := d.ReadFrame()
+	if err != nil {
+		return nil, 0, err
+	}
+	size := len(payload) + binaryHeader
+	t := d.types.ByCode(code)
+	if t == nil {
+		return nil, size, fmt.Errorf("%w: code 0x%02x", ErrUnknownType, code)
+	}
+	v := t.New()
+	if t.Empty {
+		if len(payload) != 0 {
+			return nil, size, fmt.Errorf("%w: %s has no fields but came with %d payload bytes", ErrMalformed, t.Name, len(payload))
+		}
+		return v, size, nil
+	}
+	u, ok := v.(encoding.BinaryUnmarshaler)
+	if !ok {
+		return nil, size, fmt.Errorf("%w: %s", ErrNoBinaryForm, t.Name)
+	}
+	if err := u.UnmarshalBinary(payload); err != nil {
+		return nil, size, fmt.Errorf("%w: %s: %w", ErrMalformed, t.Name, err)
+	}
+	return v, size, nil
+}

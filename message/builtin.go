@@ -1,0 +1,157 @@
+package message
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/lanmesh/lanmesh/codec"
+)
+
+// Codes and names of the built-in messages. The first four are cable_car's,
+// so that its programs understand them; the rest are lanmesh's control
+// messages, which the link layer sends and consumes itself.
+const (
+	CodeIdentify byte = 0x01
+	CodeJoin     byte = 0x02
+	CodeRetry    byte = 0x03
+	CodeQuit     byte = 0x04
+
+	CodePing byte = 0xE0
+	CodePong byte = 0xE1
+	CodeBye  byte = 0xE2
+)
+
+var builtins = []func(*Registry) error{
+	func(r *Registry) error { return register[Identify](r, CodeIdentify, "MsgIdentify") },
+	func(r *Registry) error { return register[Join](r, CodeJoin, "MsgJoin") },
+	func(r *Registry) error { return register[Retry](r, CodeRetry, "MsgRetry") },
+	func(r *Registry) error { return register[Quit](r, CodeQuit, "MsgQuit") },
+	func(r *Registry) error { return register[Ping](r, CodePing, ControlPrefix+"Ping") },
+	func(r *Registry) error { return register[Pong](r, CodePong, ControlPrefix+"Pong") },
+	func(r *Registry) error { return register[Bye](r, CodeBye, ControlPrefix+"Bye") },
+}
+
+// IsControl reports whether code belongs to lanmesh's control range.
+func IsControl(code byte) bool { return code >= FirstControlCode }
+
+// Identify tells a peer who is at the other end: cable_car's MsgIdentify. In
+// the binary codec its payload is "username@hostname", so neither part may
+// contain '@'.
+type Identify struct {
+	Username string `json:"username" msgpack:"username"`
+	Hostname string `json:"hostname" msgpack:"hostname"`
+}
+
+var errAt = errors.New("message: Identify: '@' in a username or hostname cannot be encoded")
+
+// AppendBinary appends "username@hostname".
+func (m Identify) AppendBinary(dst []byte) ([]byte, error) {
+	if bytesIndexString(m.Username, '@') >= 0 || bytesIndexString(m.Hostname, '@') >= 0 {
+		return dst, errAt
+	}
+	dst = append(dst, m.Username...)
+	dst = append(dst, '@')
+	return append(dst, m.Hostname...), nil
+}
+
+// UnmarshalBinary reads "username@hostname", which holds exactly one '@'.
+func (m *Identify) UnmarshalBinary(p []byte) error {
+	at := bytes.IndexByte(p, '@')
+	if at < 0 || bytes.IndexByte(p[at+1:], '@') >= 0 {
+		return fmt.Errorf("message: Identify: want exactly one '@' in %q", p)
+	}
+	if !utf8.Valid(p) {
+		return errors.New("message: Identify: not UTF-8")
+	}
+	m.Username, m.Hostname = string(p[:at]), string(p[at+1:])
+	return nil
+}
+
+func bytesIndexString(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// Join is cable_car's MsgJoin: no fields.
+type Join struct{}
+
+// Retry is cable_car's MsgRetry: no fields.
+type Retry struct{}
+
+// Quit is cable_car's MsgQuit: no fields.
+type Quit struct{}
+
+// Ping asks the peer for a Pong; links send it when they are quiet. Time is
+// the sender's clock reading, echoed back, so a round trip is measured without
+// keeping state per ping.
+type Ping struct {
+	Seq  uint32 `json:"seq" msgpack:"seq"`
+	Time int64  `json:"time" msgpack:"time"`
+}
+
+// Pong answers a Ping with its Seq and Time.
+type Pong struct {
+	Seq  uint32 `json:"seq" msgpack:"seq"`
+	Time int64  `json:"time" msgpack:"time"`
+}
+
+const pingSize = 12
+
+// AppendBinary appends Seq and Time, big-endian.
+func (m Ping) AppendBinary(dst []byte) ([]byte, error) { return appendPing(dst, m.Seq, m.Time), nil }
+
+// UnmarshalBinary reads what AppendBinary wrote.
+func (m *Ping) UnmarshalBinary(p []byte) (err error) { m.Seq, m.Time, err = parsePing(p); return }
+
+// AppendBinary appends Seq and Time, big-endian.
+func (m Pong) AppendBinary(dst []byte) ([]byte, error) { return appendPing(dst, m.Seq, m.Time), nil }
+
+// UnmarshalBinary reads what AppendBinary wrote.
+func (m *Pong) UnmarshalBinary(p []byte) (err error) { m.Seq, m.Time, err = parsePing(p); return }
+
+func appendPing(dst []byte, seq uint32, t int64) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, seq)
+	return binary.BigEndian.AppendUint64(dst, uint64(t))
+}
+
+func parsePing(p []byte) (uint32, int64, error) {
+	if len(p) != pingSize {
+		return 0, 0, fmt.Errorf("message: ping payload is %d bytes, want %d", len(p), pingSize)
+	}
+	return binary.BigEndian.Uint32(p), int64(binary.BigEndian.Uint64(p[4:])), nil
+}
+
+// Bye is the last message on a link that closes gracefully; Reason tells the
+// peer why, in words for a person.
+type Bye struct {
+	Reason string `json:"reason" msgpack:"reason"`
+}
+
+// AppendBinary appends the reason as UTF-8, cut at a rune boundary so that a
+// Bye always fits in a binary frame.
+func (m Bye) AppendBinary(dst []byte) ([]byte, error) {
+	r := m.Reason
+	if len(r) > codec.MaxBinaryPayload {
+		r = r[:codec.MaxBinaryPayload]
+		for len(r) > 0 && !utf8.ValidString(r) {
+			r = r[:len(r)-1]
+		}
+	}
+	return append(dst, r...), nil
+}
+
+// UnmarshalBinary reads the reason.
+func (m *Bye) UnmarshalBinary(p []byte) error {
+	if !utf8.Valid(p) {
+		return errors.New("message: Bye: reason is not UTF-8")
+	}
+	m.Reason = string(p)
+	return nil
+}
