@@ -80,7 +80,8 @@ type Decoder interface {
 	// and the size of its frame in bytes. At a clean end of stream between
 	// frames it returns io.EOF.
 	//
-	// Errors wrapping ErrUnknownType, ErrMalformed or ErrTooDeep concern one
+	// Errors wrapping ErrUnknownType, ErrMalformed, ErrTooDeep or
+	// ErrNoBinaryForm concern one
 	// frame: that frame was consumed and Decode may be called again. Every
 	// other error (framing, reading) is final and is returned again by every
 	// later call.
@@ -90,7 +91,8 @@ type Decoder interface {
 // Recoverable reports whether err concerned one frame only, so that a decoder
 // that returned it can go on reading the stream.
 func Recoverable(err error) bool {
-	return errors.Is(err, ErrUnknownType) || errors.Is(err, ErrMalformed) || errors.Is(err, ErrTooDeep)
+	return errors.Is(err, ErrUnknownType) || errors.Is(err, ErrMalformed) ||
+		errors.Is(err, ErrTooDeep) || errors.Is(err, ErrNoBinaryForm)
 }
 
 // New returns the codec with the given name ("binary", "msgpack" or "json")

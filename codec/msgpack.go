@@ -91,6 +91,7 @@ func (c *MsgPack) AppendFrame(dst []byte, msg any) ([]byte, error) {
 		e.enc = msgpack.NewEncoder(&e.w)
 		e.enc.SetCustomStructTag("json")
 		e.enc.UseCompactInts(true)
+		e.enc.SetSortMapKeys(true) // the same message always makes the same bytes
 	}
 	start := len(dst)
 	e.w.b = append(dst, 0, 0, 0, 0)

@@ -73,20 +73,16 @@ func (s *streamBuf) more(want int) error {
 	for range 100 {
 		n, err := s.r.Read(s.buf[s.end:])
 		s.end += n
+		if err == io.EOF && n > 0 {
+			// The bytes that came with EOF may finish a frame; the next call
+			// meets the EOF again and reports it.
+			return nil
+		}
 		if err != nil {
-			if err == io.EOF {
-				if s.end == s.start {
-					s.err = io.EOF
-				} else {
-					s.err = fmt.Errorf("%w: stream ended with %d bytes of a frame: %w", ErrTruncated, s.end-s.start, io.ErrUnexpectedEOF)
-				}
-			} else {
-				s.err = err
+			if err == io.EOF && s.end != s.start {
+				err = fmt.Errorf("%w: stream ended with %d bytes of a frame: %w", ErrTruncated, s.end-s.start, io.ErrUnexpectedEOF)
 			}
-			if n > 0 {
-				return nil
-			}
-			return s.err
+			return s.fail(err)
 		}
 		if n > 0 {
 			return nil
