@@ -26,6 +26,9 @@ func TestGoldenCableCar(t *testing.T) {
 		{codec.NewBinary(r), message.Join{}, "0202"},
 		{codec.NewBinary(r), &message.Retry{}, "0203"},
 		{codec.NewBinary(r), message.Quit{}, "0204"},
+		// SPEC.md's examples of control messages.
+		{codec.NewBinary(r), &message.Ping{Seq: 1, Time: 2}, "0ee0000000010000000000000002"},
+		{codec.NewBinary(r), message.Bye{Reason: "bye"}, "05e2627965"},
 		{codec.NewJSON(r), id, hex.EncodeToString([]byte(`["MsgIdentify",{"username":"alice","hostname":"box"}]` + "\n"))},
 		{codec.NewJSON(r), message.Join{}, hex.EncodeToString([]byte(`["MsgJoin",{}]` + "\n"))},
 		{codec.NewJSON(r), message.Quit{}, hex.EncodeToString([]byte(`["MsgQuit",{}]` + "\n"))},
