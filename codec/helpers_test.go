@@ -112,6 +112,7 @@ func sample(c codec.Codec) []any {
 		&ping{},
 		&message.Ping{Seq: 9, Time: -1},
 		&message.Bye{Reason: "done"},
+		&message.Request{ID: 7}, message.Reply{ID: 7}, &message.Refuse{ID: 8, Reason: "no responder"},
 	}
 	if c.Name() != "binary" {
 		msgs = append(msgs, &state{Name: "s", Scores: map[string]int{"a": 1}, Path: []float64{1.5, -2},

@@ -22,6 +22,12 @@ const (
 	CodePing byte = 0xE0
 	CodePong byte = 0xE1
 	CodeBye  byte = 0xE2
+	// A request and its reply are two frames each: a marker, then the
+	// message itself, on the same link. Any message can be a request or a
+	// reply this way, in every codec, with no envelope to nest it in.
+	CodeRequest byte = 0xE3
+	CodeReply   byte = 0xE4
+	CodeRefuse  byte = 0xE5
 )
 
 var builtins = []func(*Registry) error{
@@ -32,6 +38,9 @@ var builtins = []func(*Registry) error{
 	func(r *Registry) error { return register[Ping](r, CodePing, ControlPrefix+"Ping") },
 	func(r *Registry) error { return register[Pong](r, CodePong, ControlPrefix+"Pong") },
 	func(r *Registry) error { return register[Bye](r, CodeBye, ControlPrefix+"Bye") },
+	func(r *Registry) error { return register[Request](r, CodeRequest, ControlPrefix+"Request") },
+	func(r *Registry) error { return register[Reply](r, CodeReply, ControlPrefix+"Reply") },
+	func(r *Registry) error { return register[Refuse](r, CodeRefuse, ControlPrefix+"Refuse") },
 }
 
 // IsControl reports whether code belongs to lanmesh's control range.
@@ -137,14 +146,7 @@ type Bye struct {
 // AppendBinary appends the reason as UTF-8, cut at a rune boundary so that a
 // Bye always fits in a binary frame.
 func (m Bye) AppendBinary(dst []byte) ([]byte, error) {
-	r := m.Reason
-	if len(r) > codec.MaxBinaryPayload {
-		r = r[:codec.MaxBinaryPayload]
-		for len(r) > 0 && !utf8.ValidString(r) {
-			r = r[:len(r)-1]
-		}
-	}
-	return append(dst, r...), nil
+	return append(dst, cutReason(m.Reason, codec.MaxBinaryPayload)...), nil
 }
 
 // UnmarshalBinary reads the reason.
@@ -154,4 +156,76 @@ func (m *Bye) UnmarshalBinary(p []byte) error {
 	}
 	m.Reason = string(p)
 	return nil
+}
+
+// Request says that the next message on the same link is a request, which
+// the receiver answers with a Reply (or a Refuse) carrying the same ID.
+type Request struct {
+	ID uint32 `json:"id" msgpack:"id"`
+}
+
+// Reply says that the next message on the same link answers request ID.
+type Reply struct {
+	ID uint32 `json:"id" msgpack:"id"`
+}
+
+// Refuse answers request ID with no message: Reason says why (no responder
+// knew the request, or the responder failed).
+type Refuse struct {
+	ID     uint32 `json:"id" msgpack:"id"`
+	Reason string `json:"reason" msgpack:"reason"`
+}
+
+// AppendBinary appends ID, big-endian.
+func (m Request) AppendBinary(dst []byte) ([]byte, error) {
+	return binary.BigEndian.AppendUint32(dst, m.ID), nil
+}
+
+// UnmarshalBinary reads what AppendBinary wrote.
+func (m *Request) UnmarshalBinary(p []byte) (err error) { m.ID, err = parseID(p); return }
+
+// AppendBinary appends ID, big-endian.
+func (m Reply) AppendBinary(dst []byte) ([]byte, error) {
+	return binary.BigEndian.AppendUint32(dst, m.ID), nil
+}
+
+// UnmarshalBinary reads what AppendBinary wrote.
+func (m *Reply) UnmarshalBinary(p []byte) (err error) { m.ID, err = parseID(p); return }
+
+// AppendBinary appends ID, big-endian, then the reason cut to fit.
+func (m Refuse) AppendBinary(dst []byte) ([]byte, error) {
+	dst = binary.BigEndian.AppendUint32(dst, m.ID)
+	return Bye{Reason: cutReason(m.Reason, codec.MaxBinaryPayload-4)}.AppendBinary(dst)
+}
+
+// UnmarshalBinary reads what AppendBinary wrote.
+func (m *Refuse) UnmarshalBinary(p []byte) error {
+	if len(p) < 4 {
+		return fmt.Errorf("message: refuse payload is %d bytes, want at least 4", len(p))
+	}
+	var b Bye
+	if err := b.UnmarshalBinary(p[4:]); err != nil {
+		return err
+	}
+	m.ID, m.Reason = binary.BigEndian.Uint32(p), b.Reason
+	return nil
+}
+
+func parseID(p []byte) (uint32, error) {
+	if len(p) != 4 {
+		return 0, fmt.Errorf("message: id payload is %d bytes, want 4", len(p))
+	}
+	return binary.BigEndian.Uint32(p), nil
+}
+
+// cutReason cuts r to at most n bytes at a rune boundary.
+func cutReason(r string, n int) string {
+	if len(r) <= n {
+		return r
+	}
+	r = r[:n]
+	for len(r) > 0 && !utf8.ValidString(r) {
+		r = r[:len(r)-1]
+	}
+	return r
 }

@@ -8,7 +8,8 @@
 //	0x01-0x04   cable_car's built-ins: Identify (MsgIdentify), Join (MsgJoin),
 //	            Retry (MsgRetry), Quit (MsgQuit)
 //	0x05-0xDF   applications
-//	0xE0-0xFF   lanmesh control messages: 0xE0 Ping, 0xE1 Pong, 0xE2 Bye
+//	0xE0-0xFF   lanmesh control messages: 0xE0 Ping, 0xE1 Pong, 0xE2 Bye,
+//	            0xE3 Request, 0xE4 Reply, 0xE5 Refuse
 //	            (names "lanmesh.Ping" ...); the rest are kept for later versions
 //
 // The smallest use: declare a struct, give it a binary form if it goes over

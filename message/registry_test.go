@@ -37,6 +37,7 @@ func TestBuiltins(t *testing.T) {
 		{message.Identify{}, 0x01, "MsgIdentify"}, {&message.Join{}, 0x02, "MsgJoin"},
 		{message.Retry{}, 0x03, "MsgRetry"}, {message.Quit{}, 0x04, "MsgQuit"},
 		{message.Ping{}, 0xE0, "lanmesh.Ping"}, {message.Pong{}, 0xE1, "lanmesh.Pong"}, {message.Bye{}, 0xE2, "lanmesh.Bye"},
+		{message.Request{}, 0xE3, "lanmesh.Request"}, {message.Reply{}, 0xE4, "lanmesh.Reply"}, {message.Refuse{}, 0xE5, "lanmesh.Refuse"},
 	} {
 		ty, err := r.TypeOf(tt.msg)
 		if err != nil || ty.Code != tt.code || ty.Name != tt.name {
@@ -95,7 +96,7 @@ func TestRegisterRules(t *testing.T) {
 	if _, err := r.TypeOf(nil); !errors.Is(err, codec.ErrNotRegistered) {
 		t.Errorf("nil: %v", err)
 	}
-	if got := r.Types(); len(got) != 10 || got[0].Code != 0x01 || got[len(got)-1].Code != 0xE2 {
+	if got := r.Types(); len(got) != 13 || got[0].Code != 0x01 || got[len(got)-1].Code != 0xE5 {
 		t.Errorf("Types() = %d types", len(got))
 	}
 }
