@@ -1,0 +1,178 @@
+package discovery
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Defaults of DefaultConfig.
+const (
+	DefaultBeaconPort  = 8222
+	DefaultMDNSService = "_lanmesh._tcp"
+	DefaultInterval    = time.Second
+)
+
+// Config configures a Discoverer. Start from DefaultConfig, set Mesh and
+// Port, and change what you need; Validate says what is wrong.
+type Config struct {
+	// Mesh is the name of the mesh; nodes of other meshes are invisible.
+	// Required, 1..MaxMeshLen bytes of UTF-8.
+	Mesh string
+	// NodeID is the node's stable identity. Default (uuid.Nil): a random
+	// id chosen by New; persist and pass one if peers should recognise the
+	// node across restarts as Restarted rather than Found.
+	NodeID uuid.UUID
+	// InstanceID changes each time the program starts; peers report a new
+	// one as Restarted. Default (uuid.Nil): random, which is almost always
+	// what you want.
+	InstanceID uuid.UUID
+	// Name is a human-readable node name, 0..MaxNameLen bytes. Default:
+	// empty (New does not guess, so that tests stay deterministic).
+	Name string
+	// Port is the TCP port that this node accepts links on, advertised to
+	// peers. Required.
+	Port int
+	// BeaconPort is the UDP port of beacons, shared by every node of the
+	// LAN and by every node on one host. Default 8222.
+	BeaconPort int
+
+	// Interfaces restricts discovery to the named interfaces. Empty means
+	// every suitable interface. When set, beacons go only to the directed
+	// broadcast addresses of these interfaces (never to 255.255.255.255,
+	// which the kernel routes out of whichever interface it likes), mDNS
+	// runs only on them, and beacons and mDNS answers are believed only
+	// from addresses on their subnets (or from seeds). Use it on machines
+	// with VPNs or container bridges.
+	Interfaces []string
+	// Destinations, when not empty, replaces the computed broadcast
+	// destinations entirely, for example with 127.255.255.255:port to keep
+	// discovery on the loopback interface. Default: empty.
+	Destinations []netip.AddrPort
+
+	// Broadcast enables UDP broadcast beacons: the fast path, found within
+	// a round trip. Default true.
+	Broadcast bool
+	// MDNS enables the mDNS service and periodic browsing, which find
+	// peers where broadcast does not pass and make the node visible to
+	// avahi-browse and dns-sd. Default true.
+	MDNS bool
+	// MDNSService is the DNS-SD service type. Default "_lanmesh._tcp".
+	MDNSService string
+	// MDNSInterval is the time between mDNS browses. mDNS servers never
+	// announce, so it bounds how late an mDNS-only peer is found and how
+	// soon it can be declared lost. Default: Interval.
+	MDNSInterval time.Duration
+	// MDNSTimeout is how long each browse listens for answers; Close may
+	// wait this long for a browse in flight. Default 300 ms.
+	MDNSTimeout time.Duration
+	// Seeds are host:port addresses of peers' beacon ports, for networks
+	// that carry neither broadcast nor multicast. Each gets a unicast
+	// query beacon every Interval. Names are resolved at every round, so
+	// prefer literal addresses. Default: none.
+	Seeds []string
+
+	// Interval is the time between beacons. Shorter finds lost peers
+	// sooner at the cost of traffic (N nodes send N beacons per Interval).
+	// Default 1 s.
+	Interval time.Duration
+	// Jitter spreads beacons uniformly over Interval±Jitter so that nodes
+	// started together do not fall into step. Default Interval/10.
+	Jitter time.Duration
+	// LostAfter is how long a peer may stay silent before it is reported
+	// Lost. Too short turns one lost beacon into a false Lost. Default
+	// 3×Interval; it must exceed Interval+Jitter and, with MDNS, the
+	// browse period MDNSInterval+MDNSTimeout.
+	LostAfter time.Duration
+	// InterfaceRefresh is how often the interface list is re-read, so that
+	// an interface that comes up later is used. Default 5 s.
+	InterfaceRefresh time.Duration
+	// MaxPeers bounds the table so that a flood of forged beacons cannot
+	// grow it without limit; new nodes beyond it are ignored and counted.
+	// Default 1024.
+	MaxPeers int
+	// MaxQueuedEvents bounds the events waiting for OnEvent. Waiting
+	// Updated events of one peer are folded into one, so only a callback
+	// that stalls for long reaches the bound; events beyond it are dropped,
+	// counted in Stats and logged at Warn. Peers stays exact. Default 4096.
+	MaxQueuedEvents int
+
+	// OnEvent, if set, receives every event in order, on one goroutine
+	// owned by the Discoverer (never on a socket read loop, never with a
+	// lock held). It may call Peers. It should return promptly: while it
+	// runs, later events queue up. Close waits for a call in progress.
+	OnEvent func(Event)
+	// Logger receives Debug per packet and Warn on drops; nil discards.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config with every default filled in; set Mesh
+// and Port before use.
+func DefaultConfig() Config {
+	return Config{
+		BeaconPort:       DefaultBeaconPort,
+		Broadcast:        true,
+		MDNS:             true,
+		MDNSService:      DefaultMDNSService,
+		MDNSInterval:     DefaultInterval,
+		MDNSTimeout:      300 * time.Millisecond,
+		Interval:         DefaultInterval,
+		Jitter:           DefaultInterval / 10,
+		LostAfter:        3 * DefaultInterval,
+		InterfaceRefresh: 5 * time.Second,
+		MaxPeers:         1024,
+		MaxQueuedEvents:  4096,
+	}
+}
+
+// Validate reports the first invalid field, wrapping ErrConfig.
+func (c *Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
+	}
+	switch {
+	case c.Mesh == "" || len(c.Mesh) > MaxMeshLen || !utf8.ValidString(c.Mesh):
+		return bad("Mesh must be 1..%d bytes of UTF-8", MaxMeshLen)
+	case len(c.Name) > MaxNameLen || !utf8.ValidString(c.Name):
+		return bad("Name must be at most %d bytes of UTF-8", MaxNameLen)
+	case c.Port <= 0 || c.Port > 65535:
+		return bad("Port %d out of range", c.Port)
+	case c.BeaconPort <= 0 || c.BeaconPort > 65535:
+		return bad("BeaconPort %d out of range", c.BeaconPort)
+	case c.Interval <= 0:
+		return bad("Interval must be positive")
+	case c.Jitter < 0 || c.Jitter >= c.Interval:
+		return bad("Jitter must be in [0, Interval)")
+	case c.LostAfter <= c.Interval+c.Jitter:
+		return bad("LostAfter %v must exceed Interval+Jitter", c.LostAfter)
+	case c.InterfaceRefresh <= 0:
+		return bad("InterfaceRefresh must be positive")
+	case c.MaxPeers <= 0:
+		return bad("MaxPeers must be positive")
+	case c.MaxQueuedEvents <= 0:
+		return bad("MaxQueuedEvents must be positive")
+	case !c.Broadcast && !c.MDNS && len(c.Seeds) == 0:
+		return bad("Broadcast, MDNS and Seeds are all off")
+	}
+	for _, d := range c.Destinations {
+		if !d.IsValid() || !d.Addr().Unmap().Is4() || d.Port() == 0 {
+			return bad("destination %v is not an IPv4 address with a port", d)
+		}
+	}
+	if c.MDNS {
+		switch {
+		case c.MDNSService == "" || !strings.HasPrefix(c.MDNSService, "_") || strings.Count(c.MDNSService, ".") != 1:
+			return bad("MDNSService %q is not of the form _name._tcp", c.MDNSService)
+		case c.MDNSInterval <= 0 || c.MDNSTimeout <= 0:
+			return bad("MDNSInterval and MDNSTimeout must be positive")
+		case c.LostAfter <= c.MDNSInterval+c.MDNSTimeout:
+			return bad("LostAfter %v must exceed MDNSInterval+MDNSTimeout", c.LostAfter)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,598 @@
+package discovery
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lanmesh/lanmesh/internal/ifaddr"
+)
+
+// startupQueries are the offsets, after the first query sent by New, at
+// which a starting node repeats its query beacon, in case the first was
+// lost (links that just came up drop packets for a while).
+var startupQueries = []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, 700 * time.Millisecond}
+
+// answerGap spaces broadcast answers to queries: when many nodes start at
+// once, one answer covers every query heard in the gap.
+const answerGap = 10 * time.Millisecond
+
+// Stats are counters of things dropped or refused, for operators and tests.
+type Stats struct {
+	Rejected      uint64 // datagrams on the beacon port that were not valid beacons
+	Ignored       uint64 // valid beacons from other meshes or unbelieved sources
+	DroppedPeers  uint64 // new nodes refused because the table held MaxPeers
+	DroppedEvents uint64 // events dropped because MaxQueuedEvents were waiting
+	SendErrors    uint64 // beacons the kernel refused to send
+}
+
+// Discoverer finds the other nodes of a mesh and keeps the peer table.
+// Create it with New; it runs until Close. Its methods are safe for
+// concurrent use.
+type Discoverer struct {
+	cfg  Config
+	log  *slog.Logger
+	self Beacon
+
+	conn *packetConn // nil when neither broadcast nor seeds are on
+	mdns *mdnsAgent  // nil when mDNS is off
+
+	ctx       context.Context // canceled by Close; bounds mDNS browses
+	cancel    context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+	kick      chan struct{} // asks sendLoop for a deferred broadcast answer
+
+	// mu guards the table, the interface snapshot derived from the system
+	// and the answer pacing; events are queued under it so that their
+	// order is the table's order.
+	mu            sync.Mutex
+	tbl           *table
+	ifs           []ifaddr.Interface
+	prefixes      []netip.Prefix
+	dests         []netip.AddrPort
+	seeds         []netip.AddrPort
+	lastAnswer    time.Time
+	answerPending bool
+	warned        map[string]bool
+
+	// qmu guards the events waiting for the dispatcher.
+	qmu   sync.Mutex
+	queue []Event
+	qsig  chan struct{}
+
+	rejected, ignored, droppedEvents, sendErrors atomic.Uint64
+}
+
+// New validates cfg, binds the beacon socket, starts the mDNS service,
+// sends the first query beacon and returns a running Discoverer.
+// NodeID and InstanceID are chosen at random when nil.
+func New(cfg Config) (*Discoverer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.Interfaces = slices.Clone(cfg.Interfaces)
+	cfg.Destinations = slices.Clone(cfg.Destinations)
+	cfg.Seeds = slices.Clone(cfg.Seeds)
+	if cfg.NodeID == uuid.Nil {
+		cfg.NodeID = uuid.New()
+	}
+	if cfg.InstanceID == uuid.Nil {
+		cfg.InstanceID = uuid.New()
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &Discoverer{
+		cfg: cfg,
+		log: log,
+		self: Beacon{
+			ID:       cfg.NodeID,
+			Instance: cfg.InstanceID,
+			Port:     uint16(cfg.Port),
+			Mesh:     cfg.Mesh,
+			Name:     cfg.Name,
+		},
+		ctx:    ctx,
+		cancel: cancel,
+		done:   make(chan struct{}),
+		kick:   make(chan struct{}, 1),
+		tbl:    newTable(cfg.Mesh, cfg.NodeID, cfg.LostAfter, cfg.MaxPeers, nil),
+		warned: make(map[string]bool),
+		qsig:   make(chan struct{}, 1),
+	}
+	d.refresh()
+	if cfg.Broadcast || len(cfg.Seeds) > 0 {
+		conn, err := listenShared(cfg.BeaconPort)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("%w %d: %w", ErrListen, cfg.BeaconPort, err)
+		}
+		d.conn = conn
+	}
+	if cfg.MDNS {
+		d.mdns = newMDNSAgent(d)
+		d.mdns.sync(d.multicastInterfaces())
+	}
+	if cfg.OnEvent != nil {
+		d.wg.Add(1)
+		go d.dispatch()
+	}
+	if d.conn != nil {
+		// The first query goes out before New returns: every node that
+		// hears it answers at once, so peers are found in a round trip.
+		d.sendQuery()
+		d.wg.Add(2)
+		go d.readLoop()
+		go d.sendLoop()
+	} else {
+		d.wg.Add(1)
+		go d.sweepLoop()
+	}
+	if d.mdns != nil {
+		d.wg.Add(1)
+		go d.mdns.loop()
+	}
+	return d, nil
+}
+
+// Self returns the beacon this node sends (without flags).
+func (d *Discoverer) Self() Beacon { return d.self }
+
+// Peers returns a snapshot of the peer table, sorted by node id.
+func (d *Discoverer) Peers() []Peer {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.tbl.snapshot()
+}
+
+// Stats returns the drop counters.
+func (d *Discoverer) Stats() Stats {
+	d.mu.Lock()
+	droppedPeers := d.tbl.dropped
+	d.mu.Unlock()
+	return Stats{
+		Rejected:      d.rejected.Load(),
+		Ignored:       d.ignored.Load(),
+		DroppedPeers:  droppedPeers,
+		DroppedEvents: d.droppedEvents.Load(),
+		SendErrors:    d.sendErrors.Load(),
+	}
+}
+
+// Close sends a leaving beacon, stops every goroutine and closes every
+// socket; it returns when all are gone, which can take up to MDNSTimeout
+// while an mDNS browse finishes. Events still queued are dropped. Close is
+// idempotent; it must not be called from OnEvent.
+func (d *Discoverer) Close() error {
+	d.closeOnce.Do(func() {
+		if d.conn != nil {
+			d.send(FlagLeaving, true)
+		}
+		close(d.done)
+		d.cancel()
+		if d.conn != nil {
+			d.conn.close()
+		}
+		if d.mdns != nil {
+			// Stop answering browses now; the loop may still be finishing
+			// queries, and cannot start servers again.
+			d.mdns.shutdown()
+		}
+		d.wg.Wait()
+	})
+	return nil
+}
+
+// refresh re-reads the interfaces and recomputes destinations and seeds.
+func (d *Discoverer) refresh() {
+	ifs, err := ifaddr.List(d.cfg.Interfaces)
+	if err != nil {
+		d.log.Warn("discovery: read interfaces", "err", err)
+	}
+	dests := beaconDestinations(&d.cfg, ifs)
+	var seeds []netip.AddrPort
+	for _, s := range d.cfg.Seeds {
+		ua, err := net.ResolveUDPAddr("udp4", s)
+		if err != nil {
+			d.warnOnce("seed "+s, "discovery: resolve seed", "seed", s, "err", err)
+			continue
+		}
+		ap := ua.AddrPort()
+		seeds = append(seeds, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	}
+	d.mu.Lock()
+	d.ifs = ifs
+	d.prefixes = ifaddr.AllPrefixes(ifs)
+	d.dests = dests
+	d.seeds = seeds
+	d.mu.Unlock()
+}
+
+// beaconDestinations says where broadcast beacons go: the caller's
+// Destinations if any; otherwise the directed broadcast address of every
+// up, broadcast-capable interface, plus 255.255.255.255 only when no
+// interface restriction applies (the kernel sends it out of whichever
+// interface routes it, which may not be one the caller chose).
+func beaconDestinations(cfg *Config, ifs []ifaddr.Interface) []netip.AddrPort {
+	if !cfg.Broadcast {
+		return nil
+	}
+	if len(cfg.Destinations) > 0 {
+		return slices.Clone(cfg.Destinations)
+	}
+	port := uint16(cfg.BeaconPort)
+	var dests []netip.AddrPort
+	for _, a := range ifaddr.BroadcastTargets(ifs) {
+		dests = append(dests, netip.AddrPortFrom(a, port))
+	}
+	if len(cfg.Interfaces) == 0 {
+		dests = append(dests, netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), port))
+	}
+	return dests
+}
+
+// multicastInterfaces returns the interfaces that mDNS runs on.
+func (d *Discoverer) multicastInterfaces() []ifaddr.Interface {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []ifaddr.Interface
+	for _, it := range d.ifs {
+		if it.Up && it.Multicast && !it.Loopback && len(it.Prefixes) > 0 {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+func (d *Discoverer) warnOnce(key, msg string, args ...any) {
+	d.mu.Lock()
+	seen := d.warned[key]
+	d.warned[key] = true
+	d.mu.Unlock()
+	if !seen {
+		d.log.Warn(msg, args...)
+	}
+}
+
+// classify says which source a beacon from addr came through, and whether
+// to believe it at all: with Interfaces set, only addresses on their
+// subnets (and seeds) are believed, so a VPN or a container bridge cannot
+// inject peers with addresses unreachable here.
+func (d *Discoverer) classify(from netip.AddrPort) (Via, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if slices.Contains(d.seeds, from) {
+		return ViaSeed, true
+	}
+	if len(d.cfg.Interfaces) == 0 || ifaddr.OnLink(d.prefixes, from.Addr()) {
+		return ViaBroadcast, true
+	}
+	return 0, false
+}
+
+// believable applies classify's rule to an address learnt from mDNS.
+func (d *Discoverer) believable(a netip.Addr) bool {
+	if len(d.cfg.Interfaces) == 0 {
+		return true
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return ifaddr.OnLink(d.prefixes, a)
+}
+
+func (d *Discoverer) observe(s sighting) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.emitLocked(d.tbl.observe(s, nil))
+}
+
+// emitLocked queues events for the dispatcher; d.mu is held so that the
+// queue's order is the table's.
+func (d *Discoverer) emitLocked(evs []Event) {
+	for _, ev := range evs {
+		d.log.Debug("discovery: event", "kind", ev.Kind, "peer", ev.Peer.ID, "addr", ev.Peer.Addr, "via", ev.Peer.Via, "reason", ev.Reason)
+	}
+	if d.cfg.OnEvent == nil || len(evs) == 0 {
+		return
+	}
+	d.qmu.Lock()
+	for _, ev := range evs {
+		if ev.Kind == Updated && d.coalesceLocked(ev) {
+			continue
+		}
+		if len(d.queue) >= d.cfg.MaxQueuedEvents {
+			d.droppedEvents.Add(1)
+			d.log.Warn("discovery: event queue full; event dropped", "kind", ev.Kind, "peer", ev.Peer.ID)
+			continue
+		}
+		d.queue = append(d.queue, ev)
+	}
+	d.qmu.Unlock()
+	select {
+	case d.qsig <- struct{}{}:
+	default:
+	}
+}
+
+// coalesceLocked folds an Updated into an Updated of the same peer that
+// is still waiting, keeping the older Prev, so that a peer whose address
+// flaps cannot fill the queue. d.qmu is held.
+func (d *Discoverer) coalesceLocked(ev Event) bool {
+	for i := len(d.queue) - 1; i >= 0; i-- {
+		q := &d.queue[i]
+		if q.Peer.ID != ev.Peer.ID {
+			continue
+		}
+		if q.Kind != Updated || q.Peer.Instance != ev.Peer.Instance {
+			return false
+		}
+		q.Peer = ev.Peer
+		return true
+	}
+	return false
+}
+
+// dispatch runs OnEvent for every queued event, in order, on its own
+// goroutine so that a slow callback never stalls a socket.
+func (d *Discoverer) dispatch() {
+	defer d.wg.Done()
+	for {
+		d.qmu.Lock()
+		evs := d.queue
+		d.queue = nil
+		d.qmu.Unlock()
+		for _, ev := range evs {
+			select {
+			case <-d.done:
+				return
+			default:
+			}
+			d.cfg.OnEvent(ev)
+		}
+		if len(evs) > 0 {
+			continue
+		}
+		select {
+		case <-d.qsig:
+		case <-d.done:
+			return
+		}
+	}
+}
+
+// readLoop handles beacons until Close closes the socket.
+func (d *Discoverer) readLoop() {
+	defer d.wg.Done()
+	buf := make([]byte, MaxBeaconLen+1) // one more, so that an oversized datagram is seen as such
+	for {
+		n, from, err := d.conn.readFrom(buf)
+		if err != nil {
+			select {
+			case <-d.done:
+				return
+			default:
+			}
+			if isClosedErr(err) {
+				return
+			}
+			d.log.Debug("discovery: read", "err", err)
+			// A persistent error must not spin the CPU.
+			select {
+			case <-d.done:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			continue
+		}
+		d.handlePacket(buf[:n], from)
+	}
+}
+
+func (d *Discoverer) handlePacket(p []byte, from netip.AddrPort) {
+	b, err := ParseBeacon(p)
+	if err != nil {
+		// Other programs use these ports: never above Debug.
+		d.rejected.Add(1)
+		d.log.Debug("discovery: not a beacon", "from", from, "len", len(p), "err", err)
+		return
+	}
+	if b.ID == d.self.ID {
+		if b.Instance != d.self.Instance {
+			d.warnOnce("dup "+b.Instance.String(), "discovery: another node uses this node's id", "id", b.ID, "from", from)
+		}
+		return
+	}
+	if b.Mesh != d.cfg.Mesh {
+		d.ignored.Add(1)
+		d.log.Debug("discovery: beacon of another mesh", "from", from, "mesh", b.Mesh)
+		return
+	}
+	via, ok := d.classify(from)
+	if !ok {
+		d.ignored.Add(1)
+		d.log.Debug("discovery: beacon from outside the chosen interfaces", "from", from)
+		return
+	}
+	d.log.Debug("discovery: beacon", "from", from, "id", b.ID, "flags", b.Flags)
+	if b.Flags&FlagQuery != 0 && b.Flags&FlagLeaving == 0 {
+		d.answer(from)
+	}
+	d.observe(sighting{
+		ID:       b.ID,
+		Instance: b.Instance,
+		Name:     b.Name,
+		Mesh:     b.Mesh,
+		Addr:     netip.AddrPortFrom(from.Addr(), b.Port),
+		Via:      via,
+		Leaving:  b.Flags&FlagLeaving != 0,
+	})
+}
+
+// answer replies to a query: by unicast to the asker at once (the only
+// way back on a network that carries no broadcast), and by broadcast,
+// paced by answerGap, for nodes that share the asker's port on its host
+// and so may miss the unicast.
+func (d *Discoverer) answer(to netip.AddrPort) {
+	d.sendTo(0, []netip.AddrPort{to})
+	d.mu.Lock()
+	now := time.Now()
+	if d.answerPending {
+		d.mu.Unlock()
+		return
+	}
+	if now.Sub(d.lastAnswer) >= answerGap {
+		d.lastAnswer = now
+		d.mu.Unlock()
+		d.send(0, false)
+		return
+	}
+	d.answerPending = true
+	d.mu.Unlock()
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// sendQuery asks every node within reach to answer at once.
+func (d *Discoverer) sendQuery() { d.send(FlagQuery, true) }
+
+// send sends this node's beacon with flags to the broadcast destinations
+// and, when toSeeds, to the seeds.
+func (d *Discoverer) send(flags Flags, toSeeds bool) {
+	d.mu.Lock()
+	dsts := slices.Clone(d.dests)
+	if toSeeds {
+		dsts = append(dsts, d.seeds...)
+	}
+	d.mu.Unlock()
+	d.sendTo(flags, dsts)
+}
+
+func (d *Discoverer) sendTo(flags Flags, dsts []netip.AddrPort) {
+	if len(dsts) == 0 {
+		return
+	}
+	b := d.self
+	b.Flags = flags
+	var arr [MaxBeaconLen]byte
+	p, err := b.AppendBinary(arr[:0])
+	if err != nil {
+		// Validate guarantees a valid beacon; this is a bug.
+		panic(fmt.Sprintf("discovery: own beacon invalid: %v", err))
+	}
+	if err := d.conn.writeTo(p, dsts); err != nil {
+		d.sendErrors.Add(1)
+		d.log.Debug("discovery: send", "err", err)
+	}
+}
+
+func (d *Discoverer) nextInterval() time.Duration {
+	iv := d.cfg.Interval
+	if j := d.cfg.Jitter; j > 0 {
+		iv += time.Duration(rand.Int64N(int64(2*j)+1)) - j
+	}
+	return iv
+}
+
+// sweep reports peers silent for LostAfter and returns when to sweep
+// next: when the quietest peer is due, so that Lost comes on time rather
+// than up to a polling period late. With no peers it polls every
+// LostAfter, which is never later than a new peer's due time.
+func (d *Discoverer) sweep() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.emitLocked(d.tbl.expire(nil))
+	next := d.tbl.nextExpiry()
+	if next.IsZero() {
+		return d.cfg.LostAfter
+	}
+	return max(time.Until(next), time.Millisecond)
+}
+
+// sendLoop sends periodic beacons, startup queries, seed queries and
+// deferred answers, re-reads interfaces, and sweeps the table.
+func (d *Discoverer) sendLoop() {
+	defer d.wg.Done()
+	si := 0
+	startupT := time.NewTimer(startupQueries[0])
+	defer startupT.Stop()
+	beaconT := time.NewTimer(d.nextInterval())
+	defer beaconT.Stop()
+	refreshT := time.NewTicker(d.cfg.InterfaceRefresh)
+	defer refreshT.Stop()
+	sweepT := time.NewTimer(d.cfg.LostAfter)
+	defer sweepT.Stop()
+	answerT := time.NewTimer(time.Hour)
+	answerT.Stop()
+	defer answerT.Stop()
+	for {
+		select {
+		case <-d.done:
+			return
+		case <-startupT.C:
+			d.sendQuery()
+			si++
+			if si < len(startupQueries) {
+				startupT.Reset(startupQueries[si] - startupQueries[si-1])
+			}
+		case <-beaconT.C:
+			d.send(0, false)
+			// Seeds get a query, so that they answer by unicast on
+			// networks where our broadcasts do not reach them.
+			d.mu.Lock()
+			seeds := slices.Clone(d.seeds)
+			d.mu.Unlock()
+			d.sendTo(FlagQuery, seeds)
+			beaconT.Reset(d.nextInterval())
+		case <-refreshT.C:
+			d.refresh()
+		case <-sweepT.C:
+			sweepT.Reset(d.sweep())
+		case <-d.kick:
+			d.mu.Lock()
+			wait := answerGap - time.Since(d.lastAnswer)
+			d.mu.Unlock()
+			answerT.Reset(max(wait, 0))
+		case <-answerT.C:
+			d.mu.Lock()
+			d.lastAnswer = time.Now()
+			d.answerPending = false
+			d.mu.Unlock()
+			d.send(0, false)
+		}
+	}
+}
+
+// sweepLoop is sendLoop's stand-in when only mDNS runs: it re-reads
+// interfaces and sweeps the table.
+func (d *Discoverer) sweepLoop() {
+	defer d.wg.Done()
+	refreshT := time.NewTicker(d.cfg.InterfaceRefresh)
+	defer refreshT.Stop()
+	sweepT := time.NewTimer(d.cfg.LostAfter)
+	defer sweepT.Stop()
+	for {
+		select {
+		case <-d.done:
+			return
+		case <-refreshT.C:
+			d.refresh()
+		case <-sweepT.C:
+			sweepT.Reset(d.sweep())
+		}
+	}
+}

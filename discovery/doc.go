@@ -1,0 +1,71 @@
+// Package discovery finds the other nodes of a mesh on the LAN and keeps a
+// table of them, reporting each node Found, Lost, Restarted or Updated.
+//
+// Three sources feed one table, keyed by node id:
+//
+//   - UDP broadcast beacons (port 8222 by default) to 255.255.255.255 and to
+//     the directed broadcast address of every up, broadcast-capable IPv4
+//     interface. A starting node sends a query beacon at once and a few more
+//     over its first second; every node that hears one answers at once, so a
+//     new node is found within a round trip (about a millisecond on a LAN).
+//     Then each node beacons every Interval, with jitter, and sends a leaving
+//     beacon on Close.
+//   - mDNS (DNS-SD) through github.com/hashicorp/mdns: each node serves a
+//     service of type _lanmesh._tcp whose TXT records carry its ids, mesh
+//     and version, and browses for the others periodically. It finds peers
+//     where broadcast does not pass, and makes nodes visible to avahi-browse
+//     and dns-sd. The library never announces and never says goodbye, so a
+//     node that only mDNS sees is lost when it stops answering browses.
+//   - Static seeds: unicast query beacons to known host:port addresses.
+//
+// A peer is Lost on its leaving beacon, or when no source has heard of it for
+// LostAfter (3 intervals by default). A node never finds itself, and nodes of
+// another mesh are invisible; several nodes on one host share the beacon port
+// and find each other. Own beacons are recognised by node id, never by IP.
+//
+// # Beacon format
+//
+// A beacon is one UDP datagram of at most 512 bytes; integers are big-endian:
+//
+//	offset  size  field
+//	0       4     magic "LMSH" (0x4c 0x4d 0x53 0x48)
+//	4       1     version, 1
+//	5       1     flags: 0x01 query (answer me at once), 0x02 leaving;
+//	              other bits must be zero
+//	6       16    node id, a UUID, not nil; stable across restarts
+//	22      16    instance id, a UUID, not nil; new at each program start
+//	38      2     TCP port of the node's links, not 0
+//	40      1     M, length of the mesh name, 1..64
+//	41      M     mesh name, UTF-8
+//	41+M    1     N, length of the node name, 0..255
+//	42+M    N     node name, UTF-8
+//
+// Nothing may follow the node name. ParseBeacon rejects any datagram that
+// breaks a rule (other programs use these ports too) and the Discoverer logs
+// such datagrams at Debug level only. A new version changes the version byte.
+//
+// The mDNS service carries the same facts in TXT records: lanmesh=1 (the
+// version), id=<node id>, inst=<instance id>, mesh=<mesh>, name=<node name>;
+// the SRV record carries the TCP port.
+//
+// # Use
+//
+//	cfg := discovery.DefaultConfig()
+//	cfg.Mesh = "demo"
+//	cfg.Port = 7946 // where this node accepts links
+//	cfg.OnEvent = func(ev discovery.Event) { log.Println(ev.Kind, ev.Peer.Addr) }
+//	d, err := discovery.New(cfg)
+//	if err != nil { ... }
+//	defer d.Close()
+//
+// OnEvent runs on one goroutine owned by the Discoverer, in order; Peers
+// returns the table at any time. A peer's Addr is the source address of its
+// beacons with its advertised port, so it is reachable from the interface it
+// was heard on; Config.Interfaces restricts discovery to chosen interfaces on
+// machines with VPNs or container bridges.
+//
+// Tests never run discovery with its defaults in a machine's own network
+// namespace: they restrict it to loopback (Interfaces "lo", Destinations
+// 127.255.255.255, mDNS off) or run it in namespaces built by
+// internal/netlab.
+package discovery

@@ -1,0 +1,195 @@
+//go:build linux
+
+package netlab
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// HelperEnv names the environment variable that tells a re-executed test
+// binary which role to play.
+const HelperEnv = "LANMESH_NETLAB_HELPER"
+
+// HelperRole returns the role this process was started for by StartHelper,
+// or "" in an ordinary test run. The test binary's TestHelperProcess
+// switches on it:
+//
+//	func TestHelperProcess(t *testing.T) {
+//		switch netlab.HelperRole() {
+//		case "":
+//			return // an ordinary run
+//		case "node":
+//			runNode() // print lines on stdout; exit when told
+//		}
+//	}
+func HelperRole() string { return os.Getenv(HelperEnv) }
+
+// ErrTimeout is returned when no matching line arrived in time.
+var ErrTimeout = errors.New("netlab: timed out waiting for a line")
+
+// ErrExited is returned when the process ended before a matching line.
+var ErrExited = errors.New("netlab: helper process exited")
+
+// Proc is a helper process running in a host.
+type Proc struct {
+	t     testing.TB
+	cmd   *exec.Cmd
+	lines chan string // closed when stdout ends
+	done  chan struct{}
+
+	// errMu guards stderr and waitErr.
+	errMu   sync.Mutex
+	stderr  bytes.Buffer
+	waitErr error
+}
+
+// maxStderr bounds what is kept of a helper's stderr for failure reports.
+const maxStderr = 64 << 10
+
+// StartHelper runs this test binary in the host with the given role and
+// extra environment ("K=V"), running only TestHelperProcess. The child's
+// stdout lines are read by Next and WaitLine. The child is killed if the
+// test process dies, and killed and reaped by t.Cleanup.
+func (h *Host) StartHelper(t testing.TB, role string, env ...string) *Proc {
+	t.Helper()
+	cmd := h.Command(context.Background(), os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd.Env = append(append(os.Environ(), HelperEnv+"="+role), env...)
+	if _, set := os.LookupEnv("GORACE"); !set {
+		// A race-enabled binary sleeps 1 s at exit by default; helpers
+		// stop and start often, and their races are still reported.
+		cmd.Env = append(cmd.Env, "GORACE=atexit_sleep_ms=0")
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p := &Proc{t: t, cmd: cmd, lines: make(chan string, 4096), done: make(chan struct{})}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatalf("netlab: helper %s: %v", role, err)
+	}
+	cmd.Stderr = writerFunc(p.keepStderr)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("netlab: start helper %s in %s: %v", role, h.Name, err)
+	}
+	go p.read(stdout)
+	t.Cleanup(func() { p.Kill() })
+	return p
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+func (p *Proc) keepStderr(b []byte) (int, error) {
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	if room := maxStderr - p.stderr.Len(); room > 0 {
+		p.stderr.Write(b[:min(len(b), room)])
+	}
+	return len(b), nil
+}
+
+func (p *Proc) read(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		select {
+		case p.lines <- sc.Text():
+		default:
+			// A test that reads nothing must not stall the child; the
+			// line is lost, and a test that needed it times out loudly.
+		}
+	}
+	close(p.lines)
+	err := p.cmd.Wait()
+	p.errMu.Lock()
+	p.waitErr = err
+	p.errMu.Unlock()
+	close(p.done)
+}
+
+// Pid returns the child's process id (the test binary's, not a wrapper's).
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
+// Next returns the next stdout line within timeout.
+func (p *Proc) Next(timeout time.Duration) (string, error) {
+	return p.WaitLine(timeout, func(string) bool { return true })
+}
+
+// WaitLine returns the first stdout line that match accepts, discarding
+// the lines before it, within timeout.
+func (p *Proc) WaitLine(timeout time.Duration, match func(line string) bool) (string, error) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		select {
+		case line, ok := <-p.lines:
+			if !ok {
+				return "", fmt.Errorf("%w: %s", ErrExited, p.Stderr())
+			}
+			if match(line) {
+				return line, nil
+			}
+		case <-deadline.C:
+			return "", ErrTimeout
+		}
+	}
+}
+
+// Signal sends sig to the child.
+func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Wait waits, at most timeout, for the child to exit and returns its exit
+// error.
+func (p *Proc) Wait(timeout time.Duration) error {
+	select {
+	case <-p.done:
+		p.errMu.Lock()
+		defer p.errMu.Unlock()
+		return p.waitErr
+	case <-time.After(timeout):
+		return ErrTimeout
+	}
+}
+
+// Stop asks the child to exit with SIGTERM and kills it if it has not
+// within timeout.
+func (p *Proc) Stop(timeout time.Duration) error {
+	_ = p.Signal(syscall.SIGTERM)
+	if err := p.Wait(timeout); !errors.Is(err, ErrTimeout) {
+		return err
+	}
+	return p.Kill()
+}
+
+// Kill kills the child with SIGKILL (no chance to say goodbye) and reaps it.
+func (p *Proc) Kill() error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	_ = p.cmd.Process.Kill()
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("netlab: helper %d not reaped 10s after SIGKILL", p.Pid())
+	}
+}
+
+// Stderr returns what the child wrote on stderr (at most 64 KiB).
+func (p *Proc) Stderr() string {
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	return p.stderr.String()
+}

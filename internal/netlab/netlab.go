@@ -1,0 +1,295 @@
+//go:build linux
+
+package netlab
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// namePrefix starts every namespace name made by this package; the next
+// field is the pid of the process that made it, so that stale ones can be
+// told from those of a run still going.
+const namePrefix = "lmt"
+
+// cmdTimeout bounds every ip(8) invocation.
+const cmdTimeout = 10 * time.Second
+
+var labSeq atomic.Uint32
+
+// Lab is a LAN of network namespaces.
+type Lab struct {
+	t      testing.TB
+	Name   string       // the namespace name prefix of this lab
+	Bridge string       // the bridge's namespace
+	Subnet netip.Prefix // the hosts' /24
+	Gate   netip.Addr   // the bridge's address: the hosts' default route
+	Hosts  []*Host
+}
+
+// Host is one machine of the lab.
+type Host struct {
+	lab    *Lab
+	Name   string     // a short name, h1..hN; also the host name in Command
+	NS     string     // the network namespace
+	Iface  string     // the host's interface, eth0
+	Addr   netip.Addr // the host's address in Lab.Subnet
+	brPort string     // the veth end in the bridge namespace
+}
+
+// Available reports why a lab cannot be built here, or nil.
+func Available() error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("netlab: needs root to create network namespaces")
+	}
+	for _, tool := range []string{"ip", "unshare"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("netlab: %s not found: %w", tool, err)
+		}
+	}
+	return nil
+}
+
+// New builds a lab of n hosts and registers its removal with t.Cleanup.
+// It skips the test when Available says no, and fails it if the lab
+// cannot be built (removing what was made).
+func New(t testing.TB, n int) *Lab {
+	t.Helper()
+	if err := Available(); err != nil {
+		t.Skipf("skipping multi-host test: %v", err)
+	}
+	if n < 1 || n > 250 {
+		t.Fatalf("netlab: %d hosts; want 1..250", n)
+	}
+	removeStale(t)
+	seq := labSeq.Add(1)
+	name := fmt.Sprintf("%s%d-%d", namePrefix, os.Getpid(), seq)
+	third := byte(seq % 250)
+	l := &Lab{
+		t:      t,
+		Name:   name,
+		Bridge: name + "-br",
+		Subnet: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 77, third, 0}), 24),
+		Gate:   netip.AddrFrom4([4]byte{10, 77, third, 254}),
+	}
+	t.Cleanup(l.remove)
+	if err := l.build(n); err != nil {
+		t.Fatalf("netlab: build: %v", err)
+	}
+	return l
+}
+
+func (l *Lab) build(n int) error {
+	br := l.Bridge
+	steps := [][]string{
+		{"netns", "add", br},
+		{"-n", br, "link", "set", "lo", "up"},
+		{"-n", br, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0", "stp_state", "0", "forward_delay", "0"},
+		{"-n", br, "addr", "add", l.Gate.String() + "/24", "dev", "br0"},
+		{"-n", br, "link", "set", "br0", "up"},
+	}
+	for _, s := range steps {
+		if err := ipCmd(s...); err != nil {
+			return err
+		}
+	}
+	for i := 1; i <= n; i++ {
+		a := l.Subnet.Addr().As4()
+		a[3] = byte(i)
+		h := &Host{
+			lab:    l,
+			Name:   fmt.Sprintf("h%d", i),
+			NS:     fmt.Sprintf("%s-h%d", l.Name, i),
+			Iface:  "eth0",
+			Addr:   netip.AddrFrom4(a),
+			brPort: fmt.Sprintf("v%d", i),
+		}
+		l.Hosts = append(l.Hosts, h)
+		if err := h.build(); err != nil {
+			return fmt.Errorf("host %s: %w", h.Name, err)
+		}
+	}
+	for _, h := range l.Hosts {
+		if err := h.waitReady(); err != nil {
+			return fmt.Errorf("host %s: %w", h.Name, err)
+		}
+	}
+	return nil
+}
+
+func (h *Host) build() error {
+	br, ns := h.lab.Bridge, h.NS
+	if err := ipCmd("netns", "add", ns); err != nil {
+		return err
+	}
+	// Before the interface exists, so that its own settings inherit the
+	// defaults: no duplicate address detection (an IPv6 link-local address
+	// is otherwise unusable for 1-2 s) and no reverse-path filter.
+	if err := nsExec(ns, "sysctl", "-q", "-w",
+		"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
+		"net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"); err != nil {
+		return err
+	}
+	steps := [][]string{
+		{"-n", ns, "link", "set", "lo", "up"},
+		// Both ends are created inside the lab's namespaces, never in the
+		// machine's own.
+		{"-n", br, "link", "add", h.brPort, "type", "veth", "peer", "name", h.Iface, "netns", ns},
+		{"-n", br, "link", "set", h.brPort, "master", "br0"},
+		{"-n", br, "link", "set", h.brPort, "up"},
+		{"-n", ns, "addr", "add", h.Addr.String() + "/24", "dev", h.Iface},
+		{"-n", ns, "link", "set", h.Iface, "multicast", "on"},
+		{"-n", ns, "link", "set", h.Iface, "up"},
+		// Without a default route, 255.255.255.255 and 224.0.0.251 are
+		// unreachable (ENETUNREACH).
+		{"-n", ns, "route", "replace", "default", "via", h.lab.Gate.String()},
+	}
+	for _, s := range steps {
+		if err := ipCmd(s...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitReady waits, bounded, until both ends of the host's link report UP
+// and the bridge port forwards, then a short settle: packets sent just
+// after link-up have been seen lost.
+func (h *Host) waitReady() error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		hostUp := operUp(h.NS, h.Iface)
+		brUp := operUp(h.lab.Bridge, h.brPort)
+		fwd := bridgeForwarding(h.lab.Bridge, h.brPort)
+		if hostUp && brUp && fwd {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("link not ready after 5s (host up %v, bridge port up %v, forwarding %v)", hostUp, brUp, fwd)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(settle)
+	return nil
+}
+
+// settle follows link readiness; see waitReady.
+const settle = 200 * time.Millisecond
+
+func operUp(ns, dev string) bool {
+	out, err := ipOut("-n", ns, "-br", "link", "show", "dev", dev)
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(out)
+	return len(f) >= 2 && f[1] == "UP"
+}
+
+func bridgeForwarding(ns, dev string) bool {
+	out, err := run("bridge", "-n", ns, "link", "show", "dev", dev)
+	if err != nil {
+		// Without bridge(8), operstate has to do.
+		return true
+	}
+	return strings.Contains(out, "state forwarding")
+}
+
+// LinkDown cuts the host off the LAN, as if its cable were pulled.
+func (h *Host) LinkDown() error {
+	return ipCmd("-n", h.NS, "link", "set", h.Iface, "down")
+}
+
+// LinkUp reconnects the host and restores its default route (which the
+// kernel dropped with the link), waiting until the link is ready.
+func (h *Host) LinkUp() error {
+	if err := ipCmd("-n", h.NS, "link", "set", h.Iface, "up"); err != nil {
+		return err
+	}
+	if err := ipCmd("-n", h.NS, "route", "replace", "default", "via", h.lab.Gate.String()); err != nil {
+		return err
+	}
+	return h.waitReady()
+}
+
+// Command returns a command that runs name inside the host: in its network
+// namespace and in a UTS namespace of its own whose host name is h.Name.
+func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	// unshare and sh exec in place, so the command's pid is the program's:
+	// a test can kill -9 exactly the program.
+	a := []string{"netns", "exec", h.NS, "unshare", "--uts", "--", "sh", "-c",
+		`hostname "$0" && exec "$@"`, h.Name, name}
+	return exec.CommandContext(ctx, "ip", append(a, args...)...)
+}
+
+// remove deletes the lab's namespaces; deleting a namespace deletes its
+// interfaces. Errors are logged, not fatal: cleanup must run to the end.
+func (l *Lab) remove() {
+	for _, h := range l.Hosts {
+		if err := ipCmd("netns", "del", h.NS); err != nil && !strings.Contains(err.Error(), "No such file") {
+			l.t.Logf("netlab: remove %s: %v", h.NS, err)
+		}
+	}
+	if err := ipCmd("netns", "del", l.Bridge); err != nil && !strings.Contains(err.Error(), "No such file") {
+		l.t.Logf("netlab: remove %s: %v", l.Bridge, err)
+	}
+}
+
+// removeStale deletes namespaces of this package whose creating process
+// is gone: left behind by a run that crashed or was killed.
+func removeStale(t testing.TB) {
+	out, err := ipOut("netns", "list")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], namePrefix) {
+			continue
+		}
+		pidStr, _, ok := strings.Cut(strings.TrimPrefix(f[0], namePrefix), "-")
+		pid, err := strconv.Atoi(pidStr)
+		if !ok || err != nil {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+			continue // its maker is still running
+		}
+		if err := ipCmd("netns", "del", f[0]); err == nil {
+			t.Logf("netlab: removed stale namespace %s", f[0])
+		}
+	}
+}
+
+func nsExec(ns string, args ...string) error {
+	_, err := run("ip", append([]string{"netns", "exec", ns}, args...)...)
+	return err
+}
+
+func ipCmd(args ...string) error {
+	_, err := run("ip", args...)
+	return err
+}
+
+func ipOut(args ...string) (string, error) { return run("ip", args...) }
+
+func run(name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+	}
+	return out.String(), nil
+}

@@ -1,0 +1,203 @@
+package mesh
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lanmesh/lanmesh/codec"
+	"github.com/lanmesh/lanmesh/message"
+)
+
+// processInstance is this program's instance id: new each time it starts, so
+// that peers can tell a restarted node from a reconnecting one.
+var processInstance = uuid.New()
+
+// Config configures links, Messengers and Listeners. Start from
+// DefaultConfig, change what you need, and let the constructors call
+// Validate. A Config is copied on use; changing it afterwards changes nothing.
+type Config struct {
+	// NodeID names this node in the mesh. Default: a random id made by
+	// DefaultConfig. Keep the same id across restarts (store it) if peers
+	// should recognise the node; the nil UUID is invalid.
+	NodeID uuid.UUID
+	// InstanceID changes each time the program starts, so peers tell a
+	// restart from a reconnection. Default: random, made once per process.
+	InstanceID uuid.UUID
+	// Name is the node's name for people (at most 255 bytes of UTF-8).
+	// Default: the host name.
+	Name string
+	// Mesh names the mesh; peers with another name are refused (at most 255
+	// bytes, not empty). Default "lanmesh". Give each game or program its
+	// own, so two of them on one LAN never link by mistake.
+	Mesh string
+	// Codec is "binary", "msgpack" or "json"; both ends must agree. Default
+	// "binary": the fastest and cable_car-compatible, but frames hold at most
+	// 254 bytes and every type needs a binary form.
+	Codec string
+	// Registry resolves message types. Default (nil): message.Default.
+	Registry *message.Registry
+	// ListenPort is the port this node advertises in its handshake, so that
+	// a peer that was dialled knows where to dial back. Default 0 (none);
+	// Listen fills it from the first address it binds when it is 0.
+	ListenPort uint16
+	// Transport makes connections. Default (nil): TCP.
+	Transport Transport
+
+	// HandshakeTimeout bounds a whole handshake. Default 5 s. Shorter frees
+	// a listener from silent connections sooner; too short fails on a busy
+	// or lossy network.
+	HandshakeTimeout time.Duration
+	// PingInterval is how often a link sends a ping, which measures the
+	// round-trip time and proves it is alive. Default 500 ms; it must be
+	// under Silence. Shorter measures RTT more often for a few bytes more.
+	PingInterval time.Duration
+	// Silence is how long a link may receive nothing at all before the peer
+	// is declared gone (ErrSilence). Default 3 s. Shorter notices a dead peer
+	// sooner but may drop one that stalls (a paused debugger, a GC pause).
+	// The time the link spends waiting for the application to take messages
+	// (a full receive queue) does not count.
+	Silence time.Duration
+	// WriteTimeout is how long the peer may refuse our bytes (its receive
+	// window full because it does not read) before the link closes with
+	// ErrWriteTimeout. Default 10 s. Until then Send reports
+	// ErrBackpressure once the send buffer is full.
+	WriteTimeout time.Duration
+	// CloseTimeout bounds a graceful close: flushing what is pending, the
+	// Bye, and waiting for the peer to finish. Default 2 s.
+	CloseTimeout time.Duration
+	// SendBufferLimit is the most bytes Send queues before Xfer hands them to
+	// the network; past it Send returns ErrBackpressure. Default 1 MiB. At
+	// most twice this is held per link (one batch queued, one being written).
+	// Larger absorbs longer stalls; smaller reports them sooner.
+	SendBufferLimit int
+	// ReceiveQueueLimit is how many received messages wait for Get before
+	// the link stops reading, which in turn stops the peer (its Sends return
+	// ErrBackpressure). Default 4096.
+	ReceiveQueueLimit int
+	// AutoFlush makes Send hand its bytes to the network itself, as soon as
+	// the writer is free, for programs that are not game loops. Default
+	// false: bytes move on Xfer (or Flush), so that a game loop sends each
+	// tick's messages in one write.
+	AutoFlush bool
+	// Logger receives the link's log: Debug per event, Warn on dropped
+	// frames, Error once per link for what an operator can act on. Default
+	// (nil): nothing is logged.
+	Logger *slog.Logger
+}
+
+// Default values of Config.
+const (
+	DefaultMesh              = "lanmesh"
+	DefaultCodec             = "binary"
+	DefaultHandshakeTimeout  = 5 * time.Second
+	DefaultPingInterval      = 500 * time.Millisecond
+	DefaultSilence           = 3 * time.Second
+	DefaultWriteTimeout      = 10 * time.Second
+	DefaultCloseTimeout      = 2 * time.Second
+	DefaultSendBufferLimit   = 1 << 20
+	DefaultReceiveQueueLimit = 4096
+
+	// minSendBufferLimit leaves room for at least a few binary frames and
+	// the control frames.
+	minSendBufferLimit = 1024
+)
+
+// DefaultConfig returns a Config with every default filled in and a new
+// random NodeID.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	if len(host) > maxString {
+		host = host[:maxString]
+	}
+	return Config{
+		NodeID:            uuid.New(),
+		InstanceID:        processInstance,
+		Name:              host,
+		Mesh:              DefaultMesh,
+		Codec:             DefaultCodec,
+		HandshakeTimeout:  DefaultHandshakeTimeout,
+		PingInterval:      DefaultPingInterval,
+		Silence:           DefaultSilence,
+		WriteTimeout:      DefaultWriteTimeout,
+		CloseTimeout:      DefaultCloseTimeout,
+		SendBufferLimit:   DefaultSendBufferLimit,
+		ReceiveQueueLimit: DefaultReceiveQueueLimit,
+	}
+}
+
+// Validate reports the first bad field, wrapping ErrConfig.
+func (c *Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
+	}
+	switch {
+	case c.NodeID == uuid.Nil:
+		return bad("NodeID is the nil UUID")
+	case c.InstanceID == uuid.Nil:
+		return bad("InstanceID is the nil UUID")
+	case len(c.Name) > maxString:
+		return bad("Name is %d bytes, at most %d", len(c.Name), maxString)
+	case c.Mesh == "" || len(c.Mesh) > maxString:
+		return bad("Mesh must be 1 to %d bytes", maxString)
+	case !slices.Contains(codec.Names(), c.Codec):
+		return bad("Codec %q is none of %v", c.Codec, codec.Names())
+	case c.HandshakeTimeout <= 0:
+		return bad("HandshakeTimeout must be positive")
+	case c.Silence <= 0:
+		return bad("Silence must be positive")
+	case c.PingInterval <= 0 || c.PingInterval >= c.Silence:
+		return bad("PingInterval %v must be positive and under Silence %v", c.PingInterval, c.Silence)
+	case c.WriteTimeout <= 0:
+		return bad("WriteTimeout must be positive")
+	case c.CloseTimeout <= 0:
+		return bad("CloseTimeout must be positive")
+	case c.SendBufferLimit < minSendBufferLimit:
+		return bad("SendBufferLimit %d is under %d", c.SendBufferLimit, minSendBufferLimit)
+	case c.ReceiveQueueLimit < 1:
+		return bad("ReceiveQueueLimit must be at least 1")
+	}
+	return nil
+}
+
+// registry returns the registry in use.
+func (c *Config) registry() *message.Registry {
+	if c.Registry == nil {
+		return message.Default
+	}
+	return c.Registry
+}
+
+// logger returns the logger in use; nil means discard.
+func (c *Config) logger() *slog.Logger {
+	if c.Logger == nil {
+		return discardLogger
+	}
+	return c.Logger
+}
+
+// transport returns the transport in use.
+func (c *Config) transport() Transport {
+	if c.Transport == nil {
+		return TCP
+	}
+	return c.Transport
+}
+
+// Hello returns the handshake this configuration announces.
+func (c *Config) Hello() Hello {
+	return Hello{
+		NodeID:     c.NodeID,
+		InstanceID: c.InstanceID,
+		Name:       c.Name,
+		Mesh:       c.Mesh,
+		Codec:      c.Codec,
+		ListenPort: c.ListenPort,
+	}
+}
+
+var discardLogger = slog.New(slog.DiscardHandler)

@@ -1,0 +1,221 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Dial connects to a node listening at addr (a known address: no discovery)
+// over cfg.Transport, runs the handshake and returns the Messenger. ctx
+// bounds the dial and the handshake; so does cfg.HandshakeTimeout.
+func Dial(ctx context.Context, cfg Config, addr string) (*Messenger, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	conn, err := cfg.transport().Dial(ctx, addr)
+	if err != nil {
+		return nil, fmt.Errorf("mesh: dial %s: %w", addr, err)
+	}
+	local := cfg.Hello()
+	remote, err := Handshake(ctx, conn, local, cfg)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	m, err := newMessenger(conn, cfg, local, remote)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// maxPendingHandshakes bounds how many connections a Listener handshakes at
+// once, so that a flood of silent connections costs bounded memory; the
+// rest wait in the kernel's backlog.
+const maxPendingHandshakes = 64
+
+// Listener accepts links on one or more addresses: the server side of Dial.
+// Each connection is handshaken on its own goroutine, so a slow or hostile
+// one never holds up the others; failures are logged and the connection
+// dropped, and Accept returns only links that are up.
+type Listener struct {
+	cfg       Config
+	lns       []net.Listener
+	ready     chan *Messenger
+	ctx       context.Context // ends handshakes in progress on Close
+	cancel    context.CancelFunc
+	sem       chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// Listen listens on each of addrs over cfg.Transport (a server can listen on
+// several addresses, one per interface say). When cfg.ListenPort is 0 it
+// advertises the port of the first address.
+func Listen(cfg Config, addrs ...string) (*Listener, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("%w: Listen needs at least one address", ErrConfig)
+	}
+	l := &Listener{cfg: cfg, ready: make(chan *Messenger), sem: make(chan struct{}, maxPendingHandshakes)}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	for _, addr := range addrs {
+		ln, err := cfg.transport().Listen(addr)
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("mesh: listen %s: %w", addr, err)
+		}
+		l.lns = append(l.lns, ln)
+	}
+	if l.cfg.ListenPort == 0 {
+		if _, port, err := net.SplitHostPort(l.lns[0].Addr().String()); err == nil {
+			p, _ := strconv.ParseUint(port, 10, 16)
+			l.cfg.ListenPort = uint16(p)
+		}
+	}
+	for _, ln := range l.lns {
+		l.wg.Add(1)
+		go l.acceptLoop(ln)
+	}
+	return l, nil
+}
+
+// Addr returns the first address listened on.
+func (l *Listener) Addr() net.Addr { return l.lns[0].Addr() }
+
+// Addrs returns every address listened on.
+func (l *Listener) Addrs() []net.Addr {
+	out := make([]net.Addr, len(l.lns))
+	for i, ln := range l.lns {
+		out[i] = ln.Addr()
+	}
+	return out
+}
+
+// Accept returns the next link that completed its handshake, waiting until
+// ctx ends or the Listener is closed (ErrListenerClosed).
+func (l *Listener) Accept(ctx context.Context) (*Messenger, error) {
+	select {
+	case m := <-l.ready:
+		return m, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-l.ctx.Done():
+		return nil, ErrListenerClosed
+	}
+}
+
+// Close stops listening, abandons handshakes in progress and closes links
+// that Accept has not returned; those it returned are the caller's. It
+// returns once every goroutine of the Listener has ended.
+func (l *Listener) Close() error {
+	l.closeOnce.Do(func() {
+		l.cancel()
+		for _, ln := range l.lns {
+			ln.Close()
+		}
+	})
+	l.wg.Wait()
+	return nil
+}
+
+func (l *Listener) acceptLoop(ln net.Listener) {
+	defer l.wg.Done()
+	delay := time.Duration(0)
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if l.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off, bounded.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			l.cfg.logger().Warn("mesh: accept failed", "addr", ln.Addr(), "err", err, "retry", delay)
+			select {
+			case <-time.After(delay):
+				continue
+			case <-l.ctx.Done():
+				return
+			}
+		}
+		delay = 0
+		select {
+		case l.sem <- struct{}{}:
+		case <-l.ctx.Done():
+			conn.Close()
+			return
+		}
+		l.wg.Add(1)
+		go l.handshake(conn)
+	}
+}
+
+func (l *Listener) handshake(conn net.Conn) {
+	defer l.wg.Done()
+	local := l.cfg.Hello()
+	remote, err := Handshake(l.ctx, conn, local, l.cfg)
+	<-l.sem
+	if err != nil {
+		conn.Close()
+		l.cfg.logger().Warn("mesh: incoming link refused", "addr", conn.RemoteAddr(), "err", err)
+		return
+	}
+	m, err := newMessenger(conn, l.cfg, local, remote)
+	if err != nil {
+		conn.Close()
+		return
+	}
+	select {
+	case l.ready <- m:
+	case <-l.ctx.Done():
+		m.CloseReason("listener closed")
+	}
+}
+
+// Serve accepts links and starts h on each (see Messenger.Handle), as a
+// server built on callbacks does, until ctx ends (it returns ctx.Err()) or
+// the Listener is closed (ErrListenerClosed). Before it returns it closes
+// every link it started that is still open.
+func (l *Listener) Serve(ctx context.Context, h Handlers) error {
+	// live holds the links still open, so that they can be closed on return.
+	var mu sync.Mutex
+	live := map[*Messenger]struct{}{}
+	onClose := h.OnClose
+	h.OnClose = func(m *Messenger, err error) {
+		mu.Lock()
+		delete(live, m)
+		mu.Unlock()
+		if onClose != nil {
+			onClose(m, err)
+		}
+	}
+	defer func() {
+		mu.Lock()
+		open := make([]*Messenger, 0, len(live))
+		for m := range live {
+			open = append(open, m)
+		}
+		mu.Unlock()
+		for _, m := range open {
+			m.CloseReason("server stopping")
+		}
+	}()
+	for {
+		m, err := l.Accept(ctx)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		live[m] = struct{}{}
+		mu.Unlock()
+		m.Handle(h)
+	}
+}

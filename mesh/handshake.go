@@ -1,0 +1,373 @@
+package mesh
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Handshake wire constants; mesh/doc.go describes the bytes.
+const (
+	// ProtocolVersion is the link protocol version this package speaks.
+	ProtocolVersion = 1
+	// SuiteNone is the key-exchange suite of a link without one: the only
+	// suite of version 1. A later version negotiates others in the same field.
+	SuiteNone = 0
+
+	handshakeMagic   = "LNMH"
+	handshakeHeader  = 8
+	maxHandshakeBody = 1024
+	maxString        = 255
+	helloFixed       = 16 + 16 + 2 + 1 + 1 // ids, port, suite, flags
+)
+
+// Handshake frame kinds, an append-only list.
+const (
+	kindHello  byte = 1
+	kindReject byte = 2
+	kindAccept byte = 3
+)
+
+// Reject codes, an append-only list. Each names the sentinel the rejected
+// side reports; a code this version does not know reads as ErrRejected.
+const (
+	rejectOther     byte = 0
+	rejectMalformed byte = 1
+	rejectVersion   byte = 2
+	rejectMesh      byte = 3
+	rejectCodec     byte = 4
+	rejectTimeout   byte = 5
+	rejectSuite     byte = 6
+)
+
+var rejectSentinels = map[byte]error{
+	rejectOther:     ErrRejected,
+	rejectMalformed: ErrHandshake,
+	rejectVersion:   ErrVersion,
+	rejectMesh:      ErrMeshMismatch,
+	rejectCodec:     ErrCodecMismatch,
+	rejectTimeout:   ErrHandshakeTimeout,
+	rejectSuite:     ErrHandshake,
+}
+
+func rejectCode(sentinel error) byte {
+	for code, s := range rejectSentinels {
+		if s == sentinel && code != rejectSuite {
+			return code
+		}
+	}
+	return rejectOther
+}
+
+// Hello is what each side of a link announces in its handshake.
+type Hello struct {
+	// NodeID names the node; never the nil UUID.
+	NodeID uuid.UUID
+	// InstanceID changes each time the node's program starts; never nil.
+	InstanceID uuid.UUID
+	// Name is the node's name for people, up to 255 bytes of UTF-8.
+	Name string
+	// Mesh is the mesh's name, 1 to 255 bytes of UTF-8.
+	Mesh string
+	// Codec names the codec the node speaks after the handshake, 1 to 255
+	// bytes of UTF-8.
+	Codec string
+	// ListenPort is where the node accepts links (0: it does not).
+	ListenPort uint16
+	// Suite is the key-exchange suite offered (SuiteNone in version 1) and
+	// SuiteData its payload, empty for SuiteNone. Kept for the issue that adds
+	// authenticated links.
+	Suite     byte
+	SuiteData []byte
+}
+
+// AppendBinary appends h as a complete Hello frame, header included.
+func (h Hello) AppendBinary(dst []byte) ([]byte, error) {
+	switch {
+	case len(h.Name) > maxString || len(h.Mesh) > maxString || len(h.Codec) > maxString:
+		return dst, fmt.Errorf("%w: a name, mesh or codec over %d bytes", ErrHandshake, maxString)
+	case len(h.SuiteData) > maxHandshakeBody:
+		return dst, fmt.Errorf("%w: suite data of %d bytes", ErrHandshake, len(h.SuiteData))
+	}
+	start := len(dst)
+	dst = appendHeader(dst, kindHello)
+	dst = append(dst, h.NodeID[:]...)
+	dst = append(dst, h.InstanceID[:]...)
+	dst = binary.BigEndian.AppendUint16(dst, h.ListenPort)
+	dst = append(dst, h.Suite, 0) // suite, flags
+	for _, s := range []string{h.Name, h.Mesh, h.Codec} {
+		dst = append(dst, byte(len(s)))
+		dst = append(dst, s...)
+	}
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(h.SuiteData)))
+	dst = append(dst, h.SuiteData...)
+	body := len(dst) - start - handshakeHeader
+	if body > maxHandshakeBody {
+		return dst[:start], fmt.Errorf("%w: hello of %d bytes, at most %d", ErrHandshake, body, maxHandshakeBody)
+	}
+	binary.BigEndian.PutUint16(dst[start+6:], uint16(body))
+	return dst, nil
+}
+
+func appendHeader(dst []byte, kind byte) []byte {
+	dst = append(dst, handshakeMagic...)
+	return append(dst, ProtocolVersion, kind, 0, 0)
+}
+
+// appendReject appends a Reject frame; the reason is cut to 255 bytes at a
+// rune boundary.
+func appendReject(dst []byte, code byte, reason string) []byte {
+	if len(reason) > maxString {
+		reason = reason[:maxString]
+		for len(reason) > 0 && !utf8.ValidString(reason) {
+			reason = reason[:len(reason)-1]
+		}
+	}
+	dst = appendHeader(dst, kindReject)
+	dst[len(dst)-1] = byte(2 + len(reason))
+	dst = append(dst, code, byte(len(reason)))
+	return append(dst, reason...)
+}
+
+func appendAccept(dst []byte) []byte { return appendHeader(dst, kindAccept) }
+
+// ParseHello reads a complete Hello frame, header included, rejecting
+// anything it cannot trust: another magic or version, another frame kind,
+// lengths that disagree, bytes after the last field, nil ids, reserved flags,
+// names that are not UTF-8, an empty mesh or codec.
+func ParseHello(frame []byte) (Hello, error) {
+	if len(frame) < handshakeHeader {
+		return Hello{}, fmt.Errorf("%w: %d bytes, a frame has at least %d", ErrHandshake, len(frame), handshakeHeader)
+	}
+	kind, n, err := parseHeader(frame[:handshakeHeader])
+	if err != nil {
+		return Hello{}, err
+	}
+	if kind != kindHello {
+		return Hello{}, fmt.Errorf("%w: frame kind %d, want hello", ErrHandshake, kind)
+	}
+	if len(frame) != handshakeHeader+n {
+		return Hello{}, fmt.Errorf("%w: header says %d body bytes, frame has %d", ErrHandshake, n, len(frame)-handshakeHeader)
+	}
+	return parseHelloBody(frame[handshakeHeader:])
+}
+
+// parseHeader checks a frame header and returns its kind and body length.
+func parseHeader(h []byte) (kind byte, n int, err error) {
+	if string(h[:4]) != handshakeMagic {
+		return 0, 0, fmt.Errorf("%w: no %q magic (got % x): not a lanmesh peer", ErrHandshake, handshakeMagic, h[:4])
+	}
+	if h[4] != ProtocolVersion {
+		return 0, 0, fmt.Errorf("%w: peer speaks version %d, this node %d", ErrVersion, h[4], ProtocolVersion)
+	}
+	n = int(binary.BigEndian.Uint16(h[6:]))
+	if n > maxHandshakeBody {
+		return 0, 0, fmt.Errorf("%w: body of %d bytes, at most %d", ErrHandshake, n, maxHandshakeBody)
+	}
+	return h[5], n, nil
+}
+
+func parseHelloBody(b []byte) (Hello, error) {
+	bad := func(what string) (Hello, error) { return Hello{}, fmt.Errorf("%w: hello: %s", ErrHandshake, what) }
+	if len(b) < helloFixed {
+		return bad("too short")
+	}
+	var h Hello
+	copy(h.NodeID[:], b[0:16])
+	copy(h.InstanceID[:], b[16:32])
+	h.ListenPort = binary.BigEndian.Uint16(b[32:])
+	h.Suite = b[34]
+	if b[35] != 0 {
+		return bad(fmt.Sprintf("reserved flags 0x%02x", b[35]))
+	}
+	if h.NodeID == uuid.Nil || h.InstanceID == uuid.Nil {
+		return bad("nil node or instance id")
+	}
+	b = b[helloFixed:]
+	var strs [3]string
+	for i := range strs {
+		if len(b) < 1 || len(b) < 1+int(b[0]) {
+			return bad("string overruns the frame")
+		}
+		s := b[1 : 1+int(b[0])]
+		if !utf8.Valid(s) {
+			return bad("string is not UTF-8")
+		}
+		strs[i] = string(s)
+		b = b[1+len(s):]
+	}
+	h.Name, h.Mesh, h.Codec = strs[0], strs[1], strs[2]
+	if h.Mesh == "" || h.Codec == "" {
+		return bad("empty mesh or codec")
+	}
+	if len(b) < 2 || len(b) != 2+int(binary.BigEndian.Uint16(b)) {
+		return bad("suite data length disagrees with the frame")
+	}
+	if len(b) > 2 {
+		h.SuiteData = append([]byte(nil), b[2:]...)
+	}
+	return h, nil
+}
+
+func parseReject(b []byte) (code byte, reason string, err error) {
+	if len(b) < 2 || len(b) != 2+int(b[1]) || !utf8.Valid(b[2:]) {
+		return 0, "", fmt.Errorf("%w: malformed reject", ErrHandshake)
+	}
+	return b[0], string(b[2:]), nil
+}
+
+// Handshake runs the opening handshake on conn, which is fresh from a
+// Transport: each side sends its Hello, checks the other's, and answers with
+// Accept or Reject. It returns the peer's Hello once both sides have
+// accepted. It never dials, and it leaves conn open either way; on failure
+// the caller closes it.
+//
+// It fails with a *CloseError wrapping ErrHandshake, ErrVersion,
+// ErrMeshMismatch, ErrCodecMismatch, ErrHandshakeTimeout, ErrConnLost or
+// ErrRejected. When this side refused, the peer was sent a Reject with the
+// reason (Remote false); when the peer refused, Reason is the peer's
+// (Remote true). The whole exchange is bounded by cfg.HandshakeTimeout and
+// ctx; when ctx ends first, the error wraps ctx.Err().
+func Handshake(ctx context.Context, conn net.Conn, local Hello, cfg Config) (Hello, error) {
+	timeout := cfg.HandshakeTimeout
+	if timeout <= 0 {
+		timeout = DefaultHandshakeTimeout
+	}
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := conn.SetDeadline(deadline); err != nil {
+		return Hello{}, closeErr(ErrConnLost, false, err.Error())
+	}
+	// A cancelled ctx unblocks reads and writes by moving the deadline.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	h := &handshaker{conn: conn, ctx: ctx, log: cfg.logger()}
+	remote, err := h.run(local)
+	if err != nil {
+		h.log.Debug("mesh: handshake failed", "remote", conn.RemoteAddr(), "err", err)
+		return Hello{}, err
+	}
+	if !stop() {
+		return Hello{}, fmt.Errorf("mesh: handshake: %w", ctx.Err())
+	}
+	if err := conn.SetDeadline(time.Time{}); err != nil {
+		return Hello{}, closeErr(ErrConnLost, false, err.Error())
+	}
+	return remote, nil
+}
+
+type handshaker struct {
+	conn net.Conn
+	ctx  context.Context
+	log  *slog.Logger
+	buf  [handshakeHeader + maxHandshakeBody]byte
+}
+
+func (h *handshaker) run(local Hello) (Hello, error) {
+	frame, err := local.AppendBinary(h.buf[:0])
+	if err != nil {
+		return Hello{}, closeErr(ErrHandshake, false, err.Error())
+	}
+	if _, err := h.conn.Write(frame); err != nil {
+		return Hello{}, h.ioErr(err)
+	}
+	kind, body, err := h.read()
+	if err != nil {
+		return Hello{}, err
+	}
+	if kind != kindHello {
+		return Hello{}, h.reject(ErrHandshake, fmt.Sprintf("expected a hello, got frame kind %d", kind))
+	}
+	remote, err := parseHelloBody(body)
+	switch {
+	case err != nil:
+		return Hello{}, h.reject(ErrHandshake, err.Error())
+	case remote.Mesh != local.Mesh:
+		return Hello{}, h.reject(ErrMeshMismatch, fmt.Sprintf("mesh %q, peer is in mesh %q", local.Mesh, remote.Mesh))
+	case remote.Codec != local.Codec:
+		return Hello{}, h.reject(ErrCodecMismatch, fmt.Sprintf("codec %q, peer speaks %q", local.Codec, remote.Codec))
+	case remote.Suite != local.Suite:
+		return Hello{}, h.rejectCode(rejectSuite, ErrHandshake, fmt.Sprintf("key exchange suite %d, peer offers %d", local.Suite, remote.Suite))
+	}
+	if _, err := h.conn.Write(appendAccept(h.buf[:0])); err != nil {
+		return Hello{}, h.ioErr(err)
+	}
+	kind, _, err = h.read()
+	if err != nil {
+		return Hello{}, err
+	}
+	if kind != kindAccept {
+		return Hello{}, h.reject(ErrHandshake, fmt.Sprintf("expected accept, got frame kind %d", kind))
+	}
+	return remote, nil
+}
+
+// read reads one frame. A Reject from the peer becomes its CloseError; bad
+// bytes are answered with a Reject.
+func (h *handshaker) read() (kind byte, body []byte, err error) {
+	hdr := h.buf[:handshakeHeader]
+	if _, err := io.ReadFull(h.conn, hdr); err != nil {
+		return 0, nil, h.ioErr(err)
+	}
+	kind, n, err := parseHeader(hdr)
+	if err != nil {
+		sentinel := ErrHandshake
+		if errors.Is(err, ErrVersion) {
+			sentinel = ErrVersion
+		}
+		return 0, nil, h.reject(sentinel, err.Error())
+	}
+	body = h.buf[handshakeHeader : handshakeHeader+n]
+	if _, err := io.ReadFull(h.conn, body); err != nil {
+		return 0, nil, h.ioErr(err)
+	}
+	if kind == kindReject {
+		code, reason, err := parseReject(body)
+		if err != nil {
+			return 0, nil, closeErr(ErrRejected, true, err.Error())
+		}
+		sentinel, ok := rejectSentinels[code]
+		if !ok {
+			sentinel = ErrRejected
+		}
+		return 0, nil, closeErr(sentinel, true, reason)
+	}
+	return kind, body, nil
+}
+
+// reject tells the peer why, as well as it can, and returns our error.
+func (h *handshaker) reject(sentinel error, reason string) error {
+	return h.rejectCode(rejectCode(sentinel), sentinel, reason)
+}
+
+func (h *handshaker) rejectCode(code byte, sentinel error, reason string) error {
+	var b [handshakeHeader + 2 + maxString]byte
+	_, _ = h.conn.Write(appendReject(b[:0], code, reason))
+	return closeErr(sentinel, false, reason)
+}
+
+// ioErr turns a read or write failure into the handshake's error.
+func (h *handshaker) ioErr(err error) error {
+	if h.ctx.Err() != nil {
+		return fmt.Errorf("mesh: handshake: %w", h.ctx.Err())
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		// Tell the peer, if it is listening at all; the write may not fit in
+		// the expired deadline, so give it a moment.
+		h.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		return h.reject(ErrHandshakeTimeout, "no handshake in time")
+	}
+	return closeErr(ErrConnLost, true, "connection ended during the handshake: "+err.Error())
+}

@@ -1,0 +1,439 @@
+package mesh
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lanmesh/lanmesh/codec"
+	"github.com/lanmesh/lanmesh/message"
+)
+
+// Sink takes the messages a Link receives. A Messenger is one (its receive
+// queue); a mesh node that merges many links into one queue is another.
+type Sink interface {
+	// Deliver takes msgs, pointers to registered types, received on l, in
+	// the order they arrived. The link calls it on its reader goroutine with
+	// what it decoded from one read (so a busy link costs one call per many
+	// messages), and reuses the slice afterwards: copy the values, not the
+	// slice. Deliver may block to make the link stop reading (which in turn
+	// stops the peer: backpressure), but once stop is closed it must return
+	// promptly. It returns how many of msgs it took, in order; the link
+	// drops and counts the rest.
+	Deliver(l *Link, msgs []any, stop <-chan struct{}) int
+}
+
+// readBatch is the most messages the reader hands a Sink at once.
+const readBatch = 128
+
+// closeMode says how a link ends.
+type closeMode struct {
+	flush bool // write what is pending first
+	bye   bool // then a Bye with the reason
+	drain bool // then read until the peer's EOF, so it gets everything
+}
+
+var (
+	closeLocal    = closeMode{flush: true, bye: true, drain: true} // Close
+	closePeerBye  = closeMode{flush: true}                         // the peer's Bye
+	closeBadInput = closeMode{bye: true}                           // the peer's bytes are bad
+	closeAbrupt   = closeMode{}                                    // the conn is gone
+)
+
+// Link is one established connection to a peer, after the handshake: it
+// frames messages with the agreed codec, batches writes, reads into a Sink,
+// keeps the link checked with pings, and closes it with a reason.
+//
+// A Link runs two goroutines, both ended by Close: a reader, which decodes
+// frames, answers pings and hands messages to the Sink, and a writer, which
+// writes each batch that Flush hands it in one write and sends the pings.
+// Its methods are safe for concurrent use.
+type Link struct {
+	conn          net.Conn
+	cfg           Config
+	codec         codec.Codec
+	local, remote Hello
+	sink          Sink
+	log           *slog.Logger
+	epoch         time.Time // RTT samples are nanoseconds since it
+
+	// sendMu guards the outgoing buffer and whether Send may add to it.
+	sendMu  sync.Mutex
+	pending []byte
+	closing bool
+	mode    closeMode
+
+	cause         atomic.Pointer[CloseError] // set once, when a close begins
+	closeDeadline atomic.Int64               // unix ns; 0 while open
+	closeOnce     sync.Once
+	flushReq      chan struct{} // a token asks the writer to write pending
+	closingCh     chan struct{} // closed when a close begins
+	done          chan struct{} // closed when the link has ended
+	readerDone    chan struct{}
+	wg            sync.WaitGroup
+	stats         linkStats
+	warnedDrop    atomic.Bool
+
+	// Owned by the writer goroutine.
+	spare   []byte
+	ping    message.Ping
+	pingSeq uint32
+	// Owned by the reader goroutine.
+	pong  message.Pong
+	batch []any // decoded, not yet delivered
+}
+
+// NewLink starts a link on conn, over which Handshake has succeeded with
+// local and remote as the two Hellos. Received messages go to sink. The link
+// owns conn from now on and closes it when it ends.
+func NewLink(conn net.Conn, cfg Config, local, remote Hello, sink Sink) (*Link, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c, err := codec.New(cfg.Codec, cfg.registry())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	l := &Link{
+		conn: conn, cfg: cfg, codec: c, local: local, remote: remote, sink: sink,
+		log:   cfg.logger().With("peer", remote.Name, "node", remote.NodeID, "addr", conn.RemoteAddr()),
+		epoch: time.Now(),
+
+		pending:    make([]byte, 0, 4096),
+		spare:      make([]byte, 0, 4096),
+		flushReq:   make(chan struct{}, 1),
+		closingCh:  make(chan struct{}),
+		done:       make(chan struct{}),
+		readerDone: make(chan struct{}),
+		batch:      make([]any, 0, min(readBatch, cfg.ReceiveQueueLimit)),
+	}
+	l.wg.Add(2)
+	go l.readLoop()
+	go l.writeLoop()
+	l.log.Debug("mesh: link open")
+	return l, nil
+}
+
+// Send encodes msg (a registered message, best passed as a pointer) into the
+// outgoing buffer and returns at once; it never waits for the network. The
+// bytes leave on the next Flush (Xfer on a Messenger), or at once with
+// Config.AutoFlush. It returns ErrBackpressure when the buffer is at
+// Config.SendBufferLimit, a codec error for a message it cannot encode, and
+// the link's *CloseError once it is closing. Control messages (Ping, Pong,
+// Bye) are the link's own: do not send them.
+func (l *Link) Send(msg any) error {
+	l.sendMu.Lock()
+	if l.closing {
+		l.sendMu.Unlock()
+		return l.cause.Load()
+	}
+	n := len(l.pending)
+	buf, err := l.codec.AppendFrame(l.pending, msg)
+	if err != nil {
+		l.sendMu.Unlock()
+		return err
+	}
+	if len(buf) > l.cfg.SendBufferLimit {
+		l.pending = buf[:n]
+		l.sendMu.Unlock()
+		if len(buf)-n > l.cfg.SendBufferLimit {
+			return fmt.Errorf("%w: a %d-byte frame exceeds SendBufferLimit %d", codec.ErrFrameTooLarge, len(buf)-n, l.cfg.SendBufferLimit)
+		}
+		return ErrBackpressure
+	}
+	l.pending = buf
+	l.sendMu.Unlock()
+	l.stats.msgsOut.Add(1)
+	if l.cfg.AutoFlush {
+		signal(l.flushReq)
+	}
+	return nil
+}
+
+// Flush hands what Send has queued to the writer goroutine, which writes it
+// in one write as soon as it is free. It never blocks.
+func (l *Link) Flush() { signal(l.flushReq) }
+
+// Close closes the link gracefully with the reason "closed"; see CloseReason.
+func (l *Link) Close() error { return l.CloseReason("closed") }
+
+// CloseReason closes the link gracefully: it writes what Send had queued,
+// then a Bye carrying reason, which the peer reports as a CloseError with
+// Remote set; then it reads until the peer hangs up, so that the peer's
+// last bytes are not lost to a reset. All of it is bounded by
+// Config.CloseTimeout. It returns when both of the link's goroutines have
+// ended. It is idempotent; a link that had already ended for another reason
+// keeps that reason.
+func (l *Link) CloseReason(reason string) error {
+	l.shutdown(closeErr(ErrClosed, false, reason), closeLocal)
+	l.wg.Wait()
+	return nil
+}
+
+// Done is closed when the link has ended.
+func (l *Link) Done() <-chan struct{} { return l.done }
+
+// Closing is closed as soon as a close begins, before Done.
+func (l *Link) Closing() <-chan struct{} { return l.closingCh }
+
+// Err returns nil while the link is open and, once a close has begun, the
+// *CloseError that says why.
+func (l *Link) Err() error {
+	if e := l.cause.Load(); e != nil {
+		return e
+	}
+	return nil
+}
+
+// Stats returns the link's counters and round-trip time.
+func (l *Link) Stats() Stats { return l.stats.snapshot() }
+
+// Local returns the Hello this side sent.
+func (l *Link) Local() Hello { return l.local }
+
+// Remote returns the Hello the peer sent.
+func (l *Link) Remote() Hello { return l.remote }
+
+// LocalAddr and RemoteAddr are the conn's addresses.
+func (l *Link) LocalAddr() net.Addr { return l.conn.LocalAddr() }
+
+// RemoteAddr is the peer's address.
+func (l *Link) RemoteAddr() net.Addr { return l.conn.RemoteAddr() }
+
+// shutdown begins a close. The first call wins; it decides the cause and
+// the mode, and the writer goroutine carries it out.
+func (l *Link) shutdown(cause *CloseError, mode closeMode) {
+	l.closeOnce.Do(func() {
+		// Store the deadline first: from here on every read and write the
+		// link starts is bounded by it.
+		deadline := time.Now().Add(l.cfg.CloseTimeout)
+		l.closeDeadline.Store(deadline.UnixNano())
+		l.sendMu.Lock()
+		l.closing = true
+		l.mode = mode
+		if !mode.flush {
+			l.pending = l.pending[:0]
+		}
+		if mode.bye {
+			if b, err := l.codec.AppendFrame(l.pending, &message.Bye{Reason: cause.Reason}); err == nil {
+				l.pending = b
+			}
+		}
+		l.cause.Store(cause)
+		l.sendMu.Unlock()
+		// Cut short a write blocked on a peer that does not read.
+		_ = l.conn.SetWriteDeadline(deadline)
+		if mode == closeAbrupt {
+			_ = l.conn.Close()
+		}
+		close(l.closingCh)
+		switch {
+		case cause.Remote || cause.Err == ErrClosed:
+			l.log.Debug("mesh: link closing", "err", cause)
+		default:
+			l.log.Error("mesh: link failed", "err", cause)
+		}
+	})
+}
+
+// deadline returns the deadline of the next read or write: the close
+// deadline once closing, else now + d.
+func (l *Link) deadline(d time.Duration) time.Time {
+	if ns := l.closeDeadline.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Now().Add(d)
+}
+
+// readLoop is the reader goroutine. Decoded messages collect in l.batch,
+// which goes to the Sink before each read from the conn, so that a busy link
+// hands over many at once and a quiet one each at once.
+func (l *Link) readLoop() {
+	defer l.wg.Done()
+	defer close(l.readerDone)
+	dec := l.codec.NewDecoder(linkReader{l})
+	for {
+		msg, _, err := dec.Decode()
+		if err != nil {
+			if codec.Recoverable(err) {
+				l.drop(1, "undecodable frame", err)
+				continue
+			}
+			l.deliver() // what came before the error is the application's
+			l.readFailed(err)
+			return
+		}
+		switch m := msg.(type) {
+		case *message.Ping:
+			l.answer(m)
+			continue
+		case *message.Pong:
+			if r := time.Since(l.epoch) - time.Duration(m.Time); r >= 0 && r < time.Minute {
+				l.stats.addRTT(r)
+			}
+			continue
+		case *message.Bye:
+			l.deliver()
+			l.shutdown(closeErr(ErrPeerBye, true, m.Reason), closePeerBye)
+			return
+		}
+		l.stats.msgsIn.Add(1)
+		l.batch = append(l.batch, msg)
+		if len(l.batch) == cap(l.batch) {
+			l.deliver()
+		}
+	}
+}
+
+// deliver hands the batch to the Sink. Once closing, what the Sink has no
+// room for is dropped.
+func (l *Link) deliver() {
+	if len(l.batch) == 0 {
+		return
+	}
+	if n := l.sink.Deliver(l, l.batch, l.closingCh); n < len(l.batch) {
+		l.drop(len(l.batch)-n, "receive queue full after close", nil)
+	}
+	clear(l.batch)
+	l.batch = l.batch[:0]
+}
+
+func (l *Link) drop(n int, why string, err error) {
+	l.stats.dropped.Add(uint64(n))
+	if l.warnedDrop.CompareAndSwap(false, true) {
+		l.log.Warn("mesh: dropping frames", "why", why, "err", err)
+	}
+}
+
+// readFailed ends the link after a read error, unless a close had already
+// begun (then the error is the expected end of the drain).
+func (l *Link) readFailed(err error) {
+	if l.cause.Load() != nil {
+		return
+	}
+	var ne net.Error
+	switch {
+	case err == io.EOF:
+		l.shutdown(closeErr(ErrConnLost, true, "the peer hung up without a bye"), closeAbrupt)
+	case errors.Is(err, codec.ErrTruncated):
+		l.shutdown(closeErr(ErrConnLost, true, "the peer hung up in the middle of a frame"), closeAbrupt)
+	case errors.As(err, &ne) && ne.Timeout():
+		l.shutdown(closeErr(ErrSilence, false, fmt.Sprintf("nothing from the peer for %v", l.cfg.Silence)), closeAbrupt)
+	case errors.Is(err, codec.ErrFrameTooLarge) || errors.Is(err, codec.ErrBadLength) ||
+		errors.Is(err, codec.ErrNoBinaryForm) || errors.Is(err, io.ErrNoProgress):
+		l.shutdown(closeErr(ErrProtocol, false, err.Error()), closeBadInput)
+	default:
+		l.shutdown(closeErr(ErrConnLost, true, err.Error()), closeAbrupt)
+	}
+}
+
+// answer queues a pong, unless the buffer is over its limit (a peer that
+// pings while not reading gets no more answers than it can take).
+func (l *Link) answer(p *message.Ping) {
+	l.sendMu.Lock()
+	if !l.closing && len(l.pending) < l.cfg.SendBufferLimit {
+		l.pong = message.Pong(*p)
+		if b, err := l.codec.AppendFrame(l.pending, &l.pong); err == nil {
+			l.pending = b
+		}
+	}
+	l.sendMu.Unlock()
+	signal(l.flushReq)
+}
+
+// linkReader is what the decoder reads: the conn, with the silence deadline
+// moved forward before every read, and bytes counted.
+type linkReader struct{ l *Link }
+
+func (r linkReader) Read(p []byte) (int, error) {
+	l := r.l
+	l.deliver() // before waiting for more bytes
+	_ = l.conn.SetReadDeadline(l.deadline(l.cfg.Silence))
+	n, err := l.conn.Read(p)
+	l.stats.bytesIn.Add(uint64(n))
+	return n, err
+}
+
+// writeLoop is the writer goroutine. It also owns the end of the link.
+func (l *Link) writeLoop() {
+	defer l.wg.Done()
+	tick := time.NewTicker(l.cfg.PingInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-l.flushReq:
+		case <-tick.C:
+			l.queuePing()
+		case <-l.closingCh:
+			l.teardown()
+			return
+		}
+		if err := l.writePending(); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				l.shutdown(closeErr(ErrWriteTimeout, false, fmt.Sprintf("the peer took no bytes for %v", l.cfg.WriteTimeout)), closeAbrupt)
+			} else {
+				l.shutdown(closeErr(ErrConnLost, true, err.Error()), closeAbrupt)
+			}
+		}
+	}
+}
+
+func (l *Link) queuePing() {
+	l.sendMu.Lock()
+	if !l.closing && len(l.pending) < l.cfg.SendBufferLimit {
+		l.pingSeq++
+		l.ping = message.Ping{Seq: l.pingSeq, Time: int64(time.Since(l.epoch))}
+		if b, err := l.codec.AppendFrame(l.pending, &l.ping); err == nil {
+			l.pending = b
+		}
+	}
+	l.sendMu.Unlock()
+}
+
+// writePending writes the pending batch in one write. Send fills the other
+// buffer meanwhile; the two swap roles each time, so nothing is allocated.
+func (l *Link) writePending() error {
+	l.sendMu.Lock()
+	batch := l.pending
+	l.pending = l.spare[:0]
+	l.sendMu.Unlock()
+	if len(batch) == 0 {
+		l.spare = batch
+		return nil
+	}
+	_ = l.conn.SetWriteDeadline(l.deadline(l.cfg.WriteTimeout))
+	n, err := l.conn.Write(batch)
+	l.stats.bytesOut.Add(uint64(n))
+	l.spare = batch[:0]
+	return err
+}
+
+// teardown carries out the close that shutdown began, on the writer
+// goroutine, and ends the link.
+func (l *Link) teardown() {
+	l.sendMu.Lock()
+	mode := l.mode
+	l.sendMu.Unlock()
+	if mode.flush || mode.bye {
+		if err := l.writePending(); err == nil {
+			if cw, ok := l.conn.(closeWriter); ok {
+				_ = cw.CloseWrite()
+			}
+		}
+	}
+	if mode.drain {
+		// The reader reads until the peer's EOF or the close deadline.
+		_ = l.conn.SetReadDeadline(l.deadline(0))
+		<-l.readerDone
+	}
+	_ = l.conn.Close()
+	<-l.readerDone
+	l.log.Debug("mesh: link closed", "err", l.cause.Load(), "stats", l.stats.snapshot())
+	close(l.done)
+}

@@ -1,0 +1,592 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lanmesh/lanmesh/codec"
+	"github.com/lanmesh/lanmesh/internal/leaktest"
+	"github.com/lanmesh/lanmesh/message"
+)
+
+func TestSendGet(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tc transportCase) {
+		leaktest.Check(t)
+		a, b := pair(t, tc, testConfig(t), testConfig(t))
+		if got := a.Remote().NodeID; got != b.Local().NodeID {
+			t.Errorf("a sees node %v, b is %v", got, b.Local().NodeID)
+		}
+		if b.Remote().ListenPort != 0 || a.Remote().ListenPort == 0 {
+			t.Errorf("listen ports: a sees %d, b sees %d; want the listener's port and 0", a.Remote().ListenPort, b.Remote().ListenPort)
+		}
+		if err := a.Send(&Msg32{Seq: 0}); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Send(Text{S: "by value"}); err != nil {
+			t.Fatal(err)
+		}
+		if b.Get() != nil {
+			t.Fatal("Get returned a message before it was sent")
+		}
+		if err := a.Xfer(); err != nil {
+			t.Fatal(err)
+		}
+		// The game-loop way: poll Get, bounded.
+		var got []any
+		for deadline := time.Now().Add(5 * time.Second); len(got) < 2 && time.Now().Before(deadline); {
+			if msg := b.Get(); msg != nil {
+				got = append(got, msg)
+			} else {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		if len(got) != 2 {
+			t.Fatalf("got %d messages, want 2", len(got))
+		}
+		if m, ok := got[0].(*Msg32); !ok || m.Seq != 0 {
+			t.Errorf("first: %#v", got[0])
+		}
+		if m, ok := got[1].(*Text); !ok || m.S != "by value" {
+			t.Errorf("second: %#v", got[1])
+		}
+		st := a.Stats()
+		if st.MsgsOut != 2 || st.BytesOut == 0 {
+			t.Errorf("a's stats: %+v", st)
+		}
+		if st := b.Stats(); st.MsgsIn != 2 || st.BytesIn == 0 {
+			t.Errorf("b's stats: %+v", st)
+		}
+	})
+}
+
+func TestCodecs(t *testing.T) {
+	for _, name := range codec.Names() {
+		t.Run(name, func(t *testing.T) {
+			leaktest.Check(t)
+			ca, cb := testConfig(t), testConfig(t)
+			ca.Codec, cb.Codec = name, name
+			a, b := pair(t, transports[0], ca, cb)
+			for i := range 100 {
+				if err := a.Send(&Msg32{Seq: uint64(i), Data: [20]byte{1, 2, 3}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a.Xfer()
+			receiveN(t, b, 100, 10*time.Second)
+		})
+	}
+}
+
+func TestFullDuplex(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tc transportCase) {
+		leaktest.Check(t)
+		a, b := pair(t, tc, testConfig(t), testConfig(t))
+		const n = 20000
+		var wg sync.WaitGroup
+		for _, m := range []*Messenger{a, b} {
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				sendN(t, m, n, 0)
+			}()
+			go func() {
+				defer wg.Done()
+				receiveN(t, m, n, 20*time.Second)
+			}()
+		}
+		wg.Wait()
+	})
+}
+
+// sendN sends n Msg32 numbered from 0, waiting out backpressure, with an
+// Xfer every 64 messages as a game loop would each tick.
+func sendN(t testing.TB, m *Messenger, n int, sender uint16) {
+	msg := &Msg32{Sender: sender}
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; i < n; {
+		msg.Seq = uint64(i)
+		err := m.Send(msg)
+		switch {
+		case err == nil:
+			i++
+			if i%64 == 0 {
+				m.Xfer()
+			}
+		case errors.Is(err, ErrBackpressure):
+			m.Xfer()
+			if time.Now().After(deadline) {
+				t.Errorf("backpressure for 20 s")
+				return
+			}
+			time.Sleep(100 * time.Microsecond)
+		default:
+			t.Errorf("Send: %v", err)
+			return
+		}
+	}
+	m.Xfer()
+}
+
+func TestConcurrentSenders(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tc transportCase) {
+		leaktest.Check(t)
+		cb := testConfig(t)
+		cb.AutoFlush = true
+		a, b := pair(t, tc, testConfig(t), cb)
+		const senders, n = 4, 2000
+		var wg sync.WaitGroup
+		for s := range senders {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sendN(t, a, n, uint16(s))
+			}()
+		}
+		next := make([]uint64, senders)
+		ctx := testCtx(t, 20*time.Second)
+		for range senders * n {
+			msg, err := b.Receive(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := msg.(*Msg32)
+			if m.Seq != next[m.Sender] {
+				t.Fatalf("sender %d: got %d, want %d", m.Sender, m.Seq, next[m.Sender])
+			}
+			next[m.Sender]++
+		}
+		wg.Wait()
+	})
+}
+
+func TestSlowReader(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tc transportCase) {
+		leaktest.Check(t)
+		ca, cb := testConfig(t), testConfig(t)
+		ca.SendBufferLimit = 4096
+		cb.ReceiveQueueLimit = 16
+		a, b := pair(t, tc, ca, cb)
+		// b does not read: a's sends fill b's queue, the transport's
+		// buffers, then a's send buffer. Send says so, and keeps saying so
+		// while b does not read: a stall is 50 refusals in a row, with an
+		// Xfer and a millisecond between them, once b's queue is full.
+		msg := &Msg32{}
+		sent, refused := 0, 0
+		deadline := time.Now().Add(20 * time.Second)
+		for refused < 50 {
+			if time.Now().After(deadline) {
+				t.Fatalf("no lasting backpressure after 20 s (%d sent)", sent)
+			}
+			msg.Seq = uint64(sent)
+			err := a.Send(msg)
+			switch {
+			case err == nil:
+				sent++
+				refused = 0
+				if sent%32 == 0 {
+					a.Xfer()
+				}
+			case errors.Is(err, ErrBackpressure):
+				if b.in.len() == cb.ReceiveQueueLimit {
+					refused++
+				}
+				a.Xfer()
+				time.Sleep(time.Millisecond)
+			default:
+				t.Fatal(err)
+			}
+		}
+		if sent < cb.ReceiveQueueLimit+ca.SendBufferLimit/32 {
+			t.Fatalf("only %d sent before the stall", sent)
+		}
+		a.sendMu.Lock()
+		pending := len(a.pending)
+		a.sendMu.Unlock()
+		if pending > ca.SendBufferLimit {
+			t.Errorf("send buffer holds %d bytes, limit %d", pending, ca.SendBufferLimit)
+		}
+		if n := b.in.len(); n > cb.ReceiveQueueLimit {
+			t.Errorf("receive queue holds %d, limit %d", n, cb.ReceiveQueueLimit)
+		}
+		// Now b reads: everything Send accepted arrives, in order.
+		a.Xfer()
+		receiveN(t, b, sent, 30*time.Second)
+		if err := a.Err(); err != nil {
+			t.Fatalf("link closed: %v", err)
+		}
+		t.Logf("%d messages accepted before backpressure", sent)
+	})
+}
+
+func TestPeerKilledMidFrame(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tc transportCase) {
+		leaktest.Check(t)
+		p := newRawPeer(t, tc, testConfig(t))
+		frame, _ := codec.NewBinary(testRegistry).AppendFrame(nil, &Msg32{Seq: 7})
+		p.conn.Write(frame)
+		p.conn.Write(frame[:10])
+		p.conn.Close()
+		msg, err := p.m.Receive(testCtx(t, 5*time.Second))
+		if err != nil || msg.(*Msg32).Seq != 7 {
+			t.Fatalf("the whole frame: %v %v", msg, err)
+		}
+		ce := wantClose(t, waitDone(t, p.m.Link, 5*time.Second), ErrConnLost, true)
+		if !strings.Contains(ce.Reason, "middle of a frame") {
+			t.Errorf("reason %q", ce.Reason)
+		}
+	})
+}
+
+func TestPeerHangsUp(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tc transportCase) {
+		leaktest.Check(t)
+		p := newRawPeer(t, tc, testConfig(t))
+		p.conn.Close()
+		wantClose(t, waitDone(t, p.m.Link, 5*time.Second), ErrConnLost, true)
+		if err := p.m.Send(&Msg32{}); !errors.Is(err, ErrConnLost) {
+			t.Errorf("Send after the end: %v", err)
+		}
+	})
+}
+
+func TestGarbageAfterHandshake(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tc transportCase) {
+		leaktest.Check(t)
+		p := newRawPeer(t, tc, testConfig(t))
+		c := codec.NewBinary(testRegistry)
+		b, _ := c.AppendFrame(nil, &Msg32{Seq: 1})
+		b = append(b, 0x00, 0xde, 0xad, 0xbe, 0xef) // length byte 0
+		p.conn.Write(b)
+		msg, err := p.m.Receive(testCtx(t, 5*time.Second))
+		if err != nil || msg.(*Msg32).Seq != 1 {
+			t.Fatalf("the frame before the garbage: %v %v", msg, err)
+		}
+		wantClose(t, waitDone(t, p.m.Link, 5*time.Second), ErrProtocol, false)
+		// The peer is told why, in a Bye.
+		p.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		dec := c.NewDecoder(p.conn)
+		for {
+			msg, _, err := dec.Decode()
+			if err != nil {
+				t.Fatalf("no bye: %v", err)
+			}
+			if bye, ok := msg.(*message.Bye); ok {
+				if !strings.Contains(bye.Reason, "length") {
+					t.Errorf("bye reason %q", bye.Reason)
+				}
+				break
+			}
+		}
+	})
+}
+
+func TestUnknownTypeDropped(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tc transportCase) {
+		leaktest.Check(t)
+		p := newRawPeer(t, tc, testConfig(t))
+		b := []byte{4, 0x55, 1, 2} // an unregistered code
+		b, _ = codec.NewBinary(testRegistry).AppendFrame(b, &Msg32{Seq: 0})
+		p.conn.Write(b)
+		receiveN(t, p.m, 1, 5*time.Second)
+		if st := p.m.Stats(); st.Dropped != 1 {
+			t.Errorf("Dropped = %d, want 1", st.Dropped)
+		}
+	})
+}
+
+func TestFrameOverLimit(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tc transportCase) {
+		leaktest.Check(t)
+		cfg := testConfig(t)
+		cfg.Codec = "msgpack"
+		p := newRawPeer(t, tc, cfg)
+		p.conn.Write([]byte{0xff, 0xff, 0xff, 0xf0, 0x92})
+		ce := wantClose(t, waitDone(t, p.m.Link, 5*time.Second), ErrProtocol, false)
+		if !strings.Contains(ce.Error(), "too large") {
+			t.Errorf("err %v", ce)
+		}
+		// And the sending side refuses a frame bigger than the buffer.
+		big := Text{S: strings.Repeat("x", 2<<20)}
+		if err := p.m.Send(big); err == nil {
+			t.Error("Send of 2 MiB succeeded")
+		}
+	})
+}
+
+func TestSendTooLarge(t *testing.T) {
+	leaktest.Check(t)
+	cfg := testConfig(t)
+	cfg.Codec = "msgpack"
+	cfg.SendBufferLimit = 4096
+	a, _ := pair(t, transports[0], cfg, cfg)
+	err := a.Send(Text{S: strings.Repeat("x", 8192)})
+	if !errors.Is(err, codec.ErrFrameTooLarge) {
+		t.Errorf("err = %v, want ErrFrameTooLarge", err)
+	}
+	if err := a.Send(Text{S: "small"}); err != nil {
+		t.Errorf("the next Send: %v", err)
+	}
+}
+
+func TestSilence(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tc transportCase) {
+		leaktest.Check(t)
+		cfg := testConfig(t)
+		cfg.PingInterval = 50 * time.Millisecond
+		cfg.Silence = 300 * time.Millisecond
+		p := newRawPeer(t, tc, cfg) // it never answers
+		start := time.Now()
+		ce := wantClose(t, waitDone(t, p.m.Link, 5*time.Second), ErrSilence, false)
+		if waited := time.Since(start); waited < cfg.Silence/2 {
+			t.Errorf("declared silent after %v; Silence is %v", waited, cfg.Silence)
+		}
+		var ne net.Error
+		if !errors.As(ce, &ne) || !ne.Timeout() {
+			t.Errorf("%v is not a net.Error timeout", ce)
+		}
+	})
+}
+
+func TestNoSilenceWhileAlive(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tc transportCase) {
+		leaktest.Check(t)
+		cfg := testConfig(t)
+		cfg.PingInterval = 20 * time.Millisecond
+		cfg.Silence = 200 * time.Millisecond
+		a, b := pair(t, tc, cfg, cfg)
+		// Quiet links stay up on pings alone: wait for many silences' worth
+		// of pongs, then check both links are open and measured an RTT.
+		ctx := testCtx(t, 20*time.Second)
+		for a.Stats().RTTSamples < 30 || b.Stats().RTTSamples < 30 {
+			if ctx.Err() != nil {
+				t.Fatalf("RTT samples: a %d, b %d", a.Stats().RTTSamples, b.Stats().RTTSamples)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if a.Err() != nil || b.Err() != nil {
+			t.Fatalf("links closed: %v, %v", a.Err(), b.Err())
+		}
+		if st := a.Stats(); st.RTT <= 0 || st.MsgsIn != 0 {
+			t.Errorf("stats %+v", st)
+		}
+		if a.Get() != nil || b.Get() != nil {
+			t.Error("a control message surfaced from Get")
+		}
+	})
+}
+
+func TestGracefulClose(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tc transportCase) {
+		leaktest.Check(t)
+		a, b := pair(t, tc, testConfig(t), testConfig(t))
+		const n = 5000
+		msg := &Msg32{}
+		for i := range n {
+			msg.Seq = uint64(i)
+			if err := a.Send(msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// No Xfer: Close itself sends what is pending, then the bye. It
+		// returns once b has read them all (more than b's queue holds).
+		closed := make(chan error, 1)
+		go func() { closed <- a.CloseReason("game over") }()
+		receiveN(t, b, n, 10*time.Second)
+		if err := <-closed; err != nil {
+			t.Fatal(err)
+		}
+		wantClose(t, a.Err(), ErrClosed, false)
+		_, err := b.Receive(testCtx(t, 5*time.Second))
+		ce := wantClose(t, err, ErrPeerBye, true)
+		if ce.Reason != "game over" {
+			t.Errorf("reason %q", ce.Reason)
+		}
+		// Close is idempotent, and keeps the first reason.
+		a.Close()
+		b.Close()
+		if err := a.Send(msg); !errors.Is(err, ErrClosed) {
+			t.Errorf("Send after Close: %v", err)
+		}
+		if err := b.Xfer(); !errors.Is(err, ErrPeerBye) {
+			t.Errorf("Xfer after the peer's bye: %v", err)
+		}
+	})
+}
+
+func TestCloseBothWays(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tc transportCase) {
+		leaktest.Check(t)
+		a, b := pair(t, tc, testConfig(t), testConfig(t))
+		// Both close at once while both have data in flight.
+		for i := range 100 {
+			a.Send(&Msg32{Seq: uint64(i)})
+			b.Send(&Msg32{Seq: uint64(i)})
+		}
+		var wg sync.WaitGroup
+		for _, m := range []*Messenger{a, b} {
+			wg.Add(1)
+			go func() { defer wg.Done(); m.Close() }()
+		}
+		wg.Wait()
+	})
+}
+
+func TestReceiveContext(t *testing.T) {
+	leaktest.Check(t)
+	a, _ := pair(t, transports[0], testConfig(t), testConfig(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := a.Receive(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestHandlers(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tc transportCase) {
+		leaktest.Check(t)
+		a, b := pair(t, tc, testConfig(t), testConfig(t))
+		// Sent before Handle: delivered to the handler all the same.
+		a.Send(&Msg32{Seq: 0})
+		a.Xfer()
+		var events []string
+		closed := make(chan struct{})
+		err := b.Handle(Handlers{
+			OnOpen: func(m *Messenger) { events = append(events, "open") },
+			OnMessage: func(m *Messenger, msg any) {
+				seq := msg.(*Msg32).Seq
+				events = append(events, "msg")
+				if seq == 2 {
+					m.CloseReason("enough") // from inside a handler
+				}
+			},
+			OnClose: func(m *Messenger, err error) {
+				events = append(events, "close:"+err.(*CloseError).Reason)
+				close(closed)
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Handle(Handlers{}) == nil {
+			t.Error("second Handle succeeded")
+		}
+		a.Send(&Msg32{Seq: 1})
+		a.Send(&Msg32{Seq: 2})
+		a.Xfer()
+		select {
+		case <-closed:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no OnClose")
+		}
+		want := "open msg msg msg close:enough"
+		if got := strings.Join(events, " "); got != want {
+			t.Errorf("events %q, want %q", got, want)
+		}
+		wantClose(t, waitDone(t, a.Link, 5*time.Second), ErrPeerBye, true)
+	})
+}
+
+func TestDialErrors(t *testing.T) {
+	leaktest.Check(t)
+	cfg := testConfig(t)
+	cfg.Transport = NewMemNetwork()
+	if _, err := Dial(testCtx(t, time.Second), cfg, "nowhere:1"); err == nil {
+		t.Error("dial to nowhere succeeded")
+	}
+	bad := cfg
+	bad.Mesh = ""
+	if _, err := Dial(testCtx(t, time.Second), bad, "nowhere:1"); !errors.Is(err, ErrConfig) {
+		t.Errorf("bad config: %v", err)
+	}
+	// A listener in another mesh: the dialler learns why.
+	other := cfg
+	other.Mesh = "other"
+	ln, err := Listen(other, "server:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, err = Dial(testCtx(t, 5*time.Second), cfg, ln.Addr().String())
+	ce := wantClose(t, err, ErrMeshMismatch, false)
+	if !strings.Contains(ce.Reason, `"other"`) {
+		t.Errorf("reason %q", ce.Reason)
+	}
+	// A cancelled dial.
+	raw, _ := cfg.Transport.Listen("silent:0")
+	defer raw.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if _, err := Dial(ctx, cfg, raw.Addr().String()); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled dial: %v", err)
+	}
+}
+
+func TestListenerServe(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tc transportCase) {
+		leaktest.Check(t)
+		tr, addr := tc.new()
+		cfg := testConfig(t)
+		cfg.Transport = tr
+		cfg.AutoFlush = true
+		ln, err := Listen(cfg, addr, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		served := make(chan error, 1)
+		go func() {
+			served <- ln.Serve(ctx, Handlers{OnMessage: func(m *Messenger, msg any) { m.Send(msg) }})
+		}()
+		// A client on each address gets its echo.
+		for _, a := range ln.Addrs() {
+			c, err := Dial(testCtx(t, 5*time.Second), cfg, a.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Send(&Msg32{Seq: 0})
+			receiveN(t, c, 1, 5*time.Second)
+			defer c.Close()
+		}
+		cancel()
+		if err := <-served; !errors.Is(err, context.Canceled) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+}
+
+func TestMemConn(t *testing.T) {
+	leaktest.Check(t)
+	a, b := connPair(t, NewMemNetwork(), "x:0")
+	a.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	var buf [8]byte
+	_, err := a.Read(buf[:])
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read past the deadline: %v", err)
+	}
+	a.SetReadDeadline(time.Time{})
+	b.Write([]byte("hi"))
+	b.(closeWriter).CloseWrite()
+	got, err := io.ReadAll(a)
+	if string(got) != "hi" || err != nil {
+		t.Fatalf("ReadAll = %q, %v", got, err)
+	}
+	// A writer blocks at the window and its deadline frees it.
+	a.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	n, err := a.Write(make([]byte, 2*memWindow))
+	if !errors.As(err, &ne) || !ne.Timeout() || n != memWindow {
+		t.Fatalf("write past the window: %d, %v", n, err)
+	}
+	b.Close()
+	a.SetWriteDeadline(time.Time{})
+	if _, err := a.Write([]byte("x")); err == nil {
+		t.Fatal("write to a closed peer succeeded")
+	}
+}

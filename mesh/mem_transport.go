@@ -1,0 +1,404 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// MemNetwork is an in-memory network: a Transport whose addresses are names
+// and whose conns are buffered pipes in the process, no sockets. Tests and
+// prototypes run a whole mesh in one process over it. Its conns behave as
+// TCP's do where links care: writes are buffered up to a window and then
+// block (so backpressure works), deadlines are honoured, CloseWrite sends
+// EOF, and writing to a closed peer fails.
+type MemNetwork struct {
+	// mu guards the fields below it.
+	mu        sync.Mutex
+	listeners map[string]*memListener
+	nextPort  int
+}
+
+// memWindow is how many bytes a mem conn buffers in each direction, about
+// what a loopback socket holds before a writer blocks.
+const memWindow = 256 << 10
+
+var _ Transport = (*MemNetwork)(nil)
+
+// NewMemNetwork returns an empty in-memory network.
+func NewMemNetwork() *MemNetwork {
+	return &MemNetwork{listeners: map[string]*memListener{}, nextPort: 40000}
+}
+
+var errMemRefused = errors.New("connection refused")
+
+// Listen listens on the name addr. An empty addr, or one ending in ":0",
+// gets a free port number.
+func (n *MemNetwork) Listen(addr string) (net.Listener, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if addr == "" || strings.HasSuffix(addr, ":0") {
+		host := strings.TrimSuffix(addr, ":0")
+		if host == "" {
+			host = "mem"
+		}
+		for {
+			n.nextPort++
+			addr = host + ":" + strconv.Itoa(n.nextPort)
+			if n.listeners[addr] == nil {
+				break
+			}
+		}
+	}
+	if n.listeners[addr] != nil {
+		return nil, &net.OpError{Op: "listen", Net: "mem", Addr: memAddr(addr), Err: errors.New("address already in use")}
+	}
+	l := &memListener{net: n, addr: memAddr(addr), backlog: make(chan net.Conn, 64), done: make(chan struct{})}
+	n.listeners[addr] = l
+	return l, nil
+}
+
+// Dial connects to the listener named addr.
+func (n *MemNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	n.mu.Lock()
+	l := n.listeners[addr]
+	n.nextPort++
+	local := memAddr("mem-client:" + strconv.Itoa(n.nextPort))
+	n.mu.Unlock()
+	refused := &net.OpError{Op: "dial", Net: "mem", Addr: memAddr(addr), Err: errMemRefused}
+	if l == nil {
+		return nil, refused
+	}
+	client, server := memPipe(local, l.addr)
+	select {
+	case l.backlog <- server:
+		return client, nil
+	case <-l.done:
+		return nil, refused
+	case <-ctx.Done():
+		return nil, &net.OpError{Op: "dial", Net: "mem", Addr: memAddr(addr), Err: ctx.Err()}
+	}
+}
+
+type memAddr string
+
+func (memAddr) Network() string  { return "mem" }
+func (a memAddr) String() string { return string(a) }
+
+type memListener struct {
+	net       *MemNetwork
+	addr      memAddr
+	backlog   chan net.Conn
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func (l *memListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.backlog:
+		return c, nil
+	case <-l.done:
+		return nil, &net.OpError{Op: "accept", Net: "mem", Addr: l.addr, Err: net.ErrClosed}
+	}
+}
+
+func (l *memListener) Close() error {
+	l.closeOnce.Do(func() {
+		l.net.mu.Lock()
+		delete(l.net.listeners, string(l.addr))
+		l.net.mu.Unlock()
+		close(l.done)
+		// Dial no longer queues (it sees done, or the name is gone); refuse
+		// what was queued, as a closing socket resets its backlog.
+		for {
+			select {
+			case c := <-l.backlog:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
+	return nil
+}
+
+func (l *memListener) Addr() net.Addr { return l.addr }
+
+// memPipe returns the two ends of an in-memory connection.
+func memPipe(a, b memAddr) (*memConn, *memConn) {
+	ab, ba := newMemBuf(), newMemBuf()
+	return newMemConn(ba, ab, a, b), newMemConn(ab, ba, b, a)
+}
+
+// memBuf is one direction of a mem conn: a ring buffer of memWindow bytes.
+type memBuf struct {
+	// mu guards the fields below it.
+	mu     sync.Mutex
+	data   []byte
+	head   int  // first unread byte
+	n      int  // unread bytes
+	eof    bool // the writer ended its half: read the rest, then io.EOF
+	broken bool // the reader closed its end: writes fail
+
+	readable chan struct{} // a token when bytes or eof arrive
+	writable chan struct{} // a token when room frees or the reader leaves
+}
+
+func newMemBuf() *memBuf {
+	return &memBuf{data: make([]byte, memWindow), readable: make(chan struct{}, 1), writable: make(chan struct{}, 1)}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// read copies buffered bytes into p; ok is false when it must wait.
+func (b *memBuf) read(p []byte) (n int, ok bool, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.n == 0 {
+		if b.eof {
+			return 0, true, io.EOF
+		}
+		return 0, false, nil
+	}
+	for n < len(p) && b.n > 0 {
+		k := copy(p[n:], b.data[b.head:min(b.head+b.n, len(b.data))])
+		n += k
+		b.n -= k
+		b.head = (b.head + k) % len(b.data)
+	}
+	if b.n == 0 {
+		b.head = 0
+	}
+	signal(b.writable)
+	return n, true, nil
+}
+
+// write copies what fits of p; it returns 0, nil when it must wait.
+func (b *memBuf) write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.broken || b.eof {
+		return 0, io.ErrClosedPipe
+	}
+	n := 0
+	for n < len(p) && b.n < len(b.data) {
+		tail := (b.head + b.n) % len(b.data)
+		end := len(b.data)
+		if tail < b.head {
+			end = b.head
+		}
+		k := copy(b.data[tail:end], p[n:])
+		n += k
+		b.n += k
+	}
+	if n > 0 {
+		signal(b.readable)
+	}
+	return n, nil
+}
+
+func (b *memBuf) closeWrite() {
+	b.mu.Lock()
+	b.eof = true
+	b.mu.Unlock()
+	signal(b.readable)
+}
+
+func (b *memBuf) closeRead() {
+	b.mu.Lock()
+	b.broken = true
+	b.n, b.head = 0, 0
+	b.mu.Unlock()
+	signal(b.writable)
+}
+
+// memConn is one end of a mem connection.
+type memConn struct {
+	in, out       *memBuf
+	local, remote memAddr
+	rd, wd        deadline
+	closed        chan struct{}
+	closeOnce     sync.Once
+}
+
+var (
+	_ net.Conn    = (*memConn)(nil)
+	_ closeWriter = (*memConn)(nil)
+)
+
+func newMemConn(in, out *memBuf, local, remote memAddr) *memConn {
+	return &memConn{in: in, out: out, local: local, remote: remote,
+		rd: newDeadline(), wd: newDeadline(), closed: make(chan struct{})}
+}
+
+func (c *memConn) opErr(op string, err error) error {
+	return &net.OpError{Op: op, Net: "mem", Source: c.local, Addr: c.remote, Err: err}
+}
+
+func (c *memConn) Read(p []byte) (int, error) {
+	for {
+		select {
+		case <-c.closed:
+			return 0, c.opErr("read", net.ErrClosed)
+		case <-c.rd.wait():
+			return 0, c.opErr("read", os.ErrDeadlineExceeded)
+		default:
+		}
+		if len(p) == 0 {
+			return 0, nil
+		}
+		if n, ok, err := c.in.read(p); ok {
+			if err != nil && err != io.EOF {
+				err = c.opErr("read", err)
+			}
+			return n, err
+		}
+		select {
+		case <-c.in.readable:
+		case <-c.rd.wait():
+		case <-c.closed:
+		}
+	}
+}
+
+func (c *memConn) Write(p []byte) (int, error) {
+	total := 0
+	for {
+		select {
+		case <-c.closed:
+			return total, c.opErr("write", net.ErrClosed)
+		case <-c.wd.wait():
+			return total, c.opErr("write", os.ErrDeadlineExceeded)
+		default:
+		}
+		n, err := c.out.write(p[total:])
+		total += n
+		if err != nil {
+			return total, c.opErr("write", err)
+		}
+		if total == len(p) {
+			return total, nil
+		}
+		if n == 0 {
+			select {
+			case <-c.out.writable:
+			case <-c.wd.wait():
+			case <-c.closed:
+			}
+		}
+	}
+}
+
+// Close ends both halves: the peer reads what was sent, then EOF, and its
+// writes fail.
+func (c *memConn) Close() error {
+	c.closeOnce.Do(func() {
+		close(c.closed)
+		c.out.closeWrite()
+		c.in.closeRead()
+		c.rd.stop()
+		c.wd.stop()
+	})
+	return nil
+}
+
+// CloseWrite ends the sending half: the peer reads what was sent, then EOF.
+func (c *memConn) CloseWrite() error {
+	c.out.closeWrite()
+	return nil
+}
+
+func (c *memConn) LocalAddr() net.Addr  { return c.local }
+func (c *memConn) RemoteAddr() net.Addr { return c.remote }
+
+func (c *memConn) SetDeadline(t time.Time) error {
+	c.rd.set(t)
+	c.wd.set(t)
+	return nil
+}
+
+func (c *memConn) SetReadDeadline(t time.Time) error  { c.rd.set(t); return nil }
+func (c *memConn) SetWriteDeadline(t time.Time) error { c.wd.set(t); return nil }
+
+// deadline is a channel that closes when a settable time passes. One timer
+// is reused, since links move their read deadline forward on every read.
+type deadline struct {
+	// mu guards the fields below it.
+	mu    *sync.Mutex
+	when  time.Time
+	ch    chan struct{}
+	timer *time.Timer
+}
+
+func newDeadline() deadline {
+	return deadline{mu: new(sync.Mutex), ch: make(chan struct{})}
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func (d *deadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.when = t
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	if isClosed(d.ch) {
+		d.ch = make(chan struct{})
+	}
+	if t.IsZero() {
+		return
+	}
+	dur := time.Until(t)
+	if dur <= 0 {
+		close(d.ch)
+		return
+	}
+	if d.timer == nil {
+		d.timer = time.AfterFunc(dur, d.fire)
+	} else {
+		d.timer.Reset(dur)
+	}
+}
+
+// fire closes the channel if the deadline now set has passed: a timer that
+// fired for an older deadline must not end a newer one.
+func (d *deadline) fire() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.when.IsZero() && !time.Now().Before(d.when) && !isClosed(d.ch) {
+		close(d.ch)
+	}
+}
+
+func (d *deadline) wait() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ch
+}
+
+func (d *deadline) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+}
