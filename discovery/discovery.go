@@ -314,8 +314,10 @@ func (d *Discoverer) emitLocked(evs []Event) {
 			continue
 		}
 		if len(d.queue) >= d.cfg.MaxQueuedEvents {
-			d.droppedEvents.Add(1)
-			d.log.Warn("discovery: event queue full; event dropped", "kind", ev.Kind, "peer", ev.Peer.ID)
+			// Warn on the first drop and then now and again, not per event.
+			if n := d.droppedEvents.Add(1); n == 1 || n%1000 == 0 {
+				d.log.Warn("discovery: event queue full; events dropped (OnEvent too slow)", "dropped", n, "kind", ev.Kind, "peer", ev.Peer.ID)
+			}
 			continue
 		}
 		d.queue = append(d.queue, ev)

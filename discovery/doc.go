@@ -14,8 +14,12 @@
 //     service of type _lanmesh._tcp whose TXT records carry its ids, mesh
 //     and version, and browses for the others periodically. It finds peers
 //     where broadcast does not pass, and makes nodes visible to avahi-browse
-//     and dns-sd. The library never announces and never says goodbye, so a
-//     node that only mDNS sees is lost when it stops answering browses.
+//     and dns-sd. The library's servers never announce, so a starting node
+//     sets the QU (unicast-response) bit on the browses of its first second,
+//     and a node whose server sees such a browse browses back at once: both
+//     sides find each other within milliseconds rather than at the next
+//     periodic browse. The servers never say goodbye either, so a node that
+//     only mDNS sees is lost when it stops answering browses (LostAfter).
 //   - Static seeds: unicast query beacons to known host:port addresses.
 //
 // A peer is Lost on its leaving beacon, or when no source has heard of it for

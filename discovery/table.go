@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -119,6 +120,16 @@ type Event struct {
 	Reason LostReason // for Lost only
 }
 
+// String describes the event for logs, e.g.
+// "lost 00112233 (n1) at 10.0.0.1:7946 via broadcast: timeout".
+func (e Event) String() string {
+	s := fmt.Sprintf("%v %.8s (%s) at %v via %v", e.Kind, e.Peer.ID.String(), e.Peer.Name, e.Peer.Addr, e.Peer.Via)
+	if e.Kind == Lost {
+		s += ": " + e.Reason.String()
+	}
+	return s
+}
+
 // clock lets tests drive the table's notion of time.
 type clock interface{ Now() time.Time }
 
@@ -140,9 +151,10 @@ type sighting struct {
 // entry is a peer in the table with the bookkeeping behind it.
 type entry struct {
 	Peer
-	seen    [3]time.Time // last sighting per source, indexed by viaIndex
-	addrVia Via          // the source that gave Peer.Addr
-	retired []uuid.UUID  // earlier instances, so that late packets from them are ignored
+	seen     [3]time.Time // last sighting per source, indexed by viaIndex
+	addrVia  Via          // the source that gave Peer.Addr
+	addrSeen time.Time    // when Peer.Addr was last confirmed
+	retired  []uuid.UUID  // earlier instances, so that late packets from them are ignored
 }
 
 // tomb remembers a lost peer so that its return is reported as Restarted
@@ -237,17 +249,42 @@ func (t *table) observe(s sighting, evs []Event) []Event {
 		e.Name = s.Name
 		changed = true
 	}
-	if s.Via.priority() >= e.addrVia.priority() || !t.fresh(e, e.addrVia, now) {
-		if s.Addr != e.Addr {
-			e.Addr = s.Addr
-			changed = true
+	switch {
+	case s.Addr == e.Addr:
+		e.addrSeen = now
+		if s.Via.priority() > e.addrVia.priority() {
+			e.addrVia = s.Via
 		}
-		e.addrVia = s.Via
+	case t.switchAddr(e, s, now):
+		e.Addr, e.addrVia, e.addrSeen = s.Addr, s.Via, now
+		changed = true
 	}
 	if changed {
 		return append(evs, Event{Kind: Updated, Peer: e.Peer, Prev: prev})
 	}
 	return evs
+}
+
+// switchAddr decides whether a sighting from another address replaces
+// the peer's address. A node on two LANs shared with us sends from two
+// addresses in turn; following each would report Updated at every beacon.
+// So an address still heard (within half of LostAfter) is kept unless a
+// better-ranked source names another; a worse-ranked source replaces it
+// only once it has been quiet for LostAfter. A new port at the same IP is
+// a real change and is taken at once.
+func (t *table) switchAddr(e *entry, s sighting, now time.Time) bool {
+	if s.Addr.Addr() == e.Addr.Addr() {
+		return true
+	}
+	quiet := now.Sub(e.addrSeen)
+	switch sp, cp := s.Via.priority(), e.addrVia.priority(); {
+	case sp > cp:
+		return true
+	case sp == cp:
+		return quiet >= t.lostAfter/2
+	default:
+		return quiet >= t.lostAfter
+	}
 }
 
 func (t *table) observeNew(s sighting, now time.Time, evs []Event) []Event {
@@ -287,7 +324,8 @@ func (t *table) newEntry(s sighting, now time.Time) *entry {
 			Via:      s.Via,
 			LastSeen: now,
 		},
-		addrVia: s.Via,
+		addrVia:  s.Via,
+		addrSeen: now,
 	}
 	e.seen[viaIndex(s.Via)] = now
 	return e

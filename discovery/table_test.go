@@ -127,18 +127,46 @@ func TestTableRestarted(t *testing.T) {
 }
 
 func TestTableUpdated(t *testing.T) {
-	tb, _ := newTestTable()
+	tb, c := newTestTable()
 	tb.observe(see(peerA, inst1, addr1, ViaBroadcast), nil)
-	evs := tb.observe(see(peerA, inst1, addr2, ViaBroadcast), nil)
-	wantKinds(t, "address change", evs, Updated)
-	if evs[0].Prev.Addr != addr1 || evs[0].Peer.Addr != addr2 {
+	// A new port at the same address is taken at once.
+	port := see(peerA, inst1, netip.AddrPortFrom(addr1.Addr(), 7001), ViaBroadcast)
+	evs := tb.observe(port, nil)
+	wantKinds(t, "port change", evs, Updated)
+	if evs[0].Prev.Addr != addr1 || evs[0].Peer.Addr != port.Addr {
 		t.Fatalf("Updated %v -> %v", evs[0].Prev.Addr, evs[0].Peer.Addr)
 	}
-	port := see(peerA, inst1, netip.AddrPortFrom(addr2.Addr(), 7001), ViaBroadcast)
-	wantKinds(t, "port change", tb.observe(port, nil), Updated)
-	renamed := port
+	// A new address (a new DHCP lease) is taken once the old one has
+	// been quiet for half of LostAfter.
+	moved := see(peerA, inst1, netip.AddrPortFrom(addr2.Addr(), 7001), ViaBroadcast)
+	wantKinds(t, "new address, old one just heard", tb.observe(moved, nil))
+	c.Advance(testLost / 2)
+	evs = tb.observe(moved, nil)
+	wantKinds(t, "new address, old one quiet", evs, Updated)
+	if evs[0].Peer.Addr != moved.Addr {
+		t.Fatalf("Updated to %v, want %v", evs[0].Peer.Addr, moved.Addr)
+	}
+	renamed := moved
 	renamed.Name = "other"
 	wantKinds(t, "name change", tb.observe(renamed, nil), Updated)
+}
+
+// TestTableTwoLANsDoNotFlap: a node heard from two addresses in turn (it
+// shares two LANs with us) keeps one address and produces no events.
+func TestTableTwoLANsDoNotFlap(t *testing.T) {
+	tb, c := newTestTable()
+	wantKinds(t, "first", tb.observe(see(peerA, inst1, addr1, ViaBroadcast), nil), Found)
+	for i := range 40 {
+		c.Advance(testLost / 30)
+		a := addr1
+		if i%2 == 0 {
+			a = addr2
+		}
+		wantKinds(t, "beacon from the other LAN", tb.observe(see(peerA, inst1, a, ViaBroadcast), nil))
+	}
+	if ps := tb.snapshot(); len(ps) != 1 || ps[0].Addr != addr1 {
+		t.Fatalf("peers %+v, want one at %v", ps, addr1)
+	}
 }
 
 func TestTableOnePeerFromTwoSources(t *testing.T) {
@@ -200,5 +228,12 @@ func TestTableTwoPeersLostTogether(t *testing.T) {
 	wantKinds(t, "both", evs, Lost, Lost)
 	if evs[0].Peer.ID != peerA || evs[1].Peer.ID != peerB {
 		t.Fatal("Lost events not in id order")
+	}
+}
+
+func TestEventString(t *testing.T) {
+	ev := Event{Kind: Lost, Reason: LostTimeout, Peer: Peer{ID: peerA, Name: "n1", Addr: addr1, Via: ViaBroadcast | ViaMDNS}}
+	if got, want := ev.String(), "lost 00000000 (n1) at 10.0.0.1:7000 via broadcast+mdns: timeout"; got != want {
+		t.Fatalf("String() = %q, want %q", got, want)
 	}
 }

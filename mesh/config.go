@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -48,9 +49,10 @@ type Config struct {
 	// Transport makes connections. Default (nil): TCP.
 	Transport Transport
 
-	// HandshakeTimeout bounds a whole handshake. Default 5 s. Shorter frees
-	// a listener from silent connections sooner; too short fails on a busy
-	// or lossy network.
+	// HandshakeTimeout bounds a whole handshake, and Dial's connection
+	// attempt before it. Default 5 s. Shorter frees a listener from silent
+	// connections sooner and gives up on an unreachable address sooner; too
+	// short fails on a busy or lossy network.
 	HandshakeTimeout time.Duration
 	// PingInterval is how often a link sends a ping, which measures the
 	// round-trip time and proves it is alive. Default 500 ms; it must be
@@ -140,10 +142,10 @@ func (c *Config) Validate() error {
 		return bad("NodeID is the nil UUID")
 	case c.InstanceID == uuid.Nil:
 		return bad("InstanceID is the nil UUID")
-	case len(c.Name) > maxString:
-		return bad("Name is %d bytes, at most %d", len(c.Name), maxString)
-	case c.Mesh == "" || len(c.Mesh) > maxString:
-		return bad("Mesh must be 1 to %d bytes", maxString)
+	case len(c.Name) > maxString || !utf8.ValidString(c.Name):
+		return bad("Name must be at most %d bytes of UTF-8", maxString)
+	case c.Mesh == "" || len(c.Mesh) > maxString || !utf8.ValidString(c.Mesh):
+		return bad("Mesh must be 1 to %d bytes of UTF-8", maxString)
 	case !slices.Contains(codec.Names(), c.Codec):
 		return bad("Codec %q is none of %v", c.Codec, codec.Names())
 	case c.HandshakeTimeout <= 0:

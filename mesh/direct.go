@@ -12,12 +12,15 @@ import (
 
 // Dial connects to a node listening at addr (a known address: no discovery)
 // over cfg.Transport, runs the handshake and returns the Messenger. ctx
-// bounds the dial and the handshake; so does cfg.HandshakeTimeout.
+// bounds the whole; cfg.HandshakeTimeout bounds the connection and the
+// handshake each.
 func Dial(ctx context.Context, cfg Config, addr string) (*Messenger, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	conn, err := cfg.transport().Dial(ctx, addr)
+	dialCtx, cancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
+	conn, err := cfg.transport().Dial(dialCtx, addr)
+	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("mesh: dial %s: %w", addr, err)
 	}
@@ -165,7 +168,9 @@ func (l *Listener) handshake(conn net.Conn) {
 	<-l.sem
 	if err != nil {
 		conn.Close()
-		l.cfg.logger().Warn("mesh: incoming link refused", "addr", conn.RemoteAddr(), "err", err)
+		if l.ctx.Err() == nil { // else the Listener is closing: no news
+			l.cfg.logger().Warn("mesh: incoming link refused", "addr", conn.RemoteAddr(), "err", err)
+		}
 		return
 	}
 	m, err := newMessenger(conn, l.cfg, local, remote)

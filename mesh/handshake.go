@@ -96,6 +96,8 @@ func (h Hello) AppendBinary(dst []byte) ([]byte, error) {
 		return dst, fmt.Errorf("%w: a name, mesh or codec over %d bytes", ErrHandshake, maxString)
 	case len(h.SuiteData) > maxHandshakeBody:
 		return dst, fmt.Errorf("%w: suite data of %d bytes", ErrHandshake, len(h.SuiteData))
+	case h.Suite == SuiteNone && len(h.SuiteData) > 0:
+		return dst, fmt.Errorf("%w: suite data without a suite", ErrHandshake)
 	}
 	start := len(dst)
 	dst = appendHeader(dst, kindHello)
@@ -212,6 +214,9 @@ func parseHelloBody(b []byte) (Hello, error) {
 		return bad("suite data length disagrees with the frame")
 	}
 	if len(b) > 2 {
+		if h.Suite == SuiteNone {
+			return bad("suite data without a suite")
+		}
 		h.SuiteData = append([]byte(nil), b[2:]...)
 	}
 	return h, nil

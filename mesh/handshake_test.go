@@ -84,6 +84,11 @@ func brokenHellos() map[string][]byte {
 			return b
 		}(),
 		"suite length": edit(func(b []byte) []byte { b[len(b)-1] = 1; return b }),
+		"suite data without a suite": edit(func(b []byte) []byte {
+			b[7]++
+			b[len(b)-1] = 1
+			return append(b, 0xaa)
+		}),
 	}
 }
 

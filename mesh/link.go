@@ -80,20 +80,26 @@ type Link struct {
 	warnedDrop    atomic.Bool
 
 	// Owned by the writer goroutine.
-	spare   []byte
-	ping    message.Ping
-	pingSeq uint32
+	spare      []byte
+	ping       message.Ping
+	pingSeq    uint32
+	writeArmed time.Time // when the write deadline was last set
 	// Owned by the reader goroutine.
-	pong  message.Pong
-	batch []any // decoded, not yet delivered
+	pong      message.Pong
+	batch     []any     // decoded, not yet delivered
+	readArmed time.Time // when the read deadline was last set
 }
 
 // NewLink starts a link on conn, over which Handshake has succeeded with
 // local and remote as the two Hellos. Received messages go to sink. The link
-// owns conn from now on and closes it when it ends.
+// owns conn from now on and closes it when it ends; if NewLink fails, conn
+// is still the caller's to close.
 func NewLink(conn net.Conn, cfg Config, local, remote Hello, sink Sink) (*Link, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if local.Codec != cfg.Codec || remote.Codec != cfg.Codec {
+		return nil, fmt.Errorf("%w: the Hellos name codecs %q and %q, the Config %q", ErrConfig, local.Codec, remote.Codec, cfg.Codec)
 	}
 	c, err := codec.New(cfg.Codec, cfg.registry())
 	if err != nil {
@@ -241,13 +247,22 @@ func (l *Link) shutdown(cause *CloseError, mode closeMode) {
 	})
 }
 
-// deadline returns the deadline of the next read or write: the close
-// deadline once closing, else now + d.
-func (l *Link) deadline(d time.Duration) time.Time {
+// arm sets a read or write deadline (set is the conn's SetReadDeadline or
+// SetWriteDeadline) d from now, or at the close deadline once closing. To
+// spare a busy link a timer update per read and per write, it leaves a
+// deadline alone that it set less than d/16 ago (*armed): a silent peer is
+// thus given up on after 15/16 of d to d, never later.
+func (l *Link) arm(set func(time.Time) error, armed *time.Time, d time.Duration) {
 	if ns := l.closeDeadline.Load(); ns != 0 {
-		return time.Unix(0, ns)
+		_ = set(time.Unix(0, ns))
+		return
 	}
-	return time.Now().Add(d)
+	now := time.Now()
+	if now.Sub(*armed) < d/16 {
+		return
+	}
+	*armed = now
+	_ = set(now.Add(d))
 }
 
 // readLoop is the reader goroutine. Decoded messages collect in l.batch,
@@ -282,7 +297,6 @@ func (l *Link) readLoop() {
 			l.shutdown(closeErr(ErrPeerBye, true, m.Reason), closePeerBye)
 			return
 		}
-		l.stats.msgsIn.Add(1)
 		l.batch = append(l.batch, msg)
 		if len(l.batch) == cap(l.batch) {
 			l.deliver()
@@ -296,6 +310,7 @@ func (l *Link) deliver() {
 	if len(l.batch) == 0 {
 		return
 	}
+	l.stats.msgsIn.Add(uint64(len(l.batch)))
 	if n := l.sink.Deliver(l, l.batch, l.closingCh); n < len(l.batch) {
 		l.drop(len(l.batch)-n, "receive queue full after close", nil)
 	}
@@ -353,7 +368,7 @@ type linkReader struct{ l *Link }
 func (r linkReader) Read(p []byte) (int, error) {
 	l := r.l
 	l.deliver() // before waiting for more bytes
-	_ = l.conn.SetReadDeadline(l.deadline(l.cfg.Silence))
+	l.arm(l.conn.SetReadDeadline, &l.readArmed, l.cfg.Silence)
 	n, err := l.conn.Read(p)
 	l.stats.bytesIn.Add(uint64(n))
 	return n, err
@@ -407,7 +422,7 @@ func (l *Link) writePending() error {
 		l.spare = batch
 		return nil
 	}
-	_ = l.conn.SetWriteDeadline(l.deadline(l.cfg.WriteTimeout))
+	l.arm(l.conn.SetWriteDeadline, &l.writeArmed, l.cfg.WriteTimeout)
 	n, err := l.conn.Write(batch)
 	l.stats.bytesOut.Add(uint64(n))
 	l.spare = batch[:0]
@@ -429,7 +444,7 @@ func (l *Link) teardown() {
 	}
 	if mode.drain {
 		// The reader reads until the peer's EOF or the close deadline.
-		_ = l.conn.SetReadDeadline(l.deadline(0))
+		_ = l.conn.SetReadDeadline(time.Unix(0, l.closeDeadline.Load()))
 		<-l.readerDone
 	}
 	_ = l.conn.Close()

@@ -230,6 +230,9 @@ type memConn struct {
 	rd, wd        deadline
 	closed        chan struct{}
 	closeOnce     sync.Once
+	// readMu and writeMu make each Read and Write whole with respect to
+	// others on the same end, as a socket's are.
+	readMu, writeMu sync.Mutex
 }
 
 var (
@@ -247,6 +250,8 @@ func (c *memConn) opErr(op string, err error) error {
 }
 
 func (c *memConn) Read(p []byte) (int, error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
 	for {
 		select {
 		case <-c.closed:
@@ -273,6 +278,8 @@ func (c *memConn) Read(p []byte) (int, error) {
 }
 
 func (c *memConn) Write(p []byte) (int, error) {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
 	total := 0
 	for {
 		select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -28,6 +29,12 @@ type Messenger struct {
 	*Link
 	in *queue[any]
 
+	// takeMu guards the messages taken from the queue in one go and not
+	// yet returned.
+	takeMu sync.Mutex
+	taken  []any
+	next   int
+
 	handled   atomic.Bool
 	inHandler atomic.Bool
 	waiters   atomic.Int32
@@ -39,8 +46,8 @@ type Messenger struct {
 // lock of the link's: OnOpen first, then OnMessage for each message, then
 // OnClose once with the link's *CloseError after the last message. A slow
 // handler delays the ones after it and, once the receive queue is full,
-// stops the link from reading (backpressure), but never the link's pings. A
-// handler may call any method, Close included.
+// stops the link from reading (backpressure); the link's own pings still go
+// out. A handler may call any method, Close included.
 type Handlers struct {
 	OnOpen    func(m *Messenger)
 	OnMessage func(m *Messenger, msg any)
@@ -51,16 +58,20 @@ type Handlers struct {
 var errHandled = errors.New("mesh: Handle called twice")
 
 // queueSink makes a queue a Link's Sink.
-type queueSink struct{ q *queue[any] }
+type queueSink struct{ m *Messenger }
 
 func (s queueSink) Deliver(_ *Link, msgs []any, stop <-chan struct{}) int {
-	return s.q.push(msgs, stop)
+	n := s.m.in.push(msgs, stop)
+	if s.m.waiters.Load() > 0 {
+		runtime.Gosched()
+	}
+	return n
 }
 
 // newMessenger starts a Messenger's link on conn, after the handshake.
 func newMessenger(conn net.Conn, cfg Config, local, remote Hello) (*Messenger, error) {
-	m := &Messenger{in: newQueue[any](cfg.ReceiveQueueLimit)}
-	l, err := NewLink(conn, cfg, local, remote, queueSink{m.in})
+	m := &Messenger{in: newQueue[any](cfg.ReceiveQueueLimit), taken: make([]any, 0, readBatch)}
+	l, err := NewLink(conn, cfg, local, remote, queueSink{m})
 	if err != nil {
 		return nil, err
 	}
@@ -83,8 +94,25 @@ func (m *Messenger) Xfer() error {
 // as the reader goroutine has decoded them, Xfer or not. Use either Get and
 // Receive or an OnMessage handler, not both: they take from the same queue.
 func (m *Messenger) Get() any {
-	v, _, _ := m.in.pop()
+	v, _ := m.take()
 	return v
+}
+
+// take returns the next message, taking a batch from the queue when the
+// last one is used up.
+func (m *Messenger) take() (any, bool) {
+	m.takeMu.Lock()
+	defer m.takeMu.Unlock()
+	if m.next == len(m.taken) {
+		m.taken, m.next = m.in.popMany(m.taken[:0], readBatch), 0
+		if len(m.taken) == 0 {
+			return nil, false
+		}
+	}
+	v := m.taken[m.next]
+	m.taken[m.next] = nil
+	m.next++
+	return v, true
 }
 
 // Receive returns the next received message, waiting for one until ctx
@@ -92,8 +120,8 @@ func (m *Messenger) Get() any {
 // was returned (the link's *CloseError).
 func (m *Messenger) Receive(ctx context.Context) (any, error) {
 	for {
-		if v, ok, more := m.in.pop(); ok {
-			if more && m.waiters.Load() > 0 {
+		if v, ok := m.take(); ok {
+			if m.waiters.Load() > 0 {
 				signal(m.in.ready) // pass the wake-up on to another Receive
 			}
 			return v, nil
@@ -102,11 +130,10 @@ func (m *Messenger) Receive(ctx context.Context) (any, error) {
 		select {
 		case <-m.in.ready:
 		case <-m.Done():
-			if v, ok, _ := m.in.pop(); ok {
-				m.waiters.Add(-1)
+			m.waiters.Add(-1)
+			if v, ok := m.take(); ok {
 				return v, nil
 			}
-			m.waiters.Add(-1)
 			return nil, m.Err()
 		case <-ctx.Done():
 			m.waiters.Add(-1)
@@ -141,7 +168,7 @@ func (m *Messenger) dispatchLoop(h Handlers) {
 		ready = m.in.ready
 	}
 	deliver := func() bool {
-		v, ok, _ := m.in.pop()
+		v, ok := m.take()
 		if ok {
 			m.inHandler.Store(true)
 			h.OnMessage(m, v)

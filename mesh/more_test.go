@@ -1,9 +1,13 @@
 package mesh
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,6 +36,7 @@ func TestConfigValidate(t *testing.T) {
 		"nil instance":    func(c *Config) { c.InstanceID = uuid.Nil },
 		"empty mesh":      func(c *Config) { c.Mesh = "" },
 		"long name":       func(c *Config) { c.Name = string(make([]byte, 256)) },
+		"name utf8":       func(c *Config) { c.Name = "\xff" },
 		"codec":           func(c *Config) { c.Codec = "xml" },
 		"handshake":       func(c *Config) { c.HandshakeTimeout = 0 },
 		"ping >= silence": func(c *Config) { c.PingInterval = c.Silence },
@@ -186,4 +191,84 @@ func TestWriteTimeout(t *testing.T) {
 			t.Errorf("%v: Timeout() is false", ce)
 		}
 	})
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestListenerRefusals(t *testing.T) {
+	leaktest.Check(t)
+	var logged syncBuffer
+	cfg := testConfig(t)
+	cfg.Transport = NewMemNetwork()
+	cfg.HandshakeTimeout = time.Minute // Close, not the timeout, ends the silent one
+	server := cfg
+	server.Logger = slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	defer func() {
+		if t.Failed() {
+			t.Logf("the server logged:\n%s", logged.String())
+		}
+	}()
+	ln, err := Listen(server, "server:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A client of another mesh is refused, and the server says why.
+	other := cfg
+	other.Mesh = "other"
+	if _, err := Dial(testCtx(t, 5*time.Second), other, ln.Addr().String()); !errors.Is(err, ErrMeshMismatch) {
+		t.Fatalf("dial: %v", err)
+	}
+	waitLog := func(s string) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logged.String(), s); {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in the log", s)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitLog("another mesh")
+	// A connection that never speaks, and a link nobody accepted: Close
+	// ends both.
+	silent, err := cfg.Transport.Dial(testCtx(t, 5*time.Second), ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	unaccepted, err := Dial(testCtx(t, 5*time.Second), cfg, ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog("link open") // the server's side of the handshake is done too
+	closed := make(chan struct{})
+	go func() { ln.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Listener.Close hangs")
+	}
+	_, err = unaccepted.Receive(testCtx(t, 5*time.Second))
+	if ce := wantClose(t, err, ErrPeerBye, true); ce.Reason != "listener closed" {
+		t.Errorf("reason %q", ce.Reason)
+	}
+	if _, err := ln.Accept(context.Background()); !errors.Is(err, ErrListenerClosed) {
+		t.Errorf("Accept after Close: %v", err)
+	}
+	unaccepted.Close()
 }

@@ -65,27 +65,32 @@ func (q *queue[T]) grow() {
 	q.buf, q.head = nb, 0
 }
 
-// pop removes the oldest value; more reports whether others remain.
-func (q *queue[T]) pop() (v T, ok, more bool) {
+// popMany moves up to max of the oldest values to dst, in order, under one
+// lock: a consumer that takes a batch at a time does not contend with the
+// producer for every value.
+func (q *queue[T]) popMany(dst []T, max int) []T {
 	q.mu.Lock()
-	if q.n == 0 {
+	k := min(q.n, max)
+	if k == 0 {
 		q.mu.Unlock()
-		return v, false, false
+		return dst
 	}
+	wasFull := q.n == q.limit
 	var zero T
-	v, q.buf[q.head] = q.buf[q.head], zero
-	q.head++
-	if q.head == len(q.buf) {
-		q.head = 0
+	for range k {
+		dst = append(dst, q.buf[q.head])
+		q.buf[q.head] = zero
+		q.head++
+		if q.head == len(q.buf) {
+			q.head = 0
+		}
 	}
-	q.n--
-	wasFull := q.n == q.limit-1
-	more = q.n > 0
+	q.n -= k
 	q.mu.Unlock()
 	if wasFull {
 		signal(q.space)
 	}
-	return v, true, more
+	return dst
 }
 
 // len returns how many values wait.

@@ -35,11 +35,13 @@ const HelperEnv = "LANMESH_NETLAB_HELPER"
 //	}
 func HelperRole() string { return os.Getenv(HelperEnv) }
 
-// ErrTimeout is returned when no matching line arrived in time.
-var ErrTimeout = errors.New("netlab: timed out waiting for a line")
-
-// ErrExited is returned when the process ended before a matching line.
-var ErrExited = errors.New("netlab: helper process exited")
+// Errors of helper processes.
+var (
+	// ErrTimeout: no matching line (or exit) came in time.
+	ErrTimeout = errors.New("netlab: timed out waiting for a helper")
+	// ErrExited: the helper ended before printing a matching line.
+	ErrExited = errors.New("netlab: helper process exited")
+)
 
 // Proc is a helper process running in a host.
 type Proc struct {

@@ -34,6 +34,17 @@ type Lab struct {
 	Subnet netip.Prefix // the hosts' /24
 	Gate   netip.Addr   // the bridge's address: the hosts' default route
 	Hosts  []*Host
+	// Extra are the LANs added by AddLAN, in order.
+	Extra []*LAN
+}
+
+// LAN is a second (third, ...) network that joins every host of a lab
+// through an interface of its own, without a default route: a machine
+// with a VPN or a container bridge next to its LAN.
+type LAN struct {
+	Bridge string       // the bridge's namespace
+	Subnet netip.Prefix // the hosts' /24 on this LAN
+	Iface  string       // the hosts' interface on it: eth1, eth2, ...
 }
 
 // Host is one machine of the lab.
@@ -51,7 +62,7 @@ func Available() error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("netlab: needs root to create network namespaces")
 	}
-	for _, tool := range []string{"ip", "unshare"} {
+	for _, tool := range []string{"ip", "unshare", "sysctl"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("netlab: %s not found: %w", tool, err)
 		}
@@ -203,6 +214,72 @@ func bridgeForwarding(ns, dev string) bool {
 	return strings.Contains(out, "state forwarding")
 }
 
+// AddLAN joins every host to a new LAN: a bridge namespace of its own, an
+// interface eth<k> in each host with address 10.<77+k>.x.<i>/24 (the same
+// host number as on the first LAN), and no route beyond the subnet. It
+// fails the test if the LAN cannot be built; Cleanup removes it.
+func (l *Lab) AddLAN() *LAN {
+	l.t.Helper()
+	k := len(l.Extra) + 1
+	third := l.Subnet.Addr().As4()[2]
+	lan := &LAN{
+		Bridge: fmt.Sprintf("%s-br%d", l.Name, k+1),
+		Subnet: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(77 + k), third, 0}), 24),
+		Iface:  fmt.Sprintf("eth%d", k),
+	}
+	l.Extra = append(l.Extra, lan)
+	if err := l.buildLAN(lan); err != nil {
+		l.t.Fatalf("netlab: add LAN %d: %v", k, err)
+	}
+	return lan
+}
+
+func (l *Lab) buildLAN(lan *LAN) error {
+	br := lan.Bridge
+	steps := [][]string{
+		{"netns", "add", br},
+		{"-n", br, "link", "set", "lo", "up"},
+		{"-n", br, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0", "stp_state", "0", "forward_delay", "0"},
+		{"-n", br, "link", "set", "br0", "up"},
+	}
+	for i, h := range l.Hosts {
+		port := fmt.Sprintf("v%d", i+1)
+		steps = append(steps,
+			[]string{"-n", br, "link", "add", port, "type", "veth", "peer", "name", lan.Iface, "netns", h.NS},
+			[]string{"-n", br, "link", "set", port, "master", "br0"},
+			[]string{"-n", br, "link", "set", port, "up"},
+			[]string{"-n", h.NS, "addr", "add", h.AddrOn(lan).String() + "/24", "dev", lan.Iface},
+			[]string{"-n", h.NS, "link", "set", lan.Iface, "multicast", "on"},
+			[]string{"-n", h.NS, "link", "set", lan.Iface, "up"},
+		)
+	}
+	for _, s := range steps {
+		if err := ipCmd(s...); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for i, h := range l.Hosts {
+		port := fmt.Sprintf("v%d", i+1)
+		for !(operUp(h.NS, lan.Iface) && operUp(br, port) && bridgeForwarding(br, port)) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("host %s: %s not ready after 5s", h.Name, lan.Iface)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	time.Sleep(settle)
+	return nil
+}
+
+// AddrOn returns the host's address on an added LAN: the same host
+// number as its address on the first LAN.
+func (h *Host) AddrOn(lan *LAN) netip.Addr {
+	a := lan.Subnet.Addr().As4()
+	a[3] = h.Addr.As4()[3]
+	return netip.AddrFrom4(a)
+}
+
 // LinkDown cuts the host off the LAN, as if its cable were pulled.
 func (h *Host) LinkDown() error {
 	return ipCmd("-n", h.NS, "link", "set", h.Iface, "down")
@@ -218,6 +295,33 @@ func (h *Host) LinkUp() error {
 		return err
 	}
 	return h.waitReady()
+}
+
+// SetAddr moves the host to another address of the lab's subnet, as a new
+// DHCP lease would: the new address is added before the old one goes, and
+// the default route is restored. It updates h.Addr, so it must not run
+// while another goroutine reads it.
+func (h *Host) SetAddr(a netip.Addr) error {
+	if !h.lab.Subnet.Contains(a) || a == h.lab.Gate {
+		return fmt.Errorf("netlab: %v is not a host address of %v", a, h.lab.Subnet)
+	}
+	// Without promotion, removing the primary address removes the new,
+	// secondary one with it.
+	if err := nsExec(h.NS, "sysctl", "-q", "-w", "net.ipv4.conf."+h.Iface+".promote_secondaries=1"); err != nil {
+		return err
+	}
+	steps := [][]string{
+		{"-n", h.NS, "addr", "add", a.String() + "/24", "dev", h.Iface},
+		{"-n", h.NS, "addr", "del", h.Addr.String() + "/24", "dev", h.Iface},
+		{"-n", h.NS, "route", "replace", "default", "via", h.lab.Gate.String()},
+	}
+	for _, s := range steps {
+		if err := ipCmd(s...); err != nil {
+			return err
+		}
+	}
+	h.Addr = a
+	return nil
 }
 
 // Command returns a command that runs name inside the host: in its network
@@ -238,8 +342,14 @@ func (l *Lab) remove() {
 			l.t.Logf("netlab: remove %s: %v", h.NS, err)
 		}
 	}
-	if err := ipCmd("netns", "del", l.Bridge); err != nil && !strings.Contains(err.Error(), "No such file") {
-		l.t.Logf("netlab: remove %s: %v", l.Bridge, err)
+	bridges := []string{l.Bridge}
+	for _, lan := range l.Extra {
+		bridges = append(bridges, lan.Bridge)
+	}
+	for _, br := range bridges {
+		if err := ipCmd("netns", "del", br); err != nil && !strings.Contains(err.Error(), "No such file") {
+			l.t.Logf("netlab: remove %s: %v", br, err)
+		}
 	}
 }
 

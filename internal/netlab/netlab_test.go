@@ -96,6 +96,17 @@ func TestLabBuildsAndRemoves(t *testing.T) {
 				t.Errorf("%s: default route %q, %v", h.Name, out, err)
 			}
 		}
+		lan := lab.AddLAN()
+		names = append(names, lan.Bridge)
+		if lan.Iface != "eth1" || lab.Hosts[1].AddrOn(lan).String() != strings.Replace(lab.Hosts[1].Addr.String(), "10.77.", "10.78.", 1) {
+			t.Fatalf("second LAN %+v, host 2 at %v", lan, lab.Hosts[1].AddrOn(lan))
+		}
+		for _, h := range lab.Hosts {
+			out, err := ipOut("-n", h.NS, "-br", "addr", "show", "dev", lan.Iface)
+			if err != nil || !strings.Contains(out, h.AddrOn(lan).String()+"/24") || !strings.Contains(out, "UP") {
+				t.Errorf("%s: %s is %q, %v", h.Name, lan.Iface, out, err)
+			}
+		}
 		if ns := namespaces(t); !strings.Contains(ns, lab.Hosts[2].NS) {
 			t.Fatalf("namespaces %q lack %s", ns, lab.Hosts[2].NS)
 		}

@@ -1,0 +1,796 @@
+package mesh
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lanmesh/lanmesh/discovery"
+)
+
+// Errors of a Node, beside those of its links.
+var (
+	// ErrNodeClosed: the node is closed.
+	ErrNodeClosed = errors.New("mesh: node closed")
+	// ErrNoPeer: no linked peer has that id or name.
+	ErrNoPeer = errors.New("mesh: no such peer")
+	// ErrPeerGone: the peer was linked but has left; the error says why.
+	ErrPeerGone = errors.New("mesh: peer left")
+	// ErrAmbiguousName: several linked peers have that name; send by id.
+	ErrAmbiguousName = errors.New("mesh: several peers have that name")
+	// ErrRefused: the peer answered a request with a refusal; the error
+	// carries its reason.
+	ErrRefused = errors.New("mesh: request refused")
+)
+
+// Node is one member of a mesh: it finds the other nodes, links to each of
+// them directly (exactly one link per pair), keeps the links alive, redials
+// those that drop while the peer is still seen, and lets the program talk
+// to any peer through the same pump a Messenger has (Send, Xfer, Get).
+//
+// The goroutines a Node runs (accepting, dialling, one watcher per link, the
+// event and message dispatchers, discovery's) all end by Close. Its methods
+// are safe for concurrent use.
+type Node struct {
+	cfg   NodeConfig
+	link  Config // cfg.Link, completed
+	hello Hello
+	id    uuid.UUID
+	log   *slog.Logger
+	tr    Transport
+
+	lns  []net.Listener
+	disc *discovery.Discoverer
+	cc   *cableCar
+
+	ctx    context.Context // ends when Close begins: waits, dials, accepts
+	cancel context.CancelFunc
+	// hsCtx bounds handshakes; Close ends it only after a short grace, so
+	// that a handshake the peer has already completed becomes a link that
+	// is then closed with a Bye, not cut off.
+	hsCtx    context.Context
+	hsCancel context.CancelFunc
+	wg       sync.WaitGroup
+
+	// mu guards the peer table and everything about dialling.
+	mu          sync.Mutex
+	peers       map[uuid.UUID]*peer
+	tombs       map[uuid.UUID]tomb // peers that left recently, for Send's error
+	closed      bool
+	closeReason string
+
+	// links is the table Send reads without a lock: a copy made on every
+	// change of mu's table.
+	links atomic.Pointer[linkTable]
+
+	inbox *queue[Message]
+	// takeMu guards the batch last taken from the inbox.
+	takeMu sync.Mutex
+	taken  []Message
+	next   int
+
+	events  *eventQueue
+	traffic TrafficLog
+	reqs    requests
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// linkTable maps peers to their current link; it is never changed once
+// published.
+type linkTable struct {
+	byID map[uuid.UUID]*Link
+	all  []*Link
+}
+
+// peer is one node known to this one, by discovery, by a configured address
+// or by a link. Guarded by Node.mu.
+type peer struct {
+	id       uuid.UUID
+	name     string
+	instance uuid.UUID // of the current link, or the last seen
+	addr     string    // where to dial it
+	via      discovery.Via
+	seen     bool // discovery reports it present
+	static   bool // one of cfg.Peers resolved to it
+	quiet    bool // a cable_car peer: no handshake, no control frames
+	link     *Link
+	dialing  bool
+	// replacing: the peer closed our link as a duplicate, so it holds
+	// another one, whose handshake has not finished here yet.
+	replacing bool
+	wake      chan struct{} // cuts a dialler's wait short
+	attempts  int
+	joined    time.Time
+}
+
+func (p *peer) wanted() bool { return p.seen || p.static }
+
+// tomb is what is kept of a peer that left, so that Send can say so.
+type tomb struct {
+	name string
+	err  error
+	at   time.Time
+}
+
+const maxTombs = 256
+
+// NewNode starts a node: it listens, starts discovery and the dialling of
+// cfg.Peers, and returns. Peers appear as they are linked (see OnPeer,
+// PollEvent and Peers).
+func NewNode(cfg NodeConfig) (*Node, error) {
+	if cfg.Link.Logger == nil {
+		cfg.Link.Logger = cfg.Logger
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.Listen = slices.Clone(cfg.Listen)
+	cfg.Peers = slices.Clone(cfg.Peers)
+	ctx, cancel := context.WithCancel(context.Background())
+	hsCtx, hsCancel := context.WithCancel(context.Background())
+	n := &Node{
+		hsCtx:    hsCtx,
+		hsCancel: hsCancel,
+		cfg:      cfg,
+		link:     cfg.Link,
+		id:       cfg.Link.NodeID,
+		log:      cfg.Link.logger(),
+		tr:       cfg.Link.transport(),
+		ctx:      ctx,
+		cancel:   cancel,
+		peers:    map[uuid.UUID]*peer{},
+		tombs:    map[uuid.UUID]tomb{},
+		inbox:    newQueue[Message](cfg.ReceiveQueueLimit),
+		events:   newEventQueue(cfg.MaxQueuedEvents),
+	}
+	n.traffic.init(cfg.TrafficLogSize)
+	n.reqs.init()
+	n.links.Store(&linkTable{byID: map[uuid.UUID]*Link{}})
+	fail := func(err error) (*Node, error) {
+		n.Close()
+		return nil, err
+	}
+	for _, addr := range cfg.Listen {
+		ln, err := n.tr.Listen(addr)
+		if err != nil {
+			return fail(fmt.Errorf("mesh: listen on %s: %w", addr, err))
+		}
+		n.lns = append(n.lns, ln)
+	}
+	if n.link.ListenPort == 0 && len(n.lns) > 0 {
+		n.link.ListenPort = portOf(n.lns[0].Addr())
+	}
+	n.hello = n.link.Hello()
+
+	n.wg.Add(1)
+	go n.dispatchEvents()
+	if cfg.OnMessage != nil {
+		n.wg.Add(1)
+		go n.dispatchMessages()
+	}
+	if cfg.Responder != nil {
+		cfg.Responder.start(n)
+	}
+	for _, ln := range n.lns {
+		n.wg.Add(1)
+		go n.acceptLoop(ln)
+	}
+	for _, addr := range cfg.Peers {
+		n.wg.Add(1)
+		go n.staticLoop(addr)
+	}
+	if cfg.CableCar.Enabled {
+		cc, err := startCableCar(n)
+		if err != nil {
+			return fail(err)
+		}
+		n.cc = cc
+	}
+	if !cfg.NoDiscovery {
+		dc := cfg.Discovery
+		dc.Mesh = n.link.Mesh
+		dc.NodeID = n.id
+		dc.InstanceID = n.link.InstanceID
+		dc.Name = n.link.Name
+		dc.Port = int(n.link.ListenPort)
+		if dc.Logger == nil {
+			dc.Logger = cfg.Logger
+		}
+		dc.OnEvent = n.onDiscovery
+		d, err := discovery.New(dc)
+		if err != nil {
+			return fail(err)
+		}
+		n.mu.Lock()
+		n.disc = d
+		n.mu.Unlock()
+	}
+	n.log.Debug("mesh: node started", "id", n.id, "name", n.link.Name, "addrs", n.Addrs())
+	return n, nil
+}
+
+func portOf(a net.Addr) uint16 {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return uint16(ta.Port)
+	}
+	_, p, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return 0
+	}
+	port, _ := strconv.ParseUint(p, 10, 16)
+	return uint16(port)
+}
+
+// ID returns the node's id.
+func (n *Node) ID() uuid.UUID { return n.id }
+
+// Name returns the node's name.
+func (n *Node) Name() string { return n.link.Name }
+
+// Addrs returns the addresses the node accepts links on.
+func (n *Node) Addrs() []net.Addr {
+	out := make([]net.Addr, len(n.lns))
+	for i, ln := range n.lns {
+		out[i] = ln.Addr()
+	}
+	return out
+}
+
+// Close leaves the mesh gracefully with the reason "node closed".
+func (n *Node) Close() error { return n.CloseReason("node closed") }
+
+// CloseReason leaves the mesh: it tells discovery (a leaving beacon), stops
+// accepting and dialling, closes every link gracefully with reason (what is
+// pending is sent first; peers see the reason), and returns once every
+// goroutine of the node has ended. Peer events for the links it closes are
+// delivered to OnPeer before it returns. Idempotent; not to be called from
+// OnPeer or OnMessage.
+func (n *Node) CloseReason(reason string) error {
+	n.closeOnce.Do(func() {
+		n.mu.Lock()
+		n.closed = true
+		n.closeReason = reason
+		d := n.disc
+		var links []*Link
+		for _, p := range n.peers {
+			if p.link != nil {
+				links = append(links, p.link)
+			}
+		}
+		n.mu.Unlock()
+		if d != nil {
+			d.Close()
+		}
+		n.cancel()
+		for _, ln := range n.lns {
+			ln.Close()
+		}
+		if n.cc != nil {
+			n.cc.close()
+		}
+		var wg sync.WaitGroup
+		for _, l := range links {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				closeLink(l, reason)
+			}()
+		}
+		wg.Wait()
+		// Links that were attached while the first ones closed.
+		for {
+			n.mu.Lock()
+			var rest []*Link
+			for _, p := range n.peers {
+				if p.link != nil {
+					rest = append(rest, p.link)
+				}
+			}
+			n.mu.Unlock()
+			if len(rest) == 0 {
+				break
+			}
+			for _, l := range rest {
+				closeLink(l, reason)
+			}
+			n.waitDetached(rest)
+		}
+		// Handshakes in flight get a moment to finish (their links are then
+		// closed with reason), then are cut off.
+		grace := time.AfterFunc(min(n.link.CloseTimeout, 250*time.Millisecond), n.hsCancel)
+		n.events.close()
+		n.wg.Wait()
+		grace.Stop()
+		n.hsCancel()
+		n.reqs.failAll(ErrNodeClosed)
+		n.log.Debug("mesh: node closed", "id", n.id)
+	})
+	return n.closeErr
+}
+
+// waitDetached waits until the watchers of links have taken them out of
+// the table (bounded: each watcher runs right after its link's Done).
+func (n *Node) waitDetached(links []*Link) {
+	for _, l := range links {
+		<-l.Done()
+	}
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		n.mu.Lock()
+		still := false
+		for _, p := range n.peers {
+			if p.link != nil && slices.Contains(links, p.link) {
+				still = true
+			}
+		}
+		n.mu.Unlock()
+		if !still {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// acceptLoop accepts links until the listener closes; each is handshaken on
+// a goroutine of its own, at most maxPendingHandshakes at once.
+func (n *Node) acceptLoop(ln net.Listener) {
+	defer n.wg.Done()
+	sem := make(chan struct{}, maxPendingHandshakes)
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if n.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			n.log.Warn("mesh: accept failed", "addr", ln.Addr(), "err", err)
+			select {
+			case <-time.After(50 * time.Millisecond):
+				continue
+			case <-n.ctx.Done():
+				return
+			}
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-n.ctx.Done():
+			conn.Close()
+			return
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			defer func() { <-sem }()
+			remote, err := Handshake(n.hsCtx, conn, n.hello, n.link)
+			if err != nil {
+				n.log.Debug("mesh: inbound handshake failed", "remote", conn.RemoteAddr(), "err", err)
+				conn.Close()
+				return
+			}
+			n.attach(conn, remote, false, "")
+		}()
+	}
+}
+
+// dial connects to addr and handshakes. It returns the remote Hello once
+// the link is attached (or refused as a duplicate).
+func (n *Node) dial(ctx context.Context, addr string) (Hello, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.link.HandshakeTimeout)
+	defer cancel()
+	stop := context.AfterFunc(n.hsCtx, cancel) // Close ends it too, after a grace
+	defer stop()
+	conn, err := n.tr.Dial(ctx, addr)
+	if err != nil {
+		return Hello{}, fmt.Errorf("mesh: dial %s: %w", addr, err)
+	}
+	remote, err := Handshake(ctx, conn, n.hello, n.link)
+	if err != nil {
+		conn.Close()
+		return Hello{}, err
+	}
+	if remote.NodeID == n.id {
+		conn.Close()
+		return remote, errSelf
+	}
+	n.attach(conn, remote, true, addr)
+	return remote, nil
+}
+
+var errSelf = errors.New("mesh: dialled this node itself")
+
+// reasonDuplicate is the Bye reason of a link closed by the one-link rule.
+// The peer that reads it knows the sender holds another link to it, and
+// waits for that one rather than reporting the peer gone.
+const reasonDuplicate = "duplicate link"
+
+// attach makes a handshaken conn a link of the node, deciding between it and
+// a link the peer already has: exactly one link per pair of nodes stays.
+func (n *Node) attach(conn net.Conn, remote Hello, initiator bool, dialAddr string) {
+	if remote.NodeID == n.id {
+		conn.Close()
+		return
+	}
+	sink := &nodeSink{n: n, initiator: initiator, attached: make(chan struct{})}
+	l, err := NewLink(conn, n.link, n.hello, remote, sink)
+	if err != nil {
+		conn.Close()
+		n.log.Error("mesh: starting a link", "err", err)
+		return
+	}
+	release := sync.OnceFunc(func() { close(sink.attached) })
+	defer release()
+
+	var ev *PeerEvent
+	var loser *Link
+	loserReason := reasonDuplicate
+	n.mu.Lock()
+	if n.closed {
+		reason := n.closeReason
+		n.mu.Unlock()
+		release()
+		l.CloseReason(reason)
+		return
+	}
+	p := n.peers[remote.NodeID]
+	if p == nil {
+		p = &peer{id: remote.NodeID, wake: make(chan struct{}, 1)}
+		n.peers[remote.NodeID] = p
+	}
+	if dialAddr != "" && p.addr == "" {
+		p.addr = dialAddr
+	}
+	if p.addr == "" && remote.ListenPort != 0 {
+		// A peer that dialled us tells us where to dial back.
+		if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil {
+			p.addr = netip.AddrPortFrom(ap.Addr(), remote.ListenPort).String()
+		}
+	}
+	old := p.link
+	switch {
+	case old == nil:
+		kind := PeerJoined
+		if p.instance != uuid.Nil && p.instance != remote.InstanceID {
+			kind = PeerRestarted
+		}
+		p.link = l
+		if !p.replacing || kind == PeerRestarted {
+			ev = &PeerEvent{Kind: kind}
+		}
+		p.replacing = false
+		signal(p.wake)
+	case old.Remote().InstanceID != remote.InstanceID:
+		// The peer restarted: the old link belongs to its previous life.
+		p.link, loser, loserReason = l, old, "peer restarted"
+		ev = &PeerEvent{Kind: PeerRestarted}
+	case n.keepNew(l, old):
+		p.link, loser = l, old
+	default:
+		loser = l
+	}
+	if p.link == l {
+		p.instance = remote.InstanceID
+		p.name = remote.Name
+		p.attempts = 0
+		p.joined = time.Now()
+		delete(n.tombs, p.id)
+		n.publishLocked()
+		if ev != nil {
+			ev.Peer = n.infoLocked(p)
+			n.events.push(*ev)
+		}
+	}
+	n.mu.Unlock()
+
+	n.wg.Add(1)
+	go n.watch(p, l)
+	if loser != nil {
+		// Gracefully: what was sent on it still arrives, and what arrives on
+		// it is still delivered.
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			loser.CloseReason(loserReason)
+		}()
+	}
+}
+
+// keepNew decides between two live links to one peer, the same way on both
+// ends: the link opened by the node with the lower id stays. Two links
+// opened by the same node mean it redialled: the newer one stays.
+func (n *Node) keepNew(nl, old *Link) bool {
+	opener := func(l *Link) uuid.UUID {
+		if l.sink.(*nodeSink).initiator {
+			return n.id
+		}
+		return l.Remote().NodeID
+	}
+	a, b := opener(nl), opener(old)
+	if a == b {
+		return true
+	}
+	return bytes.Compare(a[:], b[:]) < 0
+}
+
+// watch waits for a link to end, then takes it out of the table.
+func (n *Node) watch(p *peer, l *Link) {
+	defer n.wg.Done()
+	<-l.Done()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if p.link != l {
+		return // replaced: its end is no news
+	}
+	p.link = nil
+	n.publishLocked()
+	err := l.Err()
+	var ce *CloseError
+	if errors.As(err, &ce) && ce.Remote && ce.Reason == reasonDuplicate && !n.closed {
+		// The peer keeps another link to us: wait for it, bounded.
+		p.replacing = true
+		n.wg.Add(1)
+		go n.awaitReplacement(p, err)
+		return
+	}
+	n.leftLocked(p, err)
+}
+
+// leftLocked records that the peer's link ended for good: an event, its
+// requests failed, and a redial if the peer is still wanted.
+func (n *Node) leftLocked(p *peer, err error) {
+	n.tombs[p.id] = tomb{name: p.name, err: err, at: time.Now()}
+	n.trimTombsLocked()
+	n.reqs.failPeer(p.id, p.name, err)
+	n.events.push(PeerEvent{Kind: PeerLeft, Peer: n.infoLocked(p), Err: err})
+	switch {
+	case n.closed:
+	case p.wanted():
+		n.startDialLocked(p, true)
+	default:
+		delete(n.peers, p.id)
+	}
+}
+
+// awaitReplacement waits for the link a peer kept when it closed ours as a
+// duplicate; if none comes within HandshakeTimeout, the peer has left.
+func (n *Node) awaitReplacement(p *peer, cause error) {
+	defer n.wg.Done()
+	deadline := time.Now().Add(n.link.HandshakeTimeout)
+	for {
+		n.mu.Lock()
+		if !p.replacing || p.link != nil {
+			n.mu.Unlock()
+			return
+		}
+		if n.closed || !time.Now().Before(deadline) {
+			p.replacing = false
+			n.leftLocked(p, cause)
+			n.mu.Unlock()
+			return
+		}
+		n.mu.Unlock()
+		// Any wake-up re-checks; the deadline stays where it was.
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-p.wake:
+		case <-t.C:
+		case <-n.ctx.Done():
+		}
+		t.Stop()
+	}
+}
+
+func (n *Node) trimTombsLocked() {
+	for len(n.tombs) > maxTombs {
+		var oldest uuid.UUID
+		var at time.Time
+		for id, t := range n.tombs {
+			if at.IsZero() || t.at.Before(at) {
+				oldest, at = id, t.at
+			}
+		}
+		delete(n.tombs, oldest)
+	}
+}
+
+// publishLocked publishes a new copy of the link table for Send.
+func (n *Node) publishLocked() {
+	t := &linkTable{byID: make(map[uuid.UUID]*Link, len(n.peers))}
+	for id, p := range n.peers {
+		if p.link != nil {
+			t.byID[id] = p.link
+			t.all = append(t.all, p.link)
+		}
+	}
+	n.links.Store(t)
+}
+
+// onDiscovery takes discovery's events, on discovery's dispatcher goroutine.
+func (n *Node) onDiscovery(ev discovery.Event) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed || ev.Peer.ID == n.id {
+		return
+	}
+	p := n.peers[ev.Peer.ID]
+	switch ev.Kind {
+	case discovery.Found, discovery.Updated, discovery.Restarted:
+		if p == nil {
+			p = &peer{id: ev.Peer.ID, wake: make(chan struct{}, 1)}
+			n.peers[p.id] = p
+		}
+		p.seen = true
+		p.via = ev.Peer.Via
+		p.addr = ev.Peer.Addr.String()
+		if p.name == "" {
+			p.name = ev.Peer.Name
+		}
+		if ev.Kind == discovery.Restarted && p.link != nil && p.link.Remote().InstanceID != ev.Peer.Instance {
+			// The link is to the previous life of the peer; it will fail
+			// its silence check, but there is no need to wait for it.
+			stale := p.link
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				stale.CloseReason("peer restarted")
+			}()
+		}
+		if p.link == nil {
+			n.startDialLocked(p, false)
+		}
+		signal(p.wake)
+	case discovery.Lost:
+		if p == nil {
+			return
+		}
+		p.seen = false
+		if p.link == nil && !p.static {
+			delete(n.peers, p.id)
+			signal(p.wake)
+		}
+	}
+}
+
+// startDialLocked starts the dialler of p unless one runs. The node with the
+// lower id dials at once; the other waits DialGrace for it first. After a
+// lost link (again), the wait is the backoff.
+func (n *Node) startDialLocked(p *peer, again bool) {
+	if p.dialing || n.closed || p.addr == "" {
+		return
+	}
+	p.dialing = true
+	n.wg.Add(1)
+	go n.dialLoop(p, again)
+}
+
+func (n *Node) dialLoop(p *peer, again bool) {
+	defer n.wg.Done()
+	lower := bytes.Compare(n.id[:], p.id[:]) < 0
+	for {
+		n.mu.Lock()
+		if n.closed || p.link != nil || !p.wanted() || n.peers[p.id] != p {
+			p.dialing = false
+			n.mu.Unlock()
+			return
+		}
+		var wait time.Duration
+		switch {
+		case p.attempts > 0 || again:
+			wait = backoff(p.attempts, n.cfg.RedialMin, n.cfg.RedialMax)
+		case !lower:
+			wait = n.cfg.DialGrace
+		}
+		n.mu.Unlock()
+		again = false
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-p.wake:
+				t.Stop()
+				// Woken by news of the peer: re-check, but keep the wait
+				// if it was a backoff.
+				if p.attempts > 0 {
+					continue
+				}
+			case <-n.ctx.Done():
+				t.Stop()
+				continue
+			}
+		}
+		n.mu.Lock()
+		addr := p.addr
+		linked := p.link != nil
+		n.mu.Unlock()
+		if linked || addr == "" {
+			continue
+		}
+		_, err := n.dial(n.ctx, addr)
+		n.mu.Lock()
+		if err != nil {
+			p.attempts++
+			n.log.Debug("mesh: dial failed", "peer", p.id, "addr", addr, "attempt", p.attempts, "err", err)
+		}
+		n.mu.Unlock()
+	}
+}
+
+// staticLoop keeps a link to a configured address: it dials it, and dials
+// again with backoff whenever the link to the node found there ends.
+func (n *Node) staticLoop(addr string) {
+	defer n.wg.Done()
+	attempts := 0
+	for {
+		if n.ctx.Err() != nil {
+			return
+		}
+		remote, err := n.dial(n.ctx, addr)
+		switch {
+		case errors.Is(err, errSelf):
+			n.log.Debug("mesh: static peer is this node", "addr", addr)
+			return
+		case err != nil:
+			attempts++
+			n.log.Debug("mesh: static peer unreachable", "addr", addr, "attempt", attempts, "err", err)
+		default:
+			attempts = 0
+			n.mu.Lock()
+			p := n.peers[remote.NodeID]
+			var done <-chan struct{}
+			if p != nil {
+				p.static = true
+				if p.link != nil {
+					done = p.link.Done()
+				}
+			}
+			n.mu.Unlock()
+			if done != nil {
+				select {
+				case <-done:
+				case <-n.ctx.Done():
+					return
+				}
+			}
+		}
+		t := time.NewTimer(backoff(attempts, n.cfg.RedialMin, n.cfg.RedialMax))
+		select {
+		case <-t.C:
+		case <-n.ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+}
+
+// Connect links to the node at addr now, whether or not discovery has found
+// it, and returns its Hello. ctx bounds the dial and the handshake.
+func (n *Node) Connect(ctx context.Context, addr string) (PeerInfo, error) {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return PeerInfo{}, ErrNodeClosed
+	}
+	n.wg.Add(1) // Close waits for a Connect in progress
+	n.mu.Unlock()
+	defer n.wg.Done()
+	remote, err := n.dial(ctx, addr)
+	if err != nil {
+		return PeerInfo{}, err
+	}
+	return n.Peer(remote.NodeID)
+}

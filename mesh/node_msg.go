@@ -1,0 +1,460 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lanmesh/lanmesh/message"
+)
+
+// Message is a message received by a node, with the peer it came from.
+type Message struct {
+	// From is the sender's node id; FromName its name.
+	From     uuid.UUID
+	FromName string
+	// Msg is the message, a pointer to its registered type.
+	Msg any
+
+	link    *Link
+	request bool
+	reqID   uint32
+}
+
+// IsRequest reports whether the sender waits for an answer: give it one
+// with Node.Reply (or Node.Refuse).
+func (m Message) IsRequest() bool { return m.request }
+
+// nodeSink takes the messages of one link of a node, on that link's reader
+// goroutine (so its fields need no lock): it pairs request and reply
+// markers with the message after them and queues the rest for the program.
+type nodeSink struct {
+	n         *Node
+	initiator bool // this node opened the link
+	quiet     bool // a cable_car link: no handshake, no control frames
+	// attached is closed once the node has put the link in its table (or
+	// decided against it): until then delivery waits, so that a program
+	// never receives a message from a peer it cannot yet answer.
+	attached chan struct{}
+
+	marker byte // message.CodeRequest or CodeReply when one came last
+	id     uint32
+	out    []Message // the batch for the inbox, reused
+	at     []int     // the index in the link's batch of each of out
+}
+
+func (s *nodeSink) Deliver(l *Link, msgs []any, stop <-chan struct{}) int {
+	select {
+	case <-s.attached:
+	case <-stop:
+		select {
+		case <-s.attached:
+		default:
+			return 0
+		}
+	}
+	remote := l.Remote()
+	for i, msg := range msgs {
+		switch m := msg.(type) {
+		case *message.Request:
+			s.marker, s.id = message.CodeRequest, m.ID
+			continue
+		case *message.Reply:
+			s.marker, s.id = message.CodeReply, m.ID
+			continue
+		case *message.Refuse:
+			s.n.reqs.resolve(remote.NodeID, m.ID, nil, fmt.Errorf("%w: %s", ErrRefused, m.Reason))
+			continue
+		}
+		marker, id := s.marker, s.id
+		s.marker = 0
+		s.n.traffic.note(l, In, msg)
+		if marker == message.CodeReply {
+			s.n.reqs.resolve(remote.NodeID, id, msg, nil)
+			continue
+		}
+		m := Message{From: remote.NodeID, FromName: remote.Name, Msg: msg, link: l,
+			request: marker == message.CodeRequest, reqID: id}
+		if r := s.n.cfg.Responder; m.request && r != nil && r.knows(msg) {
+			// Keep the order of what the program sees: queue what came
+			// before first.
+			if k := s.flush(stop); k >= 0 {
+				return k
+			}
+			if r.q.push([]Message{m}, stop) == 0 {
+				return i
+			}
+			continue
+		}
+		s.out = append(s.out, m)
+		s.at = append(s.at, i)
+	}
+	if k := s.flush(stop); k >= 0 {
+		return k
+	}
+	return len(msgs)
+}
+
+// flush queues the gathered messages for the program in one push. It
+// returns -1 when all were taken, else the index in the link's batch of the
+// first one that was not.
+func (s *nodeSink) flush(stop <-chan struct{}) int {
+	if len(s.out) == 0 {
+		return -1
+	}
+	k := s.n.inbox.push(s.out, stop)
+	first := -1
+	if k < len(s.out) {
+		first = s.at[k]
+	}
+	clear(s.out) // drop the references for the collector
+	s.out, s.at = s.out[:0], s.at[:0]
+	return first
+}
+
+// goneErrLocked says why there is no link to id.
+func (n *Node) goneErrLocked(id uuid.UUID) error {
+	if t, ok := n.tombs[id]; ok {
+		return fmt.Errorf("%w: %s (%s): %w", ErrPeerGone, t.name, id, t.err)
+	}
+	return fmt.Errorf("%w: %s", ErrNoPeer, id)
+}
+
+func (n *Node) linkTo(id uuid.UUID) (*Link, error) {
+	if l := n.links.Load().byID[id]; l != nil {
+		return l, nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, ErrNodeClosed
+	}
+	if p := n.peers[id]; p != nil && p.replacing {
+		return nil, fmt.Errorf("%w: the link to %s is being replaced", ErrBackpressure, p.name)
+	}
+	return nil, n.goneErrLocked(id)
+}
+
+// Send queues msg for the peer with id and returns at once; it never blocks
+// on the network. The bytes leave on the next Xfer (or at once with
+// Link.AutoFlush). It reads the link table without a lock and, for the
+// binary codec and a message passed as a pointer, does not allocate.
+//
+// Errors: ErrNoPeer for an id the node has no link to, ErrPeerGone (with the
+// reason) for a peer that left, ErrBackpressure when the peer's send buffer
+// is full, a codec error for a message that cannot be encoded.
+func (n *Node) Send(id uuid.UUID, msg any) error {
+	l, err := n.linkTo(id)
+	if err != nil {
+		return err
+	}
+	err = l.Send(msg)
+	if errors.Is(err, ErrClosed) {
+		// The link may have just been replaced (the one-link rule): the
+		// message goes on the new one.
+		if l2, err2 := n.linkTo(id); err2 == nil && l2 != l {
+			l, err = l2, l2.Send(msg)
+		} else if errors.Is(err2, ErrBackpressure) {
+			return err2
+		}
+	}
+	if err != nil {
+		if errors.Is(err, ErrClosed) {
+			return fmt.Errorf("%w: %s: %w", ErrPeerGone, l.Remote().Name, err)
+		}
+		return err
+	}
+	n.traffic.note(l, Out, msg)
+	return nil
+}
+
+// SendTo sends msg to the one linked peer called name, as UltraSockets'
+// send(name, message) did. A name that matches no linked peer is ErrNoPeer;
+// one that matches several is ErrAmbiguousName.
+func (n *Node) SendTo(name string, msg any) error {
+	var found *Link
+	for _, l := range n.links.Load().all {
+		if l.Remote().Name == name {
+			if found != nil {
+				return fmt.Errorf("%w: %q (send by id)", ErrAmbiguousName, name)
+			}
+			found = l
+		}
+	}
+	if found == nil {
+		return fmt.Errorf("%w: no linked peer is called %q", ErrNoPeer, name)
+	}
+	return n.Send(found.Remote().NodeID, msg)
+}
+
+// Broadcast queues msg for every linked peer. It encodes msg once and copies
+// the bytes to each link, so fan-out costs a copy per peer. It returns how
+// many peers it was queued for and, joined, the errors of those it was not
+// (a full send buffer, a link closing).
+func (n *Node) Broadcast(msg any) (int, error) {
+	t := n.links.Load()
+	if len(t.all) == 0 {
+		return 0, nil
+	}
+	buf := framePool.Get().(*[]byte)
+	defer framePool.Put(buf)
+	frame, err := t.all[0].codec.AppendFrame((*buf)[:0], msg)
+	if err != nil {
+		return 0, err
+	}
+	*buf = frame
+	sent := 0
+	var errs []error
+	for _, l := range t.all {
+		if err := l.sendFrame(frame); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", l.Remote().Name, err))
+			continue
+		}
+		n.traffic.note(l, Out, msg)
+		sent++
+	}
+	return sent, errors.Join(errs...)
+}
+
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// Xfer moves bytes: every link hands what Send queued since the last Xfer to
+// its writer, to go out in one write per link, and received messages are
+// available to Get as they arrive. It never blocks. It returns
+// ErrNodeClosed once the node is closed.
+func (n *Node) Xfer() error {
+	for _, l := range n.links.Load().all {
+		l.Flush()
+	}
+	if n.ctx.Err() != nil {
+		return ErrNodeClosed
+	}
+	return nil
+}
+
+// Get returns the next received message, or false if none is waiting. It
+// never blocks. With OnMessage set, the handler takes every message and Get
+// finds none.
+func (n *Node) Get() (Message, bool) { return n.take() }
+
+// take returns the next message: from the batch taken from the inbox last
+// time, or a new batch of up to takeBatch, so that the inbox's lock (shared
+// with the links' readers) is taken once per batch, not per message.
+func (n *Node) take() (Message, bool) {
+	n.takeMu.Lock()
+	defer n.takeMu.Unlock()
+	if n.next == len(n.taken) {
+		clear(n.taken)
+		n.taken, n.next = n.inbox.popMany(n.taken[:0], takeBatch), 0
+		if len(n.taken) == 0 {
+			return Message{}, false
+		}
+	}
+	m := n.taken[n.next]
+	n.taken[n.next] = Message{}
+	n.next++
+	if n.next < len(n.taken) {
+		signal(n.inbox.ready) // another Receive may take the rest
+	}
+	return m, true
+}
+
+const takeBatch = 64
+
+// Receive returns the next received message, waiting until one comes, ctx
+// ends, or the node is closed and every message that came before has been
+// returned (ErrNodeClosed).
+func (n *Node) Receive(ctx context.Context) (Message, error) {
+	for {
+		if m, ok := n.take(); ok {
+			return m, nil
+		}
+		select {
+		case <-n.inbox.ready:
+		case <-n.ctx.Done():
+			if m, ok := n.take(); ok {
+				return m, nil
+			}
+			return Message{}, ErrNodeClosed
+		case <-ctx.Done():
+			return Message{}, ctx.Err()
+		}
+	}
+}
+
+func (n *Node) dispatchMessages() {
+	defer n.wg.Done()
+	for {
+		if m, ok := n.take(); ok {
+			n.cfg.OnMessage(m)
+			continue
+		}
+		select {
+		case <-n.inbox.ready:
+		case <-n.ctx.Done():
+			for {
+				m, ok := n.take()
+				if !ok {
+					return
+				}
+				n.cfg.OnMessage(m)
+			}
+		}
+	}
+}
+
+// backoff returns the wait before attempt n+1: from lo doubling to hi, with
+// ±50% jitter so that nodes do not retry in step.
+func backoff(attempt int, lo, hi time.Duration) time.Duration {
+	d := lo
+	for i := 0; i < attempt && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	return d/2 + rand.N(d)
+}
+
+// Request sends msg to the peer with id as a request and waits for its reply
+// (a pointer to the reply's registered type) until ctx ends. The peer
+// answers with Reply, or automatically with a Responder. Errors: those of
+// Send, ctx's, ErrRefused (with the peer's reason), ErrPeerGone if the peer
+// leaves first.
+func (n *Node) Request(ctx context.Context, id uuid.UUID, msg any) (any, error) {
+	l, err := n.linkTo(id)
+	if err != nil {
+		return nil, err
+	}
+	w, rid := n.reqs.add(id)
+	defer n.reqs.remove(rid)
+	if err := l.sendPair(&message.Request{ID: rid}, msg); err != nil {
+		if errors.Is(err, ErrClosed) {
+			return nil, fmt.Errorf("%w: %s: %w", ErrPeerGone, l.Remote().Name, err)
+		}
+		return nil, err
+	}
+	n.traffic.note(l, Out, msg)
+	l.Flush()
+	select {
+	case r := <-w:
+		return r.msg, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("mesh: request to %s: %w", l.Remote().Name, ctx.Err())
+	}
+}
+
+// Reply answers the request m with reply. It is sent on the link the
+// request came on, or on the peer's current link if that one has closed.
+func (n *Node) Reply(m Message, reply any) error {
+	if !m.request {
+		return errors.New("mesh: Reply to a message that is not a request")
+	}
+	return n.answer(m, &message.Reply{ID: m.reqID}, reply)
+}
+
+// Refuse answers the request m with a refusal: the requester's Request
+// returns ErrRefused with reason.
+func (n *Node) Refuse(m Message, reason string) error {
+	if !m.request {
+		return errors.New("mesh: Refuse of a message that is not a request")
+	}
+	return n.answer(m, &message.Refuse{ID: m.reqID, Reason: reason}, nil)
+}
+
+func (n *Node) answer(m Message, marker, reply any) error {
+	l := m.link
+	if l == nil || l.Err() != nil {
+		var err error
+		if l, err = n.linkTo(m.From); err != nil {
+			return err
+		}
+	}
+	var err error
+	if reply == nil {
+		err = l.Send(marker)
+	} else {
+		err = l.sendPair(marker, reply)
+		if err == nil {
+			n.traffic.note(l, Out, reply)
+		}
+	}
+	l.Flush()
+	return err
+}
+
+type reqResult struct {
+	msg any
+	err error
+}
+
+type waiter struct {
+	peer uuid.UUID
+	ch   chan reqResult
+}
+
+// requests are the node's requests in flight, by id.
+type requests struct {
+	// mu guards the fields below.
+	mu      sync.Mutex
+	next    uint32
+	waiting map[uint32]waiter
+}
+
+func (r *requests) init() { r.waiting = map[uint32]waiter{} }
+
+func (r *requests) add(peer uuid.UUID) (<-chan reqResult, uint32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.next++
+	for r.next == 0 || r.waiting[r.next].ch != nil {
+		r.next++
+	}
+	ch := make(chan reqResult, 1)
+	r.waiting[r.next] = waiter{peer: peer, ch: ch}
+	return ch, r.next
+}
+
+func (r *requests) remove(id uint32) {
+	r.mu.Lock()
+	delete(r.waiting, id)
+	r.mu.Unlock()
+}
+
+// resolve answers request id, if it is waiting for a reply from peer; an
+// answer from another peer, or to no request, is dropped.
+func (r *requests) resolve(peer uuid.UUID, id uint32, msg any, err error) {
+	r.mu.Lock()
+	w, ok := r.waiting[id]
+	if ok && w.peer == peer {
+		delete(r.waiting, id)
+	}
+	r.mu.Unlock()
+	if ok && w.peer == peer {
+		w.ch <- reqResult{msg: msg, err: err}
+	}
+}
+
+// failPeer ends every request waiting on peer, which has left.
+func (r *requests) failPeer(peer uuid.UUID, name string, cause error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, w := range r.waiting {
+		if w.peer == peer {
+			delete(r.waiting, id)
+			w.ch <- reqResult{err: fmt.Errorf("%w: %s: %w", ErrPeerGone, name, cause)}
+		}
+	}
+}
+
+func (r *requests) failAll(cause error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, w := range r.waiting {
+		delete(r.waiting, id)
+		w.ch <- reqResult{err: cause}
+	}
+}
