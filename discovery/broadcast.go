@@ -1,11 +1,12 @@
 package discovery
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/lanmesh/lanmesh/internal/udpshare"
 )
 
 // packetConn is the beacon socket. It knows bytes and addresses only; the
@@ -18,12 +19,11 @@ type packetConn struct {
 // hear broadcasts) with the port shared, so that several nodes on one host
 // all hear every beacon.
 func listenShared(port int) (*packetConn, error) {
-	lc := net.ListenConfig{Control: controlShared}
-	pc, err := lc.ListenPacket(context.Background(), "udp4", fmt.Sprintf("0.0.0.0:%d", port))
+	conn, err := udpshare.Listen(port)
 	if err != nil {
 		return nil, err
 	}
-	return &packetConn{conn: pc.(*net.UDPConn)}, nil
+	return &packetConn{conn: conn}, nil
 }
 
 // readFrom returns the next datagram; a datagram longer than buf is

@@ -73,8 +73,11 @@ type Config struct {
 	MDNSTimeout time.Duration
 	// Seeds are host:port addresses of peers' beacon ports, for networks
 	// that carry neither broadcast nor multicast. Each gets a unicast
-	// query beacon every Interval. Names are resolved at every round, so
-	// prefer literal addresses. Default: none.
+	// query beacon every Interval and answers by unicast. Names are
+	// resolved at every InterfaceRefresh, so prefer literal addresses.
+	// Unicast to a port shared by several nodes on one host reaches only
+	// one of them, so give each node that must be reached through seeds a
+	// beacon port of its own. Default: none.
 	Seeds []string
 
 	// Interval is the time between beacons. Shorter finds lost peers

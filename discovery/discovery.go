@@ -413,7 +413,7 @@ func (d *Discoverer) handlePacket(p []byte, from netip.AddrPort) {
 	}
 	if b.ID == d.self.ID {
 		if b.Instance != d.self.Instance {
-			d.warnOnce("dup "+b.Instance.String(), "discovery: another node uses this node's id", "id", b.ID, "from", from)
+			d.warnOnce("duplicate id", "discovery: another node uses this node's id", "id", b.ID, "from", from)
 		}
 		return
 	}

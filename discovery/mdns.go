@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"fmt"
 	"io"
 	"log"
 	"math/rand/v2"
@@ -134,7 +135,13 @@ func (a *mdnsAgent) startServer(it ifaddr.Interface) (*mdns.Server, error) {
 	// Host name and addresses are given so that the library never asks a
 	// resolver; the id keeps host names of nodes on one machine apart.
 	host := "lanmesh-" + a.d.self.ID.String()[:8] + ".local."
-	svc, err := mdns.NewMDNSService(a.d.self.ID.String(), a.d.cfg.MDNSService, "local.", host,
+	// One service instance per interface, each naming only that
+	// interface's addresses. Linux hands a query that arrives on one
+	// interface to the servers of all of them, and hashicorp/mdns reports
+	// only the first complete answer per instance name: with one name, a
+	// browser could be told only an address it cannot reach.
+	instance := fmt.Sprintf("%s-%d", a.d.self.ID, it.Index)
+	svc, err := mdns.NewMDNSService(instance, a.d.cfg.MDNSService, "local.", host,
 		a.d.cfg.Port, ips, a.txt())
 	if err != nil {
 		return nil, err

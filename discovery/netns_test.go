@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime"
@@ -499,4 +500,72 @@ func summary(ds []time.Duration) string {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	pct := func(p float64) time.Duration { return s[int(p*float64(len(s)-1))] }
 	return fmt.Sprintf("n=%d min=%v median=%v p90=%v max=%v", len(s), s[0], pct(0.5), pct(0.9), s[len(s)-1])
+}
+
+// TestNetnsInterfaces puts four hosts on two LANs: h1 restricted to the
+// second, h3 to the first, h2 and h4 unrestricted. Each node finds exactly
+// the nodes it shares a chosen LAN with, at an address on that LAN, and a
+// node heard on both LANs is one peer whose address does not flap.
+func TestNetnsInterfaces(t *testing.T) {
+	for _, mode := range []struct {
+		name            string
+		broadcast, mdns bool
+	}{{"broadcast", true, false}, {"mdns", false, true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			lab := netlab.New(t, 4)
+			lan2 := lab.AddLAN()
+			h1, h2, h3, h4 := lab.Hosts[0], lab.Hosts[1], lab.Hosts[2], lab.Hosts[3]
+			spec := func(ifaces ...string) nodeSpec {
+				s := nsSpec("lab", mode.broadcast, mode.mdns)
+				s.Interfaces = ifaces
+				return s
+			}
+			n1 := startNode(t, h1, spec(lan2.Iface))
+			n2 := startNode(t, h2, spec())
+			n3 := startNode(t, h3, spec(h3.Iface))
+			n4 := startNode(t, h4, spec())
+
+			// expect waits until n has found exactly the given peers at the
+			// given addresses ("" accepts either of the peer's addresses).
+			expect := func(n *labNode, peers map[*labNode]string) {
+				t.Helper()
+				left := len(peers)
+				byID := map[uuid.UUID]*labNode{}
+				for p := range peers {
+					byID[p.self.ID] = p
+				}
+				for left > 0 {
+					l := n.waitEvent(t, 5*time.Second, fmt.Sprintf("%d more peers", left), func(l nodeLine) bool { return l.T == "found" })
+					p, ok := byID[l.ID]
+					if !ok {
+						t.Fatalf("%s found %s, which shares no chosen LAN with it", n.host.Name, l.Addr)
+					}
+					want := peers[p]
+					if want == "" {
+						a, b := fmt.Sprintf("%s:%d", p.host.Addr, p.spec.Port), fmt.Sprintf("%s:%d", p.host.AddrOn(lan2), p.spec.Port)
+						if l.Addr != a && l.Addr != b {
+							t.Fatalf("%s found %s at %s, want %s or %s", n.host.Name, p.host.Name, l.Addr, a, b)
+						}
+					} else if l.Addr != want {
+						t.Fatalf("%s found %s at %s, want %s", n.host.Name, p.host.Name, l.Addr, want)
+					}
+					left--
+				}
+			}
+			at := func(n *labNode, a netip.Addr) string { return fmt.Sprintf("%s:%d", a, n.spec.Port) }
+			expect(n1, map[*labNode]string{n2: at(n2, h2.AddrOn(lan2)), n4: at(n4, h4.AddrOn(lan2))})
+			expect(n3, map[*labNode]string{n2: at(n2, h2.Addr), n4: at(n4, h4.Addr)})
+			expect(n2, map[*labNode]string{n1: at(n1, h1.AddrOn(lan2)), n3: at(n3, h3.Addr), n4: ""})
+			expect(n4, map[*labNode]string{n1: at(n1, h1.AddrOn(lan2)), n3: at(n3, h3.Addr), n2: ""})
+			// Several rounds later: nothing new was found, and the peers
+			// heard on both LANs did not flap (no Updated, no Lost).
+			window := 5 * n2.spec.Interval
+			for _, n := range []*labNode{n1, n2, n3, n4} {
+				if l, err := n.proc.WaitLine(window, func(s string) bool { return strings.Contains(s, `"T":`) }); err == nil {
+					t.Fatalf("%s: unexpected event %s", n.host.Name, l)
+				}
+				window = time.Millisecond
+			}
+		})
+	}
 }

@@ -18,8 +18,6 @@ const (
 	ViaBroadcast Via = 1 << iota // a UDP beacon heard on a broadcast destination
 	ViaMDNS                      // an answer to an mDNS browse
 	ViaSeed                      // a UDP beacon from a configured seed address
-
-	viaAll = ViaBroadcast | ViaMDNS | ViaSeed
 )
 
 func (v Via) String() string {
@@ -243,7 +241,7 @@ func (t *table) observe(s sighting, evs []Event) []Event {
 	prev := e.Peer
 	e.seen[viaIndex(s.Via)] = now
 	e.LastSeen = now
-	e.Via |= s.Via
+	e.Via = t.viaNow(e, now)
 	changed := false
 	if s.Name != e.Name {
 		e.Name = s.Name
@@ -351,11 +349,7 @@ func (t *table) expire(evs []Event) []Event {
 			lost = append(lost, Event{Kind: Lost, Peer: e.Peer, Reason: LostTimeout})
 			continue
 		}
-		for _, v := range []Via{ViaBroadcast, ViaMDNS, ViaSeed} {
-			if e.Via&v != 0 && !t.fresh(e, v, now) {
-				e.Via &^= v
-			}
-		}
+		e.Via = t.viaNow(e, now)
 	}
 	// A stable order makes logs and tests deterministic.
 	slices.SortFunc(lost, func(a, b Event) int { return strings.Compare(a.Peer.ID.String(), b.Peer.ID.String()) })
@@ -378,11 +372,25 @@ func (t *table) bury(p Peer, leaving bool, now time.Time) {
 	t.tombs[p.ID] = tomb{peer: p, leaving: leaving, at: now}
 }
 
+// viaNow returns the sources that heard the peer within LostAfter.
+func (t *table) viaNow(e *entry, now time.Time) Via {
+	var v Via
+	for _, src := range []Via{ViaBroadcast, ViaMDNS, ViaSeed} {
+		if t.fresh(e, src, now) {
+			v |= src
+		}
+	}
+	return v
+}
+
 // snapshot returns the peers sorted by id.
 func (t *table) snapshot() []Peer {
+	now := t.clock.Now()
 	out := make([]Peer, 0, len(t.peers))
 	for _, e := range t.peers {
-		out = append(out, e.Peer)
+		p := e.Peer
+		p.Via = t.viaNow(e, now)
+		out = append(out, p)
 	}
 	slices.SortFunc(out, func(a, b Peer) int { return strings.Compare(a.ID.String(), b.ID.String()) })
 	return out

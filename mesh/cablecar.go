@@ -106,7 +106,7 @@ func cableCarID(ip netip.Addr) uuid.UUID { return uuid.NewSHA1(cableCarNS, []byt
 type cableCar struct {
 	n     *Node
 	cfg   CableCarConfig
-	link  Config // the node's link config, for cable_car's codec, with no control frames
+	link  Config // the node's link config, with cable_car's codec
 	ln    net.Listener
 	udp   *net.UDPConn // hears "BROADCAST" on the shared port
 	send  *net.UDPConn // sends it, from a port of its own
@@ -117,18 +117,9 @@ type cableCar struct {
 	byIP map[netip.Addr]*Link
 }
 
-// quietConfig is a link config with no pings and no silence check: for
-// peers that know no control frames.
-func quietConfig(c Config) Config {
-	const never = 100 * 365 * 24 * time.Hour
-	c.PingInterval = never
-	c.Silence = 2 * never
-	return c
-}
-
 func startCableCar(n *Node) (*cableCar, error) {
 	cfg := n.cfg.CableCar
-	link := quietConfig(n.link)
+	link := n.link
 	if cfg.Codec != "" {
 		link.Codec = cfg.Codec
 	}
@@ -327,7 +318,7 @@ func (n *Node) attachQuiet(conn net.Conn, cfg Config, remote Hello) (*Link, erro
 	local := n.hello
 	local.Codec = cfg.Codec
 	sink := &nodeSink{n: n, quiet: true, attached: make(chan struct{})}
-	l, err := NewLink(conn, cfg, local, remote, sink)
+	l, err := newLink(conn, cfg, local, remote, sink, true)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -338,7 +329,7 @@ func (n *Node) attachQuiet(conn net.Conn, cfg Config, remote Hello) (*Link, erro
 	if n.closed || n.peers[remote.NodeID] != nil && n.peers[remote.NodeID].link != nil {
 		n.mu.Unlock()
 		release()
-		closeLink(l, reasonDuplicate)
+		l.CloseReason(reasonDuplicate)
 		return nil, ErrNodeClosed
 	}
 	p := n.peers[remote.NodeID]
@@ -359,15 +350,4 @@ func (n *Node) attachQuiet(conn net.Conn, cfg Config, remote Hello) (*Link, erro
 	go n.watch(p, l)
 	n.mu.Unlock()
 	return l, nil
-}
-
-// closeLink closes l gracefully; a link to a peer that knows no control
-// frames gets what is pending but no Bye.
-func closeLink(l *Link, reason string) {
-	if s, ok := l.sink.(*nodeSink); ok && s.quiet {
-		l.shutdown(closeErr(ErrClosed, false, reason), closeMode{flush: true})
-		l.wg.Wait()
-		return
-	}
-	l.CloseReason(reason)
 }

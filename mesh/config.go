@@ -79,7 +79,9 @@ type Config struct {
 	SendBufferLimit int
 	// ReceiveQueueLimit is how many received messages wait for Get before
 	// the link stops reading, which in turn stops the peer (its Sends return
-	// ErrBackpressure). Default 4096.
+	// ErrBackpressure). Default 4096. Get takes them from the queue up to
+	// 128 at a time, so at most that many more are held. Larger absorbs
+	// longer pauses of the application; smaller holds less memory.
 	ReceiveQueueLimit int
 	// AutoFlush makes Send hand its bytes to the network itself, as soon as
 	// the writer is free, for programs that are not game loops. Default

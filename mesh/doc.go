@@ -31,7 +31,9 @@
 //
 // A link runs a reader goroutine (decodes frames, answers pings, fills the
 // receive queue) and a writer goroutine (writes each batch in one write,
-// sends pings, carries out the close). A Messenger on which Handle was
+// sends pings, carries out the close). Send only appends to a buffer; Xfer
+// (Flush) hands the buffer to the writer, or on Unix writes a small one
+// itself with a single non-blocking write, which never waits. A Messenger on which Handle was
 // called adds a dispatch goroutine that runs the handlers. A Listener runs
 // one accept goroutine per address and one per handshake in progress. Close
 // waits for all of them.

@@ -50,6 +50,22 @@ var (
 	ErrListenerClosed = errors.New("mesh: listener closed")
 	// ErrConfig: Config.Validate found a bad field; the message names it.
 	ErrConfig = errors.New("mesh: invalid config")
+
+	// Errors of a Node, beside those of its links.
+
+	// ErrNodeClosed: the node is closed.
+	ErrNodeClosed = errors.New("mesh: node closed")
+	// ErrNoPeer: no linked peer has that id or name.
+	ErrNoPeer = errors.New("mesh: no such peer")
+	// ErrPeerGone: the peer was linked but has left; the error says why.
+	ErrPeerGone = errors.New("mesh: peer left")
+	// ErrAmbiguousName: several linked peers have that name; send by id.
+	ErrAmbiguousName = errors.New("mesh: several peers have that name")
+	// ErrRefused: the peer answered a request with a refusal; the error
+	// carries its reason.
+	ErrRefused = errors.New("mesh: request refused")
+	// ErrFrozen: a rule was changed on a frozen Responder.
+	ErrFrozen = errors.New("mesh: responder rules are frozen")
 )
 
 // timeoutError is a sentinel that is also a net.Error reporting a timeout.

@@ -51,8 +51,9 @@ var (
 //
 // A Link runs two goroutines, both ended by Close: a reader, which decodes
 // frames, answers pings and hands messages to the Sink, and a writer, which
-// writes each batch that Flush hands it in one write and sends the pings.
-// Its methods are safe for concurrent use.
+// writes each batch that Flush hands it in one write (Flush writes a small
+// one itself when it can do so without waiting), sends the pings and
+// carries out the close. Its methods are safe for concurrent use.
 type Link struct {
 	conn          net.Conn
 	cfg           Config
@@ -61,6 +62,9 @@ type Link struct {
 	sink          Sink
 	log           *slog.Logger
 	epoch         time.Time // RTT samples are nanoseconds since it
+	// quiet links carry no control frames: no pings (so no silence check)
+	// and no Bye. They are for peers that know none, such as cable_car.
+	quiet bool
 
 	// sendMu guards the outgoing buffer and whether Send may add to it.
 	sendMu  sync.Mutex
@@ -79,8 +83,13 @@ type Link struct {
 	stats         linkStats
 	warnedDrop    atomic.Bool
 
+	// writeMu is held by whoever writes to conn: the writer goroutine, or
+	// Flush writing a small batch itself. It guards the fields below it.
+	writeMu sync.Mutex
+	spare   []byte
+	direct  *directWriter // nil: the conn has no non-blocking write
+
 	// Owned by the writer goroutine.
-	spare      []byte
 	ping       message.Ping
 	pingSeq    uint32
 	writeArmed time.Time // when the write deadline was last set
@@ -95,6 +104,10 @@ type Link struct {
 // owns conn from now on and closes it when it ends; if NewLink fails, conn
 // is still the caller's to close.
 func NewLink(conn net.Conn, cfg Config, local, remote Hello, sink Sink) (*Link, error) {
+	return newLink(conn, cfg, local, remote, sink, false)
+}
+
+func newLink(conn net.Conn, cfg Config, local, remote Hello, sink Sink, quiet bool) (*Link, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -109,9 +122,11 @@ func NewLink(conn net.Conn, cfg Config, local, remote Hello, sink Sink) (*Link, 
 		conn: conn, cfg: cfg, codec: c, local: local, remote: remote, sink: sink,
 		log:   cfg.logger().With("peer", remote.Name, "node", remote.NodeID, "addr", conn.RemoteAddr()),
 		epoch: time.Now(),
+		quiet: quiet,
 
 		pending:    make([]byte, 0, 4096),
 		spare:      make([]byte, 0, 4096),
+		direct:     newDirectWriter(conn),
 		flushReq:   make(chan struct{}, 1),
 		closingCh:  make(chan struct{}),
 		done:       make(chan struct{}),
@@ -140,17 +155,51 @@ func (l *Link) Send(msg any) error {
 	}
 	n := len(l.pending)
 	buf, err := l.codec.AppendFrame(l.pending, msg)
-	if err != nil {
+	return l.finishSend(n, buf, err)
+}
+
+// sendPair queues a marker (a request or reply header) and the message it
+// marks together, so that no other Send can come between them.
+func (l *Link) sendPair(marker, msg any) error {
+	l.sendMu.Lock()
+	if l.closing {
 		l.sendMu.Unlock()
-		return err
+		return l.cause.Load()
 	}
-	if len(buf) > l.cfg.SendBufferLimit {
+	n := len(l.pending)
+	buf, err := l.codec.AppendFrame(l.pending, marker)
+	if err == nil {
+		buf, err = l.codec.AppendFrame(buf, msg)
+	}
+	return l.finishSend(n, buf, err)
+}
+
+// sendFrame queues a frame already encoded with this link's codec
+// (Broadcast encodes once for every link).
+func (l *Link) sendFrame(frame []byte) error {
+	l.sendMu.Lock()
+	if l.closing {
+		l.sendMu.Unlock()
+		return l.cause.Load()
+	}
+	n := len(l.pending)
+	return l.finishSend(n, append(l.pending, frame...), nil)
+}
+
+// finishSend keeps what a send appended to the first n bytes of the pending
+// buffer, giving buf, or takes it back on err or past SendBufferLimit. It is
+// called with sendMu held and releases it.
+func (l *Link) finishSend(n int, buf []byte, err error) error {
+	if err == nil && len(buf) > l.cfg.SendBufferLimit {
+		err = ErrBackpressure
+		if len(buf)-n > l.cfg.SendBufferLimit {
+			err = fmt.Errorf("%w: %d bytes exceed SendBufferLimit %d", codec.ErrFrameTooLarge, len(buf)-n, l.cfg.SendBufferLimit)
+		}
+	}
+	if err != nil {
 		l.pending = buf[:n]
 		l.sendMu.Unlock()
-		if len(buf)-n > l.cfg.SendBufferLimit {
-			return fmt.Errorf("%w: a %d-byte frame exceeds SendBufferLimit %d", codec.ErrFrameTooLarge, len(buf)-n, l.cfg.SendBufferLimit)
-		}
-		return ErrBackpressure
+		return err
 	}
 	l.pending = buf
 	l.sendMu.Unlock()
@@ -161,9 +210,58 @@ func (l *Link) Send(msg any) error {
 	return nil
 }
 
-// Flush hands what Send has queued to the writer goroutine, which writes it
-// in one write as soon as it is free. It never blocks.
-func (l *Link) Flush() { signal(l.flushReq) }
+// Flush hands what Send has queued to the network in one write. It never
+// blocks. A small batch, when no write is under way and the conn allows it
+// (TCP on Unix), it writes itself with one non-blocking write, which spares
+// a game loop's tick the wake-up of the writer goroutine; anything else,
+// and whatever that write leaves, the writer goroutine writes as soon as it
+// is free.
+func (l *Link) Flush() {
+	if l.direct != nil && l.writeMu.TryLock() {
+		done := l.flushDirect()
+		l.writeMu.Unlock()
+		if done {
+			return
+		}
+	}
+	signal(l.flushReq)
+}
+
+// directMax is the largest batch Flush writes itself; larger ones come from
+// busy links, which the writer goroutine batches better.
+const directMax = 1024
+
+// flushDirect makes one non-blocking write of a small pending batch and
+// puts back what the socket did not take. It reports whether it left
+// nothing for the writer goroutine. l.writeMu is held.
+func (l *Link) flushDirect() bool {
+	l.sendMu.Lock()
+	batch := l.pending
+	if len(batch) == 0 || len(batch) > directMax || l.closing {
+		l.sendMu.Unlock()
+		return len(batch) == 0
+	}
+	l.pending = l.spare[:0]
+	l.sendMu.Unlock()
+	n, err := l.direct.write(batch)
+	l.stats.bytesOut.Add(uint64(n))
+	switch {
+	case err != nil:
+		l.spare = batch[:0]
+		l.shutdown(closeErr(ErrConnLost, true, err.Error()), closeAbrupt)
+		return true
+	case n == len(batch):
+		l.spare = batch[:0]
+		return true
+	}
+	// The rest goes out first, before what was queued meanwhile.
+	l.sendMu.Lock()
+	rest := append(batch[:0], batch[n:]...)
+	l.spare = l.pending[:0]
+	l.pending = append(rest, l.pending...)
+	l.sendMu.Unlock()
+	return false
+}
 
 // Close closes the link gracefully with the reason "closed"; see CloseReason.
 func (l *Link) Close() error { return l.CloseReason("closed") }
@@ -219,6 +317,11 @@ func (l *Link) shutdown(cause *CloseError, mode closeMode) {
 		// link starts is bounded by it.
 		deadline := time.Now().Add(l.cfg.CloseTimeout)
 		l.closeDeadline.Store(deadline.UnixNano())
+		if l.quiet {
+			// Such a peer would not know a Bye, and it does not hang up
+			// when we do: there is nothing to wait for.
+			mode.bye, mode.drain = false, false
+		}
 		l.sendMu.Lock()
 		l.closing = true
 		l.mode = mode
@@ -275,9 +378,17 @@ func (l *Link) readLoop() {
 	for {
 		msg, _, err := dec.Decode()
 		if err != nil {
-			if codec.Recoverable(err) {
-				l.drop(1, "undecodable frame", err)
+			if errors.Is(err, codec.ErrUnknownType) {
+				// A newer peer may know types this node does not: skip.
+				l.drop(1, "unknown message type", err)
 				continue
+			}
+			if codec.Recoverable(err) {
+				// The framing is intact but the peer sent a frame its own
+				// type cannot have: it is broken or hostile.
+				l.deliver()
+				l.shutdown(closeErr(ErrProtocol, false, err.Error()), closeBadInput)
+				return
 			}
 			l.deliver() // what came before the error is the application's
 			l.readFailed(err)
@@ -368,7 +479,9 @@ type linkReader struct{ l *Link }
 func (r linkReader) Read(p []byte) (int, error) {
 	l := r.l
 	l.deliver() // before waiting for more bytes
-	l.arm(l.conn.SetReadDeadline, &l.readArmed, l.cfg.Silence)
+	if !l.quiet || l.closeDeadline.Load() != 0 {
+		l.arm(l.conn.SetReadDeadline, &l.readArmed, l.cfg.Silence)
+	}
 	n, err := l.conn.Read(p)
 	l.stats.bytesIn.Add(uint64(n))
 	return n, err
@@ -379,10 +492,14 @@ func (l *Link) writeLoop() {
 	defer l.wg.Done()
 	tick := time.NewTicker(l.cfg.PingInterval)
 	defer tick.Stop()
+	pings := tick.C
+	if l.quiet {
+		pings = nil
+	}
 	for {
 		select {
 		case <-l.flushReq:
-		case <-tick.C:
+		case <-pings:
 			l.queuePing()
 		case <-l.closingCh:
 			l.teardown()
@@ -414,6 +531,8 @@ func (l *Link) queuePing() {
 // writePending writes the pending batch in one write. Send fills the other
 // buffer meanwhile; the two swap roles each time, so nothing is allocated.
 func (l *Link) writePending() error {
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
 	l.sendMu.Lock()
 	batch := l.pending
 	l.pending = l.spare[:0]

@@ -7,8 +7,11 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/lanmesh/lanmesh/codec"
 	"github.com/lanmesh/lanmesh/internal/leaktest"
@@ -492,75 +495,6 @@ func TestHandlers(t *testing.T) {
 	})
 }
 
-func TestDialErrors(t *testing.T) {
-	leaktest.Check(t)
-	cfg := testConfig(t)
-	cfg.Transport = NewMemNetwork()
-	if _, err := Dial(testCtx(t, time.Second), cfg, "nowhere:1"); err == nil {
-		t.Error("dial to nowhere succeeded")
-	}
-	bad := cfg
-	bad.Mesh = ""
-	if _, err := Dial(testCtx(t, time.Second), bad, "nowhere:1"); !errors.Is(err, ErrConfig) {
-		t.Errorf("bad config: %v", err)
-	}
-	// A listener in another mesh: the dialler learns why.
-	other := cfg
-	other.Mesh = "other"
-	ln, err := Listen(other, "server:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, err = Dial(testCtx(t, 5*time.Second), cfg, ln.Addr().String())
-	ce := wantClose(t, err, ErrMeshMismatch, false)
-	if !strings.Contains(ce.Reason, `"other"`) {
-		t.Errorf("reason %q", ce.Reason)
-	}
-	// A cancelled dial.
-	raw, _ := cfg.Transport.Listen("silent:0")
-	defer raw.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(50*time.Millisecond, cancel)
-	if _, err := Dial(ctx, cfg, raw.Addr().String()); !errors.Is(err, context.Canceled) {
-		t.Errorf("cancelled dial: %v", err)
-	}
-}
-
-func TestListenerServe(t *testing.T) {
-	eachTransport(t, func(t *testing.T, tc transportCase) {
-		leaktest.Check(t)
-		tr, addr := tc.new()
-		cfg := testConfig(t)
-		cfg.Transport = tr
-		cfg.AutoFlush = true
-		ln, err := Listen(cfg, addr, addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		ctx, cancel := context.WithCancel(context.Background())
-		served := make(chan error, 1)
-		go func() {
-			served <- ln.Serve(ctx, Handlers{OnMessage: func(m *Messenger, msg any) { m.Send(msg) }})
-		}()
-		// A client on each address gets its echo.
-		for _, a := range ln.Addrs() {
-			c, err := Dial(testCtx(t, 5*time.Second), cfg, a.String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.Send(&Msg32{Seq: 0})
-			receiveN(t, c, 1, 5*time.Second)
-			defer c.Close()
-		}
-		cancel()
-		if err := <-served; !errors.Is(err, context.Canceled) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-}
-
 func TestMemConn(t *testing.T) {
 	leaktest.Check(t)
 	a, b := connPair(t, NewMemNetwork(), "x:0")
@@ -589,4 +523,143 @@ func TestMemConn(t *testing.T) {
 	if _, err := a.Write([]byte("x")); err == nil {
 		t.Fatal("write to a closed peer succeeded")
 	}
+}
+
+// countingConn counts the writes made on a conn.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// linkedConns returns two conns over which a handshake has succeeded, and
+// the Hellos.
+func linkedConns(t *testing.T, tc transportCase, cfg Config) (ca, cb net.Conn, ha, hb Hello) {
+	t.Helper()
+	tr, addr := tc.new()
+	ca, cb = connPair(t, tr, addr)
+	cfgB := cfg
+	cfgB.NodeID = uuid.New()
+	ha, hb = cfg.Hello(), cfgB.Hello()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := Handshake(context.Background(), cb, hb, cfgB)
+		errc <- err
+	}()
+	if _, err := Handshake(context.Background(), ca, ha, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	return ca, cb, ha, hb
+}
+
+func TestBatching(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tc transportCase) {
+		leaktest.Check(t)
+		cfg := testConfig(t)
+		cfg.PingInterval = time.Hour // no pings in the count
+		cfg.Silence = 2 * time.Hour
+		ca, cb, ha, hb := linkedConns(t, tc, cfg)
+		counted := &countingConn{Conn: ca}
+		a, err := newMessenger(counted, cfg, ha, hb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		b, err := newMessenger(cb, cfg, hb, ha)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		for i := range 100 {
+			a.Send(&Msg32{Seq: uint64(i)})
+		}
+		a.Xfer()
+		receiveN(t, b, 100, 5*time.Second)
+		if n := counted.writes.Load(); n != 1 {
+			t.Errorf("100 Sends and an Xfer took %d writes, want 1", n)
+		}
+	})
+}
+
+// chanSink is a Sink that a mesh node might be: it tags each message with
+// its link.
+type chanSink chan [2]any
+
+func (s chanSink) Deliver(l *Link, msgs []any, stop <-chan struct{}) int {
+	for i, msg := range msgs {
+		select {
+		case s <- [2]any{l, msg}:
+		case <-stop:
+			return i
+		}
+	}
+	return len(msgs)
+}
+
+func TestLinkSink(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tc transportCase) {
+		leaktest.Check(t)
+		cfg := testConfig(t)
+		cfg.AutoFlush = true
+		ca, cb, ha, hb := linkedConns(t, tc, cfg)
+		sink := make(chanSink, 1)
+		la, err := NewLink(ca, cfg, ha, hb, sink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lb, err := NewLink(cb, cfg, hb, ha, sink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		la.Send(&Msg32{Seq: 1})
+		lb.Send(&Msg32{Seq: 2})
+		got := map[*Link]uint64{}
+		for range 2 {
+			select {
+			case d := <-sink:
+				got[d[0].(*Link)] = d[1].(*Msg32).Seq
+			case <-time.After(5 * time.Second):
+				t.Fatal("no delivery")
+			}
+		}
+		if got[lb] != 1 || got[la] != 2 {
+			t.Errorf("deliveries %v", got)
+		}
+		if lb.Remote().NodeID != ha.NodeID {
+			t.Errorf("b's peer is %v, want %v", lb.Remote().NodeID, ha.NodeID)
+		}
+		la.Close()
+		lb.Close()
+		wantClose(t, lb.Err(), ErrPeerBye, true)
+	})
+}
+
+func TestWriteTimeout(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tc transportCase) {
+		leaktest.Check(t)
+		cfg := testConfig(t)
+		cfg.WriteTimeout = 200 * time.Millisecond
+		cfg.PingInterval = time.Second
+		cfg.Silence = time.Minute   // the raw peer is silent too; that is not what is tested
+		p := newRawPeer(t, tc, cfg) // it never reads
+		msg := &Msg32{}
+		deadline := time.Now().Add(20 * time.Second)
+		for p.m.Err() == nil && time.Now().Before(deadline) {
+			if err := p.m.Send(msg); errors.Is(err, ErrBackpressure) {
+				time.Sleep(time.Millisecond)
+			}
+			p.m.Xfer()
+		}
+		ce := wantClose(t, waitDone(t, p.m.Link, 5*time.Second), ErrWriteTimeout, false)
+		if !ce.Timeout() {
+			t.Errorf("%v: Timeout() is false", ce)
+		}
+	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -58,20 +57,16 @@ type Handlers struct {
 var errHandled = errors.New("mesh: Handle called twice")
 
 // queueSink makes a queue a Link's Sink.
-type queueSink struct{ m *Messenger }
+type queueSink struct{ q *queue[any] }
 
 func (s queueSink) Deliver(_ *Link, msgs []any, stop <-chan struct{}) int {
-	n := s.m.in.push(msgs, stop)
-	if s.m.waiters.Load() > 0 {
-		runtime.Gosched()
-	}
-	return n
+	return s.q.push(msgs, stop)
 }
 
 // newMessenger starts a Messenger's link on conn, after the handshake.
 func newMessenger(conn net.Conn, cfg Config, local, remote Hello) (*Messenger, error) {
 	m := &Messenger{in: newQueue[any](cfg.ReceiveQueueLimit), taken: make([]any, 0, readBatch)}
-	l, err := NewLink(conn, cfg, local, remote, queueSink{m})
+	l, err := NewLink(conn, cfg, local, remote, queueSink{m.in})
 	if err != nil {
 		return nil, err
 	}

@@ -19,21 +19,6 @@ import (
 	"github.com/lanmesh/lanmesh/discovery"
 )
 
-// Errors of a Node, beside those of its links.
-var (
-	// ErrNodeClosed: the node is closed.
-	ErrNodeClosed = errors.New("mesh: node closed")
-	// ErrNoPeer: no linked peer has that id or name.
-	ErrNoPeer = errors.New("mesh: no such peer")
-	// ErrPeerGone: the peer was linked but has left; the error says why.
-	ErrPeerGone = errors.New("mesh: peer left")
-	// ErrAmbiguousName: several linked peers have that name; send by id.
-	ErrAmbiguousName = errors.New("mesh: several peers have that name")
-	// ErrRefused: the peer answered a request with a refusal; the error
-	// carries its reason.
-	ErrRefused = errors.New("mesh: request refused")
-)
-
 // Node is one member of a mesh: it finds the other nodes, links to each of
 // them directly (exactly one link per pair), keeps the links alive, redials
 // those that drop while the peer is still seen, and lets the program talk
@@ -286,7 +271,7 @@ func (n *Node) CloseReason(reason string) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				closeLink(l, reason)
+				l.CloseReason(reason)
 			}()
 		}
 		wg.Wait()
@@ -304,7 +289,7 @@ func (n *Node) CloseReason(reason string) error {
 				break
 			}
 			for _, l := range rest {
-				closeLink(l, reason)
+				l.CloseReason(reason)
 			}
 			n.waitDetached(rest)
 		}
@@ -689,8 +674,9 @@ func (n *Node) dialLoop(p *peer, again bool) {
 			return
 		}
 		var wait time.Duration
+		backingOff := p.attempts > 0 || again
 		switch {
-		case p.attempts > 0 || again:
+		case backingOff:
 			wait = backoff(p.attempts, n.cfg.RedialMin, n.cfg.RedialMax)
 		case !lower:
 			wait = n.cfg.DialGrace
@@ -705,7 +691,7 @@ func (n *Node) dialLoop(p *peer, again bool) {
 				t.Stop()
 				// Woken by news of the peer: re-check, but keep the wait
 				// if it was a backoff.
-				if p.attempts > 0 {
+				if backingOff {
 					continue
 				}
 			case <-n.ctx.Done():

@@ -164,13 +164,24 @@ func (n *Node) Send(id uuid.UUID, msg any) error {
 		}
 	}
 	if err != nil {
-		if errors.Is(err, ErrClosed) {
-			return fmt.Errorf("%w: %s: %w", ErrPeerGone, l.Remote().Name, err)
-		}
-		return err
+		return n.sendErr(l, err)
 	}
 	n.traffic.note(l, Out, msg)
 	return nil
+}
+
+// sendErr turns the error of a send on l into the node's: a link closing as
+// a duplicate is being replaced (try again, as with a full buffer); any
+// other closed link means the peer left.
+func (n *Node) sendErr(l *Link, err error) error {
+	var ce *CloseError
+	switch {
+	case errors.As(err, &ce) && ce.Reason == reasonDuplicate:
+		return fmt.Errorf("%w: the link to %s is being replaced", ErrBackpressure, l.Remote().Name)
+	case errors.Is(err, ErrClosed):
+		return fmt.Errorf("%w: %s: %w", ErrPeerGone, l.Remote().Name, err)
+	}
+	return err
 }
 
 // SendTo sends msg to the one linked peer called name, as UltraSockets'
@@ -332,10 +343,7 @@ func (n *Node) Request(ctx context.Context, id uuid.UUID, msg any) (any, error) 
 	w, rid := n.reqs.add(id)
 	defer n.reqs.remove(rid)
 	if err := l.sendPair(&message.Request{ID: rid}, msg); err != nil {
-		if errors.Is(err, ErrClosed) {
-			return nil, fmt.Errorf("%w: %s: %w", ErrPeerGone, l.Remote().Name, err)
-		}
-		return nil, err
+		return nil, n.sendErr(l, err)
 	}
 	n.traffic.note(l, Out, msg)
 	l.Flush()

@@ -7,9 +7,6 @@ import (
 	"sync"
 )
 
-// ErrFrozen: a rule was changed on a frozen Responder.
-var ErrFrozen = errors.New("mesh: responder rules are frozen")
-
 // Responder answers requests by rules, so that a program need not write the
 // plumbing, as NewAlpha's auto-responder did. A rule is keyed by the request's
 // type and is either a fixed reply (Static) or a function (Handle). Rules may

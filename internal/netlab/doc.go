@@ -8,6 +8,25 @@
 // Host.StartHelper and HelperRole). Everything the lab makes is removed by
 // t.Cleanup, and labs left behind by a crashed run are removed by the next.
 //
+// A test that runs one program per host looks like this:
+//
+//	func TestHelperProcess(t *testing.T) {
+//		if netlab.HelperRole() != "node" {
+//			return // an ordinary run, or another role
+//		}
+//		// ... run the program, print one line per fact on stdout ...
+//		os.Exit(0)
+//	}
+//
+//	func TestSomething(t *testing.T) {
+//		lab := netlab.New(t, 3) // skips when not root
+//		p := lab.Hosts[0].StartHelper(t, "node", "EXTRA=1")
+//		line, err := p.WaitLine(5*time.Second, func(l string) bool { return strings.HasPrefix(l, "ready") })
+//		...
+//		lab.Hosts[1].LinkDown() // pull the cable
+//		p.Kill()                // kill -9: no goodbye
+//	}
+//
 // It needs Linux, root and the ip(8) tool; New skips the test without
 // them. On other systems the package is empty.
 package netlab
