@@ -1,10 +1,37 @@
 // Package mesh owns links and delivery: the transports that carry bytes
 // (TCP, and an in-memory network for tests and prototypes), the handshake
-// that opens a link, the Link that frames, batches, pings and closes, and
-// the Messenger, the pumped API a game loop drives. Listen and Dial make
-// direct links to a known address; discovery comes later.
+// that opens a link, the Link that frames, batches, pings and closes, the
+// Messenger, the pumped API a game loop drives over one link, and the Node,
+// which finds every peer of its mesh (package discovery), links to each of
+// them directly, and offers the same pump over all of them.
 //
-// # Smallest use
+// # A node
+//
+//	cfg := mesh.DefaultNodeConfig()
+//	cfg.Link.Mesh = "mygame"
+//	n, err := mesh.NewNode(cfg)
+//	if err != nil { ... }
+//	defer n.Close()
+//	for running { // the game loop; nothing here blocks
+//		n.Broadcast(&Move{X: 1, Y: 2})
+//		n.Xfer()
+//		for m, ok := n.Get(); ok; m, ok = n.Get() {
+//			// m.From is the sender's id, m.Msg the message (*Move, ...)
+//		}
+//		for ev, ok := n.PollEvent(); ok; ev, ok = n.PollEvent() {
+//			// ev.Kind is PeerJoined, PeerLeft (ev.Err says why) or PeerRestarted
+//		}
+//	}
+//
+// A node keeps exactly one link per pair of nodes (SPEC.md section 8), redials
+// a peer that is still seen when its link drops (with capped, jittered
+// backoff), and reports a peer that stops answering as left after
+// Config.Silence. Send and SendTo reach one peer by id or by name, Request
+// waits for a reply, a Responder answers requests by rules, and Traffic
+// records what goes in and out. NodeConfig.CableCar makes the node talk to
+// Python cable_car programs too.
+//
+// # One link, to a known address
 //
 //	cfg := mesh.DefaultConfig()
 //	cfg.Mesh = "mygame"
