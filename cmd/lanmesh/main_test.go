@@ -5,6 +5,9 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/lanmesh/lanmesh/codec"
+	"github.com/lanmesh/lanmesh/message"
 )
 
 func runCmd(t *testing.T, args ...string) (int, string, string) {
@@ -89,6 +92,32 @@ func TestDemoCodecs(t *testing.T) {
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestChatLineFrame pins ChatLine's binary frame, which examples/chat
+// shares: code 0x30, then the text.
+func TestChatLineFrame(t *testing.T) {
+	c, err := codec.New("binary", message.Default)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame, err := c.AppendFrame(nil, &ChatLine{Text: "hi"})
+	if err != nil || string(frame) != "\x04\x30hi" {
+		t.Fatalf("% x, %v", frame, err)
+	}
+	if (&ChatLine{}).UnmarshalBinary([]byte{0xff}) == nil {
+		t.Error("a line that is not UTF-8 accepted")
+	}
+	long := strings.Repeat("é", 200) // 400 bytes
+	parts := splitText(long)
+	if len(parts) != 2 || parts[0]+parts[1] != long || len(parts[0]) > codec.MaxBinaryPayload {
+		t.Errorf("split into %d parts", len(parts))
+	}
+	for _, p := range parts {
+		if _, err := c.AppendFrame(nil, &ChatLine{Text: p}); err != nil {
+			t.Error(err)
 		}
 	}
 }
