@@ -15,6 +15,7 @@ import (
 	"github.com/shirou/gopsutil/v4/sensors"
 
 	"github.com/lanmesh/lanmesh/internal/leaktest"
+	"github.com/lanmesh/lanmesh/mesh"
 )
 
 func TestStatsBinary(t *testing.T) {
@@ -157,4 +158,34 @@ func TestMonitorsOnLoopback(t *testing.T) {
 		t.Errorf("beta: exit %d", code)
 	}
 	waitTable(t, alpha, "alpha")
+}
+
+// TestDrawInPlace: the table is redrawn from the top left, each line
+// cleared to its end and the rest of the screen below it cleared; only the
+// first draw clears the whole screen.
+func TestDrawInPlace(t *testing.T) {
+	leaktest.Check(t)
+	cfg := mesh.DefaultNodeConfig()
+	cfg.Link.Name = "box"
+	cfg.Link.Transport = mesh.NewMemNetwork()
+	cfg.Listen = []string{"box:1"}
+	cfg.NoDiscovery = true
+	node, err := mesh.NewNode(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	var out bytes.Buffer
+	m := monitor{node: node, rows: map[uuid.UUID]Stats{node.ID(): {Host: "box"}}, out: &out}
+	m.draw()
+	first := out.String()
+	out.Reset()
+	m.draw()
+	second := out.String()
+	if !strings.HasPrefix(first, "\x1b[2J\x1b[H") || !strings.HasPrefix(second, "\x1b[H") || strings.Contains(second, "\x1b[2J") {
+		t.Errorf("screen control: %q, then %q", first, second)
+	}
+	if !strings.HasSuffix(second, "\x1b[J") || !strings.Contains(second, "box *") || strings.Count(second, "\x1b[K\n") != 3 {
+		t.Errorf("table: %q", second)
+	}
 }
