@@ -13,15 +13,26 @@ import (
 	"syscall"
 )
 
+// stdio is a command's standard input and outputs, so that tests can run
+// commands in the test process.
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
 type command struct {
 	name  string
 	short string
-	run   func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+	run   func(ctx context.Context, args []string, std stdio) error
 }
 
 func commands() []command {
 	return []command{
-		{"demo", "show lanmesh at work in this process, then exit", runDemo},
+		{"demo", "show lanmesh at work in this process, on loopback, then exit", runDemo},
+		{"run", "join a mesh; print peers and messages until interrupted", runRun},
+		{"peers", "look for nodes for a moment and list them", runPeers},
+		{"chat", "chat, line by line, with every node of the mesh", runChat},
+		{"watch", "print the traffic log, live, one line per message", runWatch},
 	}
 }
 
@@ -30,12 +41,14 @@ var errUsage = errors.New("usage")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// run runs the command that args name and returns the exit status: 0 for
+// success, 1 for a failure, 2 for a usage error.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
 		if len(args) == 0 {
@@ -45,7 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
-			err := c.run(ctx, args[1:], stdout, stderr)
+			err := c.run(ctx, args[1:], stdio{in: stdin, out: stdout, err: stderr})
 			switch {
 			case err == nil:
 				return 0

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lanmesh/lanmesh/mesh"
+	"github.com/lanmesh/lanmesh/message"
+)
+
+// lineWriter writes whole lines from several goroutines (the node's
+// callbacks and the command's own loop) without interleaving them.
+type lineWriter struct {
+	mu sync.Mutex // guards w
+	w  io.Writer
+}
+
+func (l *lineWriter) printf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.w, format+"\n", args...)
+}
+
+func shortID(id uuid.UUID) string { return id.String()[:8] }
+
+// how says how a peer was found: by discovery (broadcast, mdns, seed) or,
+// when discovery never heard it, by the link itself (a --peer address, or a
+// node that dialled this one).
+func how(p mesh.PeerInfo) string {
+	if p.Via == 0 {
+		return "link"
+	}
+	return p.Via.String()
+}
+
+// describeEvent is one line about a peer event.
+func describeEvent(ev mesh.PeerEvent) string {
+	p := ev.Peer
+	switch ev.Kind {
+	case mesh.PeerLeft:
+		return fmt.Sprintf("left      %s (%s): %s", p.Name, shortID(p.ID), oneLine(fmt.Sprint(ev.Err)))
+	default:
+		return fmt.Sprintf("%-9s %s (%s) at %s, found by %s", ev.Kind, p.Name, shortID(p.ID), p.Addr, how(p))
+	}
+}
+
+// describeMessage is one line about a received message: its registered type
+// name and its fields.
+func describeMessage(reg *message.Registry, m mesh.Message) string {
+	name := fmt.Sprintf("%T", m.Msg)
+	if t, err := reg.TypeOf(m.Msg); err == nil {
+		name = t.Name
+	}
+	v := reflect.ValueOf(m.Msg)
+	if v.Kind() == reflect.Pointer && !v.IsNil() {
+		v = v.Elem()
+	}
+	return fmt.Sprintf("message   %s (%s): %s %s", m.FromName, shortID(m.From), name, oneLine(fmt.Sprintf("%+v", v.Interface())))
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+func stamp(t time.Time) string { return t.Format("15:04:05.000") }
+
+// describeNode says who the node is and how it finds peers: the first
+// line a command prints.
+func describeNode(n *mesh.Node, cfg mesh.NodeConfig) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "node %s (%s) in mesh %q, codec %s, listening on", n.Name(), shortID(n.ID()), cfg.Link.Mesh, cfg.Link.Codec)
+	for _, a := range n.Addrs() {
+		fmt.Fprintf(&b, " %s", a)
+	}
+	if cfg.NoDiscovery {
+		b.WriteString("; no discovery")
+	} else {
+		var ways []string
+		d := cfg.Discovery
+		if d.Broadcast {
+			ways = append(ways, fmt.Sprintf("broadcast on UDP %d", d.BeaconPort))
+		}
+		if d.MDNS {
+			ways = append(ways, "mDNS "+d.MDNSService)
+		}
+		if len(d.Interfaces) > 0 {
+			ways = append(ways, "interfaces "+strings.Join(d.Interfaces, ","))
+		}
+		fmt.Fprintf(&b, "; discovery: %s", strings.Join(ways, ", "))
+	}
+	if len(cfg.Peers) > 0 {
+		fmt.Fprintf(&b, "; peers %s", strings.Join(cfg.Peers, ","))
+	}
+	if cfg.CableCar.Enabled {
+		b.WriteString("; cable_car compatible")
+	}
+	return b.String()
+}

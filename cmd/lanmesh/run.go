@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/lanmesh/lanmesh/mesh"
+	"github.com/lanmesh/lanmesh/message"
+)
+
+const runSummary = `Join a mesh on this machine and print, one line each, the peers that
+join, leave and restart, and the messages they send (of the types this
+command knows; others are counted as dropped), until interrupted. On Ctrl-C
+the node leaves gracefully: its peers see the reason "interrupted".`
+
+func runRun(ctx context.Context, args []string, std stdio) error {
+	fs := newFlags("run", runSummary, std.err)
+	nf := addNodeFlags(fs)
+	cfg, err := parseNode(fs, nf, args, std.err)
+	if err != nil {
+		return err
+	}
+	out := &lineWriter{w: std.out}
+	reg := message.Default
+	cfg.OnPeer = func(ev mesh.PeerEvent) {
+		out.printf("%s %s", stamp(time.Now()), describeEvent(ev))
+	}
+	cfg.OnMessage = func(m mesh.Message) {
+		out.printf("%s %s", stamp(time.Now()), describeMessage(reg, m))
+	}
+	n, err := startNode(cfg, nf)
+	if err != nil {
+		return err
+	}
+	out.printf("%s %s", stamp(time.Now()), describeNode(n, cfg))
+	<-ctx.Done()
+	err = n.CloseReason("interrupted")
+	out.printf("%s closed", stamp(time.Now()))
+	return err
+}

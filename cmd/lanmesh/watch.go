@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+
+	"github.com/lanmesh/lanmesh/mesh"
+)
+
+const watchSummary = `Join a mesh and print its traffic log live: one line per message this
+node sends or receives (time, in or out, peer, type, size in bytes), and a
+line for each peer that joins or leaves, until interrupted. Only the
+messages of a type this command knows are seen; the rest are dropped.`
+
+func runWatch(ctx context.Context, args []string, std stdio) error {
+	fs := newFlags("watch", watchSummary, std.err)
+	nf := addNodeFlags(fs)
+	cfg, err := parseNode(fs, nf, args, std.err)
+	if err != nil {
+		return err
+	}
+	out := &lineWriter{w: std.out}
+	cfg.OnPeer = func(ev mesh.PeerEvent) { out.printf("# %s", describeEvent(ev)) }
+	cfg.OnMessage = func(mesh.Message) {} // the log has seen it; nothing waits for Get
+	n, err := startNode(cfg, nf)
+	if err != nil {
+		return err
+	}
+	log := n.Traffic()
+	records, cancel := log.Watch(1024)
+	defer cancel()
+	log.Start()
+	out.printf("# %s", describeNode(n, cfg))
+	out.printf("# %-12s %-3s %-16s %-20s %s", "TIME", "DIR", "PEER", "TYPE", "BYTES")
+	for {
+		select {
+		case r := <-records:
+			out.printf("%s %-3s %-16s %-20s %d", stamp(r.Time), r.Dir, r.PeerName, r.Type, r.Size)
+		case <-ctx.Done():
+			return n.CloseReason("interrupted")
+		}
+	}
+}
