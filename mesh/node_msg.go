@@ -185,8 +185,9 @@ func (n *Node) sendErr(l *Link, err error) error {
 }
 
 // SendTo sends msg to the one linked peer called name, as UltraSockets'
-// send(name, message) did. A name that matches no linked peer is ErrNoPeer;
-// one that matches several is ErrAmbiguousName.
+// send(name, message) did. A name that matches no linked peer is ErrNoPeer,
+// or ErrPeerGone with the reason if a peer of that name left; one that
+// matches several is ErrAmbiguousName.
 func (n *Node) SendTo(name string, msg any) error {
 	var found *Link
 	for _, l := range n.links.Load().all {
@@ -198,6 +199,17 @@ func (n *Node) SendTo(name string, msg any) error {
 		}
 	}
 	if found == nil {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		var last tomb
+		for _, t := range n.tombs {
+			if t.name == name && t.at.After(last.at) {
+				last = t
+			}
+		}
+		if last.err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrPeerGone, name, last.err)
+		}
 		return fmt.Errorf("%w: no linked peer is called %q", ErrNoPeer, name)
 	}
 	return n.Send(found.Remote().NodeID, msg)

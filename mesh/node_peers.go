@@ -136,8 +136,9 @@ func (n *Node) Peer(id uuid.UUID) (PeerInfo, error) {
 }
 
 // PollEvent returns the next peer event, if any, without blocking: the form
-// for a game loop. At most MaxQueuedEvents wait; past that the oldest are
-// dropped (OnPeer, if set, still saw them).
+// for a game loop. A peer's PeerJoined is available here before any of its
+// messages is available from Get. At most MaxQueuedEvents wait; past that
+// the oldest are dropped (OnPeer, if set, still sees them).
 func (n *Node) PollEvent() (PeerEvent, bool) { return n.events.poll() }
 
 // WaitEvent returns the next peer event, waiting until ctx ends or the node
@@ -149,8 +150,8 @@ func (n *Node) WaitEvent(ctx context.Context) (PeerEvent, error) {
 // DroppedEvents counts the events PollEvent lost to its bound.
 func (n *Node) DroppedEvents() uint64 { return n.events.droppedCount() }
 
-// dispatchEvents hands each event to OnPeer, then to the poll queue, in
-// order, on one goroutine, never under a lock.
+// dispatchEvents hands each event to OnPeer, in order, on one goroutine,
+// never under a lock.
 func (n *Node) dispatchEvents() {
 	defer n.wg.Done()
 	for {
@@ -161,16 +162,15 @@ func (n *Node) dispatchEvents() {
 		if n.cfg.OnPeer != nil {
 			n.cfg.OnPeer(ev)
 		}
-		n.events.publish(ev)
 	}
 }
 
 // eventQueue carries peer events from the node (under its lock) to the
-// dispatcher, and from the dispatcher to PollEvent and WaitEvent.
+// dispatcher that calls OnPeer, and to PollEvent and WaitEvent.
 type eventQueue struct {
 	// mu guards everything below it.
 	mu        sync.Mutex
-	pending   []PeerEvent // for the dispatcher
+	pending   []PeerEvent // for the dispatcher (OnPeer)
 	ready     []PeerEvent // for PollEvent and WaitEvent
 	limit     int
 	dropped   uint64
@@ -184,12 +184,21 @@ func newEventQueue(limit int) *eventQueue {
 	return &eventQueue{limit: limit, pendingCh: make(chan struct{}, 1), readyCh: make(chan struct{}, 1)}
 }
 
-// push never blocks; the node calls it under its own lock.
+// push never blocks; the node calls it under its own lock, before it lets
+// the peer's link deliver anything, so that a peer's PeerJoined is available
+// from PollEvent before any of its messages is available from Get.
 func (q *eventQueue) push(ev PeerEvent) {
 	q.mu.Lock()
 	q.pending = append(q.pending, ev)
+	if len(q.ready) >= q.limit {
+		q.ready[0] = PeerEvent{}
+		q.ready = q.ready[1:]
+		q.dropped++
+	}
+	q.ready = append(q.ready, ev)
 	q.mu.Unlock()
 	signal(q.pendingCh)
+	signal(q.readyCh)
 }
 
 func (q *eventQueue) close() {
@@ -220,18 +229,6 @@ func (q *eventQueue) next() (PeerEvent, bool) {
 		q.mu.Unlock()
 		<-q.pendingCh
 	}
-}
-
-func (q *eventQueue) publish(ev PeerEvent) {
-	q.mu.Lock()
-	if len(q.ready) >= q.limit {
-		q.ready[0] = PeerEvent{}
-		q.ready = q.ready[1:]
-		q.dropped++
-	}
-	q.ready = append(q.ready, ev)
-	q.mu.Unlock()
-	signal(q.readyCh)
 }
 
 func (q *eventQueue) poll() (PeerEvent, bool) {

@@ -381,10 +381,14 @@ func TestNodeGracefulCloseSeenByAll(t *testing.T) {
 				if !errors.As(ev.Err, &ce) || !ce.Remote || ce.Reason != "game over" || !errors.Is(ev.Err, ErrPeerBye) {
 					t.Fatalf("%s: left with %v", n.Name(), ev.Err)
 				}
-				// Sending to a peer that left says so, at once.
+				// Sending to a peer that left says so, at once, by id or name.
 				err = n.Send(leaver.ID(), &Text{})
 				if !errors.Is(err, ErrPeerGone) || !strings.Contains(err.Error(), "game over") {
 					t.Fatalf("%s: send to the leaver: %v", n.Name(), err)
+				}
+				err = n.SendTo(leaver.Name(), &Text{})
+				if !errors.Is(err, ErrPeerGone) || !strings.Contains(err.Error(), "game over") {
+					t.Fatalf("%s: send to the leaver by name: %v", n.Name(), err)
 				}
 			}
 		})
