@@ -3,6 +3,7 @@ package mesh
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/lanmesh/lanmesh/discovery"
@@ -136,4 +137,17 @@ func (c *NodeConfig) Validate() error {
 		}
 	}
 	return nil
+}
+
+// UseLoopback keeps the node on this machine: it listens on 127.0.0.1 only,
+// discovery uses the loopback interface with beacons to 127.255.255.255 on
+// beaconPort and no mDNS (see discovery.Config.UseLoopback), and cable_car
+// compatibility, if enabled, stays on loopback too. For trying several
+// nodes on one machine, demos and tests: nothing leaves the machine.
+func (c *NodeConfig) UseLoopback(beaconPort int) {
+	c.Listen = []string{"127.0.0.1:0"}
+	c.Discovery.UseLoopback(beaconPort)
+	c.CableCar.Listen = fmt.Sprintf("127.0.0.1:%d", CableCarPort)
+	c.CableCar.Destinations = []netip.AddrPort{netip.AddrPortFrom(discovery.LoopbackBroadcast, CableCarBeaconPort)}
+	c.CableCar.AllowLoopback = true
 }

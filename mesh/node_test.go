@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -65,12 +64,8 @@ func (nn nodeNet) nodeConfig(t testing.TB, i, total int) NodeConfig {
 		}
 		return cfg
 	}
-	cfg.Listen = []string{"127.0.0.1:0"}
+	cfg.UseLoopback(nn.beaconPort)
 	d := &cfg.Discovery
-	d.BeaconPort = nn.beaconPort
-	d.Interfaces = []string{"lo"}
-	d.Destinations = []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.255.255.255"), uint16(nn.beaconPort))}
-	d.MDNS = false
 	d.Interval = 200 * time.Millisecond
 	d.Jitter = 20 * time.Millisecond
 	d.LostAfter = 800 * time.Millisecond

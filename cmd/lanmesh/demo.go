@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -169,12 +168,8 @@ func demoConfig(name string, port int) mesh.NodeConfig {
 	cfg.Link.Name = name
 	cfg.Link.Mesh = "lanmesh-demo"
 	cfg.Link.PingInterval = 50 * time.Millisecond
-	cfg.Listen = []string{"127.0.0.1:0"}
+	cfg.UseLoopback(port)
 	d := &cfg.Discovery
-	d.BeaconPort = port
-	d.Interfaces = []string{"lo"}
-	d.Destinations = []netip.AddrPort{netip.AddrPortFrom(loopbackBroadcast, uint16(port))}
-	d.MDNS = false
 	d.Interval = 250 * time.Millisecond
 	d.Jitter = 25 * time.Millisecond
 	d.LostAfter = time.Second

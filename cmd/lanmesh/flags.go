@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -70,8 +69,6 @@ func addNodeFlags(fs *flag.FlagSet) *nodeFlags {
 	return f
 }
 
-var loopbackBroadcast = netip.MustParseAddr("127.255.255.255")
-
 // nodeConfig turns the flags into a node configuration. It does no I/O
 // beyond keeping logOut for the logger; its errors are the user's (a bad
 // flag or a combination that cannot work).
@@ -115,16 +112,11 @@ func nodeConfig(f *nodeFlags, logOut io.Writer) (mesh.NodeConfig, error) {
 
 	cfg.CableCar.Enabled = f.cablecar
 	if f.loopback {
+		cfg.UseLoopback(f.beaconPort)
 		cfg.Listen = []string{fmt.Sprintf("127.0.0.1:%d", f.port)}
-		d.Interfaces = []string{"lo"}
-		d.Destinations = []netip.AddrPort{netip.AddrPortFrom(loopbackBroadcast, uint16(f.beaconPort))}
-		d.MDNS = false
 		if f.noBroadcast {
 			cfg.NoDiscovery = true
 		}
-		cfg.CableCar.Listen = fmt.Sprintf("127.0.0.1:%d", mesh.CableCarPort)
-		cfg.CableCar.Destinations = []netip.AddrPort{netip.AddrPortFrom(loopbackBroadcast, mesh.CableCarBeaconPort)}
-		cfg.CableCar.AllowLoopback = true
 	}
 
 	level := slog.LevelWarn

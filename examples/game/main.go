@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -65,10 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg.Link.Mesh, cfg.Link.Name, cfg.Link.Codec = *meshName, *name, *codecName
 	cfg.Discovery.BeaconPort = *beaconPort
 	if *loopback {
-		cfg.Listen = []string{"127.0.0.1:0"}
-		cfg.Discovery.Interfaces = []string{"lo"}
-		cfg.Discovery.Destinations = []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.255.255.255"), uint16(*beaconPort))}
-		cfg.Discovery.MDNS = false
+		cfg.UseLoopback(*beaconPort)
 	}
 	logTo := stderr
 	if !*hl && !*verbose {
