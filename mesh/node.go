@@ -17,6 +17,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lanmesh/lanmesh/discovery"
+	"github.com/lanmesh/lanmesh/internal/ratelimit"
+	"github.com/lanmesh/lanmesh/meshkey"
 )
 
 // Node is one member of a mesh: it finds the other nodes, links to each of
@@ -38,6 +40,13 @@ type Node struct {
 	lns  []net.Listener
 	disc *discovery.Discoverer
 	cc   *cableCar
+
+	// keys is the keyring derived for the mesh name (nil: unkeyed);
+	// SetKeyring replaces it.
+	keys      atomic.Pointer[meshkey.Set]
+	connLimit *ratelimit.Limiter
+	hsSlots   hsSlots
+	counters  nodeCounters
 
 	ctx    context.Context // ends when Close begins: waits, dials, accepts
 	cancel context.CancelFunc
@@ -123,6 +132,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		return nil, err
 	}
 	cfg.Listen = slices.Clone(cfg.Listen)
+	cfg.Link.Keyring = cfg.Link.Keyring.Clone()
 	cfg.Peers = slices.Clone(cfg.Peers)
 	ctx, cancel := context.WithCancel(context.Background())
 	hsCtx, hsCancel := context.WithCancel(context.Background())
@@ -141,6 +151,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		inbox:    newQueue[Message](cfg.ReceiveQueueLimit),
 		events:   newEventQueue(cfg.MaxQueuedEvents),
 	}
+	n.keys.Store(cfg.Link.Keyring.Derive(cfg.Link.Mesh))
+	n.connLimit = ratelimit.New(cfg.ConnRate, int(2*cfg.ConnRate)+1, maxRateSources)
+	n.hsSlots.init(cfg.MaxHandshakes)
 	n.traffic.init(cfg.TrafficLogSize)
 	n.reqs.init()
 	n.links.Store(&linkTable{byID: map[uuid.UUID]*Link{}})
@@ -191,6 +204,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		dc.InstanceID = n.link.InstanceID
 		dc.Name = n.link.Name
 		dc.Port = int(n.link.ListenPort)
+		dc.Keyring = cfg.Link.Keyring
 		if dc.Logger == nil {
 			dc.Logger = cfg.Logger
 		}
@@ -329,11 +343,13 @@ func (n *Node) waitDetached(links []*Link) {
 	}
 }
 
-// acceptLoop accepts links until the listener closes; each is handshaken on
-// a goroutine of its own, at most maxPendingHandshakes at once.
+// acceptLoop accepts links until the listener closes. Each is handshaken on
+// a goroutine of its own, unless its source has made too many attempts
+// lately (ConnRate) or too many handshakes are in progress (MaxHandshakes,
+// a quarter of them per source): then it is closed at once, before any
+// handshake work, and counted.
 func (n *Node) acceptLoop(ln net.Listener) {
 	defer n.wg.Done()
-	sem := make(chan struct{}, maxPendingHandshakes)
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -352,23 +368,25 @@ func (n *Node) acceptLoop(ln net.Listener) {
 				return
 			}
 		}
-		select {
-		case sem <- struct{}{}:
-		case <-n.ctx.Done():
+		src := sourceAddr(conn.RemoteAddr())
+		if !n.connLimit.Allow(src, time.Now()) || !n.hsSlots.acquire(src) {
+			n.counters.refusedConns.Add(1)
+			n.log.Debug("mesh: connection refused by the flood limits", "remote", conn.RemoteAddr())
 			conn.Close()
-			return
+			continue
 		}
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			defer func() { <-sem }()
-			remote, err := Handshake(n.hsCtx, conn, n.hello, n.link)
+			defer n.hsSlots.release(src)
+			s, err := handshake(n.hsCtx, conn, n.hello, n.link, hsOptions{keys: n.keys.Load()})
 			if err != nil {
+				n.counters.failedHandshakes.Add(1)
 				n.log.Debug("mesh: inbound handshake failed", "remote", conn.RemoteAddr(), "err", err)
 				conn.Close()
 				return
 			}
-			n.attach(conn, remote, false, "")
+			n.attach(conn, s, false, "")
 		}()
 	}
 }
@@ -384,17 +402,18 @@ func (n *Node) dial(ctx context.Context, addr string) (Hello, error) {
 	if err != nil {
 		return Hello{}, fmt.Errorf("mesh: dial %s: %w", addr, err)
 	}
-	remote, err := Handshake(ctx, conn, n.hello, n.link)
+	s, err := handshake(ctx, conn, n.hello, n.link, hsOptions{initiator: true, keys: n.keys.Load()})
 	if err != nil {
+		n.counters.failedHandshakes.Add(1)
 		conn.Close()
 		return Hello{}, err
 	}
-	if remote.NodeID == n.id {
+	if s.remote.NodeID == n.id {
 		conn.Close()
-		return remote, errSelf
+		return s.remote, errSelf
 	}
-	n.attach(conn, remote, true, addr)
-	return remote, nil
+	n.attach(conn, s, true, addr)
+	return s.remote, nil
 }
 
 var errSelf = errors.New("mesh: dialled this node itself")
@@ -406,13 +425,14 @@ const reasonDuplicate = "duplicate link"
 
 // attach makes a handshaken conn a link of the node, deciding between it and
 // a link the peer already has: exactly one link per pair of nodes stays.
-func (n *Node) attach(conn net.Conn, remote Hello, initiator bool, dialAddr string) {
+func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string) {
+	remote := s.remote
 	if remote.NodeID == n.id {
 		conn.Close()
 		return
 	}
 	sink := &nodeSink{n: n, initiator: initiator, attached: make(chan struct{})}
-	l, err := NewLink(conn, n.link, n.hello, remote, sink)
+	l, err := newLink(conn, n.link, n.hello, remote, sink, false, &s)
 	if err != nil {
 		conn.Close()
 		n.log.Error("mesh: starting a link", "err", err)
@@ -433,6 +453,14 @@ func (n *Node) attach(conn net.Conn, remote Hello, initiator bool, dialAddr stri
 		return
 	}
 	p := n.peers[remote.NodeID]
+	if (p == nil || p.link == nil) && len(n.links.Load().all) >= n.cfg.MaxPeers {
+		n.mu.Unlock()
+		release()
+		n.counters.refusedPeers.Add(1)
+		n.log.Warn("mesh: peer refused: MaxPeers linked already", "peer", remote.NodeID, "max", n.cfg.MaxPeers)
+		l.CloseReason("too many peers")
+		return
+	}
 	if p == nil {
 		p = &peer{id: remote.NodeID, wake: make(chan struct{}, 1)}
 		n.peers[remote.NodeID] = p
@@ -625,9 +653,12 @@ func (n *Node) onDiscovery(ev discovery.Event) {
 		if p.name == "" {
 			p.name = ev.Peer.Name
 		}
-		if ev.Kind == discovery.Restarted && p.link != nil && p.link.Remote().InstanceID != ev.Peer.Instance {
+		if _, keyed := n.keyedLink(p); ev.Kind == discovery.Restarted && p.link != nil && !keyed &&
+			p.link.Remote().InstanceID != ev.Peer.Instance {
 			// The link is to the previous life of the peer; it will fail
-			// its silence check, but there is no need to wait for it.
+			// its silence check, but there is no need to wait for it. A
+			// keyed link is kept: a beacon only ever causes a dial, and a
+			// replayed one from an old instance must not cut a link.
 			stale := p.link
 			n.wg.Add(1)
 			go func() {
@@ -649,6 +680,13 @@ func (n *Node) onDiscovery(ev discovery.Event) {
 			signal(p.wake)
 		}
 	}
+}
+
+func (n *Node) keyedLink(p *peer) (meshkey.ID, bool) {
+	if p.link == nil {
+		return meshkey.ID{}, false
+	}
+	return p.link.KeyID()
 }
 
 // startDialLocked starts the dialler of p unless one runs. The node with the
