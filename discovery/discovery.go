@@ -491,6 +491,7 @@ func (d *Discoverer) handlePacket(p []byte, from netip.AddrPort) {
 		Addr:     netip.AddrPortFrom(from.Addr(), b.Port),
 		Via:      via,
 		Leaving:  b.Flags&FlagLeaving != 0,
+		KeyID:    b.KeyID,
 	})
 }
 

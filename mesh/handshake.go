@@ -285,7 +285,13 @@ type session struct {
 type hsOptions struct {
 	initiator bool
 	keys      *meshkey.Set // nil: unkeyed
-	rand      io.Reader    // the Noise ephemeral keys' source; nil: crypto/rand
+	// keyIndex picks the key an initiator uses: the prefer'd one if the
+	// ring holds it (the key the peer's beacon was signed with), else
+	// entry keyIndex modulo the ring's size (0, the primary, at first).
+	prefer    meshkey.ID
+	hasPrefer bool
+	keyIndex  int
+	rand      io.Reader // the Noise ephemeral keys' source; nil: crypto/rand
 }
 
 func handshake(ctx context.Context, conn net.Conn, local Hello, cfg Config, o hsOptions) (session, error) {

@@ -57,7 +57,10 @@ func newNoise(o hsOptions, initiator bool, psk [32]byte, preamble []byte, mesh s
 
 // initiate is the dialling side of a keyed handshake.
 func (h *handshaker) initiate(local Hello, o hsOptions) (session, error) {
-	d := o.keys.Primary()
+	d := o.keys.Entries[o.keyIndex%len(o.keys.Entries)]
+	if k, ok := o.keys.Lookup(o.prefer); ok && o.hasPrefer {
+		d = k
+	}
 	local.Suite = SuiteNoise
 	pre := appendPreamble(nil, SuiteNoise, d.ID)
 	hs, err := newNoise(o, true, d.PSK, pre, local.Mesh)

@@ -97,9 +97,10 @@ type peer struct {
 	instance uuid.UUID // of the current link, or the last seen
 	addr     string    // where to dial it
 	via      discovery.Via
-	seen     bool // discovery reports it present
-	static   bool // one of cfg.Peers resolved to it
-	quiet    bool // a cable_car peer: no handshake, no control frames
+	keyID    meshkey.ID // the key its beacons are signed with (keyed meshes)
+	seen     bool       // discovery reports it present
+	static   bool       // one of cfg.Peers resolved to it
+	quiet    bool       // a cable_car peer: no handshake, no control frames
 	link     *Link
 	dialing  bool
 	// replacing: the peer closed our link as a duplicate, so it holds
@@ -393,7 +394,8 @@ func (n *Node) acceptLoop(ln net.Listener) {
 
 // dial connects to addr and handshakes. It returns the remote Hello once
 // the link is attached (or refused as a duplicate).
-func (n *Node) dial(ctx context.Context, addr string) (Hello, error) {
+// o's keyIndex and prefer choose the key of a keyed mesh.
+func (n *Node) dial(ctx context.Context, addr string, o hsOptions) (Hello, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.link.HandshakeTimeout)
 	defer cancel()
 	stop := context.AfterFunc(n.hsCtx, cancel) // Close ends it too, after a grace
@@ -402,7 +404,8 @@ func (n *Node) dial(ctx context.Context, addr string) (Hello, error) {
 	if err != nil {
 		return Hello{}, fmt.Errorf("mesh: dial %s: %w", addr, err)
 	}
-	s, err := handshake(ctx, conn, n.hello, n.link, hsOptions{initiator: true, keys: n.keys.Load()})
+	o.initiator, o.keys = true, n.keys.Load()
+	s, err := handshake(ctx, conn, n.hello, n.link, o)
 	if err != nil {
 		n.counters.failedHandshakes.Add(1)
 		conn.Close()
@@ -649,6 +652,7 @@ func (n *Node) onDiscovery(ev discovery.Event) {
 		}
 		p.seen = true
 		p.via = ev.Peer.Via
+		p.keyID = ev.Peer.KeyID
 		p.addr = ev.Peer.Addr.String()
 		if p.name == "" {
 			p.name = ev.Peer.Name
@@ -740,11 +744,12 @@ func (n *Node) dialLoop(p *peer, again bool) {
 		n.mu.Lock()
 		addr := p.addr
 		linked := p.link != nil
+		o := hsOptions{initiator: true, prefer: p.keyID, hasPrefer: p.keyID != meshkey.ID{}, keyIndex: p.attempts}
 		n.mu.Unlock()
 		if linked || addr == "" {
 			continue
 		}
-		_, err := n.dial(n.ctx, addr)
+		_, err := n.dial(n.ctx, addr, o)
 		n.mu.Lock()
 		if err != nil {
 			p.attempts++
@@ -763,7 +768,9 @@ func (n *Node) staticLoop(addr string) {
 		if n.ctx.Err() != nil {
 			return
 		}
-		remote, err := n.dial(n.ctx, addr)
+		// A static peer's key is unknown: each attempt tries the next key
+		// of the ring, the primary first.
+		remote, err := n.dial(n.ctx, addr, hsOptions{keyIndex: attempts})
 		switch {
 		case errors.Is(err, errSelf):
 			n.log.Debug("mesh: static peer is this node", "addr", addr)
@@ -812,7 +819,16 @@ func (n *Node) Connect(ctx context.Context, addr string) (PeerInfo, error) {
 	n.wg.Add(1) // Close waits for a Connect in progress
 	n.mu.Unlock()
 	defer n.wg.Done()
-	remote, err := n.dial(ctx, addr)
+	// Try each key of the ring, the primary first, while the peer says
+	// it holds another.
+	var remote Hello
+	var err error
+	for i := range max(1, len(n.keys.Load().IDs())) {
+		remote, err = n.dial(ctx, addr, hsOptions{keyIndex: i})
+		if !errors.Is(err, ErrWrongKey) {
+			break
+		}
+	}
 	if err != nil {
 		return PeerInfo{}, err
 	}
