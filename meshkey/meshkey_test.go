@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -147,5 +148,42 @@ func TestGenerateShortSource(t *testing.T) {
 	}
 	if _, err := Generate(bytes.NewReader(make([]byte, 32))); err == nil {
 		t.Fatal("Generate accepted zeros")
+	}
+}
+
+func TestLoad(t *testing.T) {
+	a := fixedKey(t)
+	b, _ := Generate(&counting{n: 50})
+	env := func(v string) func(string) string {
+		return func(name string) string {
+			if name == EnvVar {
+				return v
+			}
+			return ""
+		}
+	}
+	file := t.TempDir() + "/mesh.key"
+	if err := os.WriteFile(file, []byte("# the mesh key\n"+a.String()+"\n\n"+b.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name      string
+		key, file string
+		env       string
+		want      Keyring
+		fail      bool
+	}{
+		{"none", "", "", "", Keyring{}, false},
+		{"flag", a.String(), "", b.String(), Keyring{Primary: a}, false},
+		{"env", "", "", b.String(), Keyring{Primary: b}, false},
+		{"file", "", file, b.String(), Keyring{Primary: a, Accepted: []Key{b}}, false},
+		{"both", a.String(), file, "", Keyring{}, true},
+		{"bad", "nope", "", "", Keyring{}, true},
+		{"missing file", "", file + ".not", "", Keyring{}, true},
+	} {
+		got, err := Load(c.key, c.file, env(c.env))
+		if (err != nil) != c.fail || got.Primary != c.want.Primary || len(got.Accepted) != len(c.want.Accepted) {
+			t.Errorf("%s: Load = %+v, %v", c.name, got, err)
+		}
 	}
 }
