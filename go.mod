@@ -3,12 +3,14 @@ module github.com/lanmesh/lanmesh
 go 1.25.0
 
 require (
+	github.com/flynn/noise v1.1.0
 	github.com/gdamore/tcell/v2 v2.13.10
 	github.com/google/uuid v1.6.0
 	github.com/hashicorp/mdns v1.0.7
 	github.com/miekg/dns v1.1.72
 	github.com/shirou/gopsutil/v4 v4.26.8
 	github.com/vmihailenco/msgpack/v5 v5.4.1
+	golang.org/x/crypto v0.46.0
 	golang.org/x/sys v0.41.0
 )
 

@@ -6,6 +6,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/lanmesh/lanmesh/meshkey"
 )
 
 // Wire constants of the beacon; see the package documentation for the
@@ -47,6 +49,11 @@ type Beacon struct {
 	Port     uint16    // the TCP port the node accepts links on; never 0
 	Mesh     string    // the mesh name; 1..MaxMeshLen bytes of UTF-8
 	Name     string    // a human-readable node name; 0..MaxNameLen bytes of UTF-8
+
+	// Keyed beacons only (AppendSigned, ParseSignedBeacon):
+	KeyID meshkey.ID // the id of the key that signs it
+	Seq   uint64     // grows with every beacon an instance sends; never 0
+	Nonce uint64     // a query's random nonce, echoed in the answers to it; 0: none
 }
 
 // AppendBinary appends the wire form of b to dst. It fails, leaving dst

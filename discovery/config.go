@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/lanmesh/lanmesh/meshkey"
 )
 
 // Defaults of DefaultConfig.
@@ -105,6 +107,21 @@ type Config struct {
 	// counted in Stats and logged at Warn. Peers stays exact. Default 4096.
 	MaxQueuedEvents int
 
+	// Keyring holds the mesh key (see package meshkey). Default: none.
+	// With a key, beacons and mDNS records are signed (keyed beacons,
+	// version 2), and only beacons that verify under a key of the ring,
+	// and are not replays, are believed; unkeyed beacons are ignored. An
+	// unkeyed node ignores keyed beacons and warns once that a peer
+	// requires a mesh key. A beacon only ever causes a dial: the link's
+	// handshake is the proof of membership.
+	Keyring meshkey.Keyring
+	// BeaconRate is how many datagrams per second one source address may
+	// have processed (with bursts of twice as many), before any parsing or
+	// MAC work; the rest are dropped and counted (Stats.RateLimited). 0
+	// turns the limit off. Default 50: a node sends about one a second,
+	// and a few more when others start.
+	BeaconRate float64
+
 	// OnEvent, if set, receives every event in order, on one goroutine
 	// owned by the Discoverer (never on a socket read loop, never with a
 	// lock held). It may call Peers. It should return promptly: while it
@@ -130,6 +147,7 @@ func DefaultConfig() Config {
 		InterfaceRefresh: 5 * time.Second,
 		MaxPeers:         1024,
 		MaxQueuedEvents:  4096,
+		BeaconRate:       50,
 	}
 }
 
@@ -159,6 +177,10 @@ func (c *Config) Validate() error {
 		return bad("MaxPeers must be positive")
 	case c.MaxQueuedEvents <= 0:
 		return bad("MaxQueuedEvents must be positive")
+	case c.BeaconRate < 0:
+		return bad("BeaconRate is negative")
+	case c.Keyring.Validate() != nil:
+		return bad("Keyring: %v", c.Keyring.Validate())
 	case !c.Broadcast && !c.MDNS && len(c.Seeds) == 0:
 		return bad("Broadcast, MDNS and Seeds are all off")
 	}

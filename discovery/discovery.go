@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -15,6 +16,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lanmesh/lanmesh/internal/ifaddr"
+	"github.com/lanmesh/lanmesh/internal/ratelimit"
+	"github.com/lanmesh/lanmesh/meshkey"
 )
 
 // startupQueries are the offsets, after the first query sent by New, at
@@ -33,6 +36,11 @@ type Stats struct {
 	DroppedPeers  uint64 // new nodes refused because the table held MaxPeers
 	DroppedEvents uint64 // events dropped because MaxQueuedEvents were waiting
 	SendErrors    uint64 // beacons the kernel refused to send
+	RateLimited   uint64 // datagrams dropped unread: their source was over BeaconRate
+	// Keyed meshes:
+	WrongKey uint64 // keyed beacons under a key id this node does not hold, or with a bad MAC
+	Replayed uint64 // keyed beacons that verified but were replays (an old sequence number or instance)
+	Unkeyed  uint64 // beacons ignored for want of a key: unkeyed ones heard by a keyed node, or keyed ones by an unkeyed node
 }
 
 // Discoverer finds the other nodes of a mesh and keeps the peer table.
@@ -72,6 +80,15 @@ type Discoverer struct {
 	qsig  chan struct{}
 
 	rejected, ignored, droppedEvents, sendErrors atomic.Uint64
+	rateLimited, wrongKey, replayed, unkeyed     atomic.Uint64
+
+	// keys is the keyring derived for the mesh (nil: unkeyed).
+	keys        atomic.Pointer[meshkey.Set]
+	seq         atomic.Uint64 // of the keyed beacons this instance sends
+	beaconLimit *ratelimit.Limiter
+	// replay and replayMDNS are the replay state of beacons and of mDNS
+	// records (whose sequence numbers are their own); guarded by mu.
+	replay, replayMDNS *replayGuard
 }
 
 // New validates cfg, binds the beacon socket, starts the mDNS service,
@@ -113,6 +130,10 @@ func New(cfg Config) (*Discoverer, error) {
 		warned: make(map[string]bool),
 		qsig:   make(chan struct{}, 1),
 	}
+	d.keys.Store(cfg.Keyring.Derive(cfg.Mesh))
+	d.beaconLimit = ratelimit.New(cfg.BeaconRate, int(2*cfg.BeaconRate)+1, maxRateSources)
+	d.replay = newReplayGuard(4 * cfg.MaxPeers)
+	d.replayMDNS = newReplayGuard(4 * cfg.MaxPeers)
 	d.refresh()
 	if cfg.Broadcast || len(cfg.Seeds) > 0 {
 		conn, err := listenShared(cfg.BeaconPort)
@@ -169,7 +190,31 @@ func (d *Discoverer) Stats() Stats {
 		DroppedPeers:  droppedPeers,
 		DroppedEvents: d.droppedEvents.Load(),
 		SendErrors:    d.sendErrors.Load(),
+		RateLimited:   d.rateLimited.Load(),
+		WrongKey:      d.wrongKey.Load(),
+		Replayed:      d.replayed.Load(),
+		Unkeyed:       d.unkeyed.Load(),
 	}
+}
+
+// maxRateSources bounds the source addresses BeaconRate remembers.
+const maxRateSources = 4096
+
+// SetKeyring replaces the mesh keys: beacons sent from now on are signed
+// with kr's primary key, and beacons are checked against all of kr. A
+// running Discoverer cannot become keyed or unkeyed.
+func (d *Discoverer) SetKeyring(kr meshkey.Keyring) error {
+	if err := kr.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if kr.Keyed() != (d.keys.Load() != nil) {
+		return fmt.Errorf("%w: a running Discoverer cannot become keyed or unkeyed", ErrConfig)
+	}
+	d.keys.Store(kr.Derive(d.cfg.Mesh))
+	if d.mdns != nil {
+		d.mdns.resign()
+	}
+	return nil
 }
 
 // Close sends a leaving beacon, stops every goroutine and closes every
@@ -404,17 +449,23 @@ func (d *Discoverer) readLoop() {
 }
 
 func (d *Discoverer) handlePacket(p []byte, from netip.AddrPort) {
-	b, err := ParseBeacon(p)
-	if err != nil {
-		// Other programs use these ports: never above Debug.
-		d.rejected.Add(1)
-		d.log.Debug("discovery: not a beacon", "from", from, "len", len(p), "err", err)
+	if !d.beaconLimit.Allow(from.Addr(), time.Now()) {
+		d.rateLimited.Add(1)
+		return
+	}
+	b, ok := d.parse(p, from)
+	if !ok {
 		return
 	}
 	if b.ID == d.self.ID {
 		if b.Instance != d.self.Instance {
 			d.warnOnce("duplicate id", "discovery: another node uses this node's id", "id", b.ID, "from", from)
 		}
+		return
+	}
+	if b.Seq != 0 && !d.fresh(b, false) {
+		d.replayed.Add(1)
+		d.log.Debug("discovery: replayed beacon", "from", from, "id", b.ID, "seq", b.Seq)
 		return
 	}
 	if b.Mesh != d.cfg.Mesh {
@@ -430,7 +481,7 @@ func (d *Discoverer) handlePacket(p []byte, from netip.AddrPort) {
 	}
 	d.log.Debug("discovery: beacon", "from", from, "id", b.ID, "flags", b.Flags)
 	if b.Flags&FlagQuery != 0 && b.Flags&FlagLeaving == 0 {
-		d.answer(from)
+		d.answer(from, b.Nonce)
 	}
 	d.observe(sighting{
 		ID:       b.ID,
@@ -440,15 +491,65 @@ func (d *Discoverer) handlePacket(p []byte, from netip.AddrPort) {
 		Addr:     netip.AddrPortFrom(from.Addr(), b.Port),
 		Via:      via,
 		Leaving:  b.Flags&FlagLeaving != 0,
+		KeyID:    b.KeyID,
 	})
+}
+
+// parse reads a datagram as a beacon of the kind this node speaks: keyed
+// and verified when it has a key, unkeyed otherwise. Other programs use
+// these ports, so what fails is logged at Debug only.
+func (d *Discoverer) parse(p []byte, from netip.AddrPort) (Beacon, bool) {
+	keys := d.keys.Load()
+	v := beaconVersion(p)
+	var b Beacon
+	var err error
+	switch {
+	case keys != nil && v == BeaconVersion:
+		d.unkeyed.Add(1)
+		d.warnOnce("unkeyed beacon", "discovery: ignoring unkeyed beacons: this node has a mesh key and the peer none", "from", from)
+		return b, false
+	case keys == nil && v == KeyedBeaconVersion:
+		d.unkeyed.Add(1)
+		d.warnOnce("keyed beacon", "discovery: ignoring keyed beacons: peer requires a mesh key", "from", from)
+		return b, false
+	case keys != nil:
+		b, err = ParseSignedBeacon(p, keys)
+		if errors.Is(err, ErrBeaconKey) || errors.Is(err, ErrBeaconMAC) {
+			d.wrongKey.Add(1)
+			if errors.Is(err, ErrBeaconKey) {
+				d.warnOnce("unknown key", "discovery: ignoring beacons under a key this node does not hold", "from", from, "err", err)
+			}
+			d.log.Debug("discovery: beacon does not verify", "from", from, "err", err)
+			return b, false
+		}
+	default:
+		b, err = ParseBeacon(p)
+	}
+	if err != nil {
+		d.rejected.Add(1)
+		d.log.Debug("discovery: not a beacon", "from", from, "len", len(p), "err", err)
+		return b, false
+	}
+	return b, true
+}
+
+// fresh checks a verified keyed beacon, or with mdns an mDNS record,
+// against the replay state.
+func (d *Discoverer) fresh(b Beacon, mdns bool) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if mdns {
+		return d.replayMDNS.fresh(b.ID, b.Instance, b.Seq, true)
+	}
+	return d.replay.fresh(b.ID, b.Instance, b.Seq, false)
 }
 
 // answer replies to a query: by unicast to the asker at once (the only
 // way back on a network that carries no broadcast), and by broadcast,
 // paced by answerGap, for nodes that share the asker's port on its host
 // and so may miss the unicast.
-func (d *Discoverer) answer(to netip.AddrPort) {
-	d.sendTo(0, []netip.AddrPort{to})
+func (d *Discoverer) answer(to netip.AddrPort, nonce uint64) {
+	d.sendTo(0, nonce, []netip.AddrPort{to})
 	d.mu.Lock()
 	now := time.Now()
 	if d.answerPending {
@@ -481,17 +582,34 @@ func (d *Discoverer) send(flags Flags, toSeeds bool) {
 		dsts = append(dsts, d.seeds...)
 	}
 	d.mu.Unlock()
-	d.sendTo(flags, dsts)
+	d.sendTo(flags, queryNonce(flags), dsts)
 }
 
-func (d *Discoverer) sendTo(flags Flags, dsts []netip.AddrPort) {
+// queryNonce is a fresh nonce for a query beacon, 0 for others.
+func queryNonce(flags Flags) uint64 {
+	if flags&FlagQuery == 0 {
+		return 0
+	}
+	return rand.Uint64() | 1
+}
+
+// sendTo sends this node's beacon with flags, signed when keyed, with nonce
+// (a query's own, or the one of the query it answers).
+func (d *Discoverer) sendTo(flags Flags, nonce uint64, dsts []netip.AddrPort) {
 	if len(dsts) == 0 {
 		return
 	}
 	b := d.self
 	b.Flags = flags
 	var arr [MaxBeaconLen]byte
-	p, err := b.AppendBinary(arr[:0])
+	var p []byte
+	var err error
+	if keys := d.keys.Load(); keys != nil {
+		b.Seq, b.Nonce = d.seq.Add(1), nonce
+		p, err = b.AppendSigned(arr[:0], keys.Primary())
+	} else {
+		p, err = b.AppendBinary(arr[:0])
+	}
 	if err != nil {
 		// Validate guarantees a valid beacon; this is a bug.
 		panic(fmt.Sprintf("discovery: own beacon invalid: %v", err))
@@ -558,7 +676,7 @@ func (d *Discoverer) sendLoop() {
 			d.mu.Lock()
 			seeds := slices.Clone(d.seeds)
 			d.mu.Unlock()
-			d.sendTo(FlagQuery, seeds)
+			d.sendTo(FlagQuery, queryNonce(FlagQuery), seeds)
 			beaconT.Reset(d.nextInterval())
 		case <-refreshT.C:
 			d.refresh()

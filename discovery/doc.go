@@ -48,6 +48,15 @@
 // breaks a rule (other programs use these ports too) and the Discoverer logs
 // such datagrams at Debug level only. A new version changes the version byte.
 //
+// A keyed node (Config.Keyring) sends and accepts only keyed beacons,
+// version 2: magic, version 2, flags, the 8-byte key id, node id, instance
+// id, an 8-byte sequence number that grows with each beacon, an 8-byte
+// nonce (a query's, echoed in its answers), port, mesh and node name as
+// above, then the first 16 bytes of HMAC-SHA256 over all of it. The MAC is
+// checked before anything after the key id is read; replays (a sequence
+// number not above the last of that instance, a retired instance) are
+// dropped. SPEC.md section 10 has the details.
+//
 // The mDNS service carries the same facts in TXT records: lanmesh=1 (the
 // version), id=<node id>, inst=<instance id>, mesh=<mesh>, name=<node name>;
 // the SRV record carries the TCP port.

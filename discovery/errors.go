@@ -24,6 +24,13 @@ var (
 	// ErrBeaconUTF8: the mesh or node name is not valid UTF-8.
 	ErrBeaconUTF8 = errors.New("discovery: beacon name is not UTF-8")
 
+	// ErrBeaconKey: a keyed beacon names a key id this node does not hold
+	// (another key, or the same key for another mesh).
+	ErrBeaconKey = errors.New("discovery: beacon under an unknown mesh key")
+	// ErrBeaconMAC: a keyed beacon's MAC does not check out: it was forged
+	// or changed in transit.
+	ErrBeaconMAC = errors.New("discovery: beacon MAC does not verify")
+
 	// ErrConfig: Config.Validate found a bad field; the message names it.
 	ErrConfig = errors.New("discovery: invalid config")
 	// ErrListen: the beacon port could not be bound (another program

@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log"
@@ -28,6 +29,9 @@ const (
 	txtInstance = "inst"
 	txtMesh     = "mesh"
 	txtName     = "name"
+	// txtSig is a keyed node's signed record: a keyed beacon (without the
+	// node name, to fit a TXT string), in base64 without padding.
+	txtSig = "sig"
 
 	maxTXTLen = 255 // one character-string of a TXT record
 )
@@ -74,12 +78,34 @@ func (a *mdnsAgent) txt() []string {
 		_, size := utf8.DecodeLastRuneInString(name)
 		name = name[:len(name)-size]
 	}
-	return []string{
+	txt := []string{
 		txtVersion + "=" + strconv.Itoa(BeaconVersion),
 		txtID + "=" + a.d.self.ID.String(),
 		txtInstance + "=" + a.d.self.Instance.String(),
 		txtMesh + "=" + a.d.self.Mesh,
 		txtName + "=" + name,
+	}
+	if keys := a.d.keys.Load(); keys != nil {
+		b := a.d.self
+		b.Name = ""
+		b.Seq = a.d.seq.Add(1)
+		var arr [MaxBeaconLen]byte
+		if p, err := b.AppendSigned(arr[:0], keys.Primary()); err == nil {
+			txt[0] = txtVersion + "=" + strconv.Itoa(KeyedBeaconVersion)
+			txt = append(txt, txtSig+"="+base64.RawStdEncoding.EncodeToString(p))
+		}
+	}
+	return txt
+}
+
+// resign restarts the servers, so that their records are signed with the
+// current primary key; the loop starts them again at its next browse.
+func (a *mdnsAgent) resign() {
+	a.serversMu.Lock()
+	defer a.serversMu.Unlock()
+	for name, s := range a.servers {
+		s.srv.Shutdown()
+		delete(a.servers, name)
 	}
 }
 
@@ -307,9 +333,8 @@ func (a *mdnsAgent) browse(ifs []ifaddr.Interface, starting bool, entries chan<-
 
 // handle turns one browse answer into a sighting, if it is a node of ours.
 func (a *mdnsAgent) handle(e *mdns.ServiceEntry) {
-	s, ok := parseEntry(e)
+	s, ok := a.verify(e)
 	if !ok {
-		a.d.ignored.Add(1)
 		return
 	}
 	if s.ID == a.d.self.ID || s.Mesh != a.d.cfg.Mesh || !a.d.believable(s.Addr.Addr()) {
@@ -319,8 +344,59 @@ func (a *mdnsAgent) handle(e *mdns.ServiceEntry) {
 	a.d.observe(s)
 }
 
+// verify parses an answer of the kind this node speaks: for a keyed node,
+// one whose signed record verifies, matches the other fields and is not a
+// replay (an mDNS server repeats one record, so the same sequence number
+// is accepted again, but never an older one).
+func (a *mdnsAgent) verify(e *mdns.ServiceEntry) (sighting, bool) {
+	keys := a.d.keys.Load()
+	keyed := false
+	var sig string
+	if e != nil {
+		for _, f := range e.InfoFields {
+			switch {
+			case f == txtVersion+"="+strconv.Itoa(KeyedBeaconVersion):
+				keyed = true
+			case strings.HasPrefix(f, txtSig+"="):
+				sig = f[len(txtSig)+1:]
+			}
+		}
+	}
+	if keyed != (keys != nil) {
+		a.d.unkeyed.Add(1)
+		return sighting{}, false
+	}
+	s, ok := parseEntry(e, keyed)
+	if !ok {
+		a.d.ignored.Add(1)
+		return s, false
+	}
+	if !keyed {
+		return s, true
+	}
+	raw, err := base64.RawStdEncoding.DecodeString(sig)
+	if err != nil {
+		a.d.ignored.Add(1)
+		return s, false
+	}
+	b, err := ParseSignedBeacon(raw, keys)
+	if err != nil {
+		a.d.wrongKey.Add(1)
+		return s, false
+	}
+	if b.ID != s.ID || b.Instance != s.Instance || b.Port != s.Addr.Port() || b.Mesh != s.Mesh {
+		a.d.wrongKey.Add(1)
+		return s, false
+	}
+	if b.ID != a.d.self.ID && !a.d.fresh(b, true) {
+		a.d.replayed.Add(1)
+		return s, false
+	}
+	return s, true
+}
+
 // parseEntry validates an mDNS answer with the same care as a beacon.
-func parseEntry(e *mdns.ServiceEntry) (sighting, bool) {
+func parseEntry(e *mdns.ServiceEntry, keyed bool) (sighting, bool) {
 	var s sighting
 	if e == nil || e.Port <= 0 || e.Port > 65535 {
 		return s, false
@@ -338,7 +414,11 @@ func parseEntry(e *mdns.ServiceEntry) (sighting, bool) {
 		k, v, _ := strings.Cut(f, "=")
 		fields[k] = v
 	}
-	if fields[txtVersion] != strconv.Itoa(BeaconVersion) {
+	version := BeaconVersion
+	if keyed {
+		version = KeyedBeaconVersion
+	}
+	if fields[txtVersion] != strconv.Itoa(version) {
 		return s, false
 	}
 	id, err1 := uuid.Parse(fields[txtID])

@@ -19,7 +19,7 @@ func TestParseMDNSEntry(t *testing.T) {
 				"mesh=m", "name=node a"},
 		}
 	}
-	s, ok := parseEntry(good())
+	s, ok := parseEntry(good(), false)
 	if !ok {
 		t.Fatal("valid entry rejected")
 	}
@@ -40,7 +40,7 @@ func TestParseMDNSEntry(t *testing.T) {
 	} {
 		e := good()
 		f(e)
-		if _, ok := parseEntry(e); ok {
+		if _, ok := parseEntry(e, false); ok {
 			t.Errorf("%s: accepted", name)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/lanmesh/lanmesh/meshkey"
 )
 
 // Via says how a peer was heard. It is a bit mask: a peer heard by
@@ -58,6 +60,7 @@ type Peer struct {
 	Addr     netip.AddrPort // where the node accepts TCP links, reachable from here
 	Via      Via            // the sources that heard it within LostAfter
 	LastSeen time.Time      // the last sign of it from any source
+	KeyID    meshkey.ID     // keyed meshes: the id of the key its last beacon was signed with
 }
 
 // EventKind says what happened to a peer.
@@ -144,6 +147,7 @@ type sighting struct {
 	Addr     netip.AddrPort
 	Via      Via // exactly one bit
 	Leaving  bool
+	KeyID    meshkey.ID
 }
 
 // entry is a peer in the table with the bookkeeping behind it.
@@ -241,6 +245,7 @@ func (t *table) observe(s sighting, evs []Event) []Event {
 	prev := e.Peer
 	e.seen[viaIndex(s.Via)] = now
 	e.LastSeen = now
+	e.KeyID = s.KeyID
 	e.Via = t.viaNow(e, now)
 	changed := false
 	if s.Name != e.Name {
@@ -321,6 +326,7 @@ func (t *table) newEntry(s sighting, now time.Time) *entry {
 			Addr:     s.Addr,
 			Via:      s.Via,
 			LastSeen: now,
+			KeyID:    s.KeyID,
 		},
 		addrVia:  s.Via,
 		addrSeen: now,

@@ -318,7 +318,7 @@ func (n *Node) attachQuiet(conn net.Conn, cfg Config, remote Hello) (*Link, erro
 	local := n.hello
 	local.Codec = cfg.Codec
 	sink := &nodeSink{n: n, quiet: true, attached: make(chan struct{})}
-	l, err := newLink(conn, cfg, local, remote, sink, true)
+	l, err := newLink(conn, cfg, local, remote, sink, true, nil)
 	if err != nil {
 		conn.Close()
 		return nil, err

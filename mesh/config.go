@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lanmesh/lanmesh/codec"
+	"github.com/lanmesh/lanmesh/meshkey"
 	"github.com/lanmesh/lanmesh/message"
 )
 
@@ -48,6 +49,16 @@ type Config struct {
 	ListenPort uint16
 	// Transport makes connections. Default (nil): TCP.
 	Transport Transport
+	// Keyring holds the mesh key (see package meshkey). Default: none, and
+	// links are neither authenticated nor encrypted. With a key, every link
+	// runs the keyed handshake (Noise NNpsk0) under the Primary key when
+	// dialling, and under whichever key of the ring the peer names when
+	// accepting, and carries encrypted records; peers without a key, or with
+	// another, are refused (ErrUnkeyedPeer, ErrWrongKey), and unkeyed nodes
+	// refuse this one (ErrKeyRequired). The key is the same for every node
+	// of the mesh; the mesh name is bound in, so one key may serve several
+	// meshes.
+	Keyring meshkey.Keyring
 
 	// HandshakeTimeout bounds a whole handshake, and Dial's connection
 	// attempt before it. Default 5 s. Shorter frees a listener from silent
@@ -165,6 +176,9 @@ func (c *Config) Validate() error {
 	case c.ReceiveQueueLimit < 1:
 		return bad("ReceiveQueueLimit must be at least 1")
 	}
+	if err := c.Keyring.Validate(); err != nil {
+		return bad("Keyring: %v", err)
+	}
 	return nil
 }
 
@@ -201,7 +215,15 @@ func (c *Config) Hello() Hello {
 		Mesh:       c.Mesh,
 		Codec:      c.Codec,
 		ListenPort: c.ListenPort,
+		Suite:      c.suite(),
 	}
+}
+
+func (c *Config) suite() byte {
+	if c.Keyring.Keyed() {
+		return SuiteNoise
+	}
+	return SuiteNone
 }
 
 var discardLogger = slog.New(slog.DiscardHandler)

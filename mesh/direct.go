@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/lanmesh/lanmesh/meshkey"
 )
 
 // Dial connects to a node listening at addr (a known address: no discovery)
@@ -25,12 +27,12 @@ func Dial(ctx context.Context, cfg Config, addr string) (*Messenger, error) {
 		return nil, fmt.Errorf("mesh: dial %s: %w", addr, err)
 	}
 	local := cfg.Hello()
-	remote, err := Handshake(ctx, conn, local, cfg)
+	s, err := handshake(ctx, conn, local, cfg, hsOptions{initiator: true, keys: cfg.Keyring.Derive(cfg.Mesh)})
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
-	m, err := newMessenger(conn, cfg, local, remote)
+	m, err := newMessenger(conn, cfg, local, s)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -49,6 +51,7 @@ const maxPendingHandshakes = 64
 // dropped, and Accept returns only links that are up.
 type Listener struct {
 	cfg       Config
+	keys      *meshkey.Set // cfg.Keyring derived for cfg.Mesh; nil: unkeyed
 	lns       []net.Listener
 	ready     chan *Messenger
 	ctx       context.Context // ends handshakes in progress on Close
@@ -68,7 +71,7 @@ func Listen(cfg Config, addrs ...string) (*Listener, error) {
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("%w: Listen needs at least one address", ErrConfig)
 	}
-	l := &Listener{cfg: cfg, ready: make(chan *Messenger), sem: make(chan struct{}, maxPendingHandshakes)}
+	l := &Listener{cfg: cfg, keys: cfg.Keyring.Derive(cfg.Mesh), ready: make(chan *Messenger), sem: make(chan struct{}, maxPendingHandshakes)}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	for _, addr := range addrs {
 		ln, err := cfg.transport().Listen(addr)
@@ -164,7 +167,7 @@ func (l *Listener) acceptLoop(ln net.Listener) {
 func (l *Listener) handshake(conn net.Conn) {
 	defer l.wg.Done()
 	local := l.cfg.Hello()
-	remote, err := Handshake(l.ctx, conn, local, l.cfg)
+	s, err := handshake(l.ctx, conn, local, l.cfg, hsOptions{keys: l.keys})
 	<-l.sem
 	if err != nil {
 		conn.Close()
@@ -173,7 +176,7 @@ func (l *Listener) handshake(conn net.Conn) {
 		}
 		return
 	}
-	m, err := newMessenger(conn, l.cfg, local, remote)
+	m, err := newMessenger(conn, l.cfg, local, s)
 	if err != nil {
 		conn.Close()
 		return

@@ -132,6 +132,22 @@
 // The whole exchange is bounded by Config.HandshakeTimeout; a side that
 // times out sends Reject code 5 if it can.
 //
+// # Keyed links
+//
+// With a mesh key (Config.Keyring, package meshkey) the handshake is Noise
+// NNpsk0_25519_ChaChaPoly_SHA256 instead, with roles: the dialler sends a
+// clear Preamble frame (kind 4, body: suite 1, then the 8-byte key id) and
+// Noise message 1 (kind 5) carrying its Hello frame encrypted; the
+// acceptor, if it holds a key of that id, answers with message 2 (kind 5)
+// carrying its Hello; the dialler then sends its first record, an Accept,
+// which the acceptor must open before the link counts (key confirmation).
+// The prologue is the Preamble frame and the mesh name. From then on each
+// direction carries records: a 2-byte length (the AEAD's additional data),
+// then ChaCha20-Poly1305 ciphertext and tag, at most 16 KiB of plaintext,
+// one record per write of the link. Reject codes 7 (a key is required),
+// 8 (the sender has no key) and 9 (wrong key) say what went wrong. SPEC.md
+// section 10 gives every byte.
+//
 // # After the handshake
 //
 // The conn carries frames of the agreed codec (see package codec), both

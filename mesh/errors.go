@@ -46,6 +46,16 @@ var (
 	// ErrProtocol: the peer sent a frame that cannot be read (bad framing,
 	// over the codec's limit, cut short).
 	ErrProtocol = errors.New("mesh: protocol error")
+	// ErrKeyRequired: the peer has a mesh key and this node none; give the
+	// node the mesh's key (Config.Keyring).
+	ErrKeyRequired = errors.New("mesh: peer requires a mesh key")
+	// ErrUnkeyedPeer: this node has a mesh key and the peer none. A keyed
+	// node never falls back to an unkeyed link.
+	ErrUnkeyedPeer = errors.New("mesh: peer has no mesh key")
+	// ErrWrongKey: the peer uses a mesh key this node does not hold (or the
+	// same key for another mesh name), or the keyed handshake failed; the
+	// reason names the key id.
+	ErrWrongKey = errors.New("mesh: peer uses another mesh key")
 	// ErrListenerClosed: Accept on a closed Listener.
 	ErrListenerClosed = errors.New("mesh: listener closed")
 	// ErrConfig: Config.Validate found a bad field; the message names it.

@@ -12,15 +12,20 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/lanmesh/lanmesh/meshkey"
 )
 
 // Handshake wire constants; mesh/doc.go describes the bytes.
 const (
 	// ProtocolVersion is the link protocol version this package speaks.
 	ProtocolVersion = 1
-	// SuiteNone is the key-exchange suite of a link without one: the only
-	// suite of version 1. A later version negotiates others in the same field.
+	// SuiteNone is the key-exchange suite of a link without a mesh key.
 	SuiteNone = 0
+	// SuiteNoise is the suite of keyed links:
+	// Noise_NNpsk0_25519_ChaChaPoly_SHA256, the only one; there is no
+	// negotiation (SPEC.md section 10).
+	SuiteNoise = 1
 
 	handshakeMagic   = "LNMH"
 	handshakeHeader  = 8
@@ -34,6 +39,10 @@ const (
 	kindHello  byte = 1
 	kindReject byte = 2
 	kindAccept byte = 3
+	// A keyed initiator's clear preamble: suite and key id.
+	kindPreamble byte = 4
+	// A Noise handshake message.
+	kindNoise byte = 5
 )
 
 // Reject codes, an append-only list. Each names the sentinel the rejected
@@ -46,6 +55,12 @@ const (
 	rejectCodec     byte = 4
 	rejectTimeout   byte = 5
 	rejectSuite     byte = 6
+	// The sender has a mesh key, the receiver none.
+	rejectKeyRequired byte = 7
+	// The sender has no mesh key, the receiver has one.
+	rejectNoKey byte = 8
+	// The sender knows no key of that id, or the handshake failed under it.
+	rejectWrongKey byte = 9
 )
 
 var rejectSentinels = map[byte]error{
@@ -56,6 +71,10 @@ var rejectSentinels = map[byte]error{
 	rejectCodec:     ErrCodecMismatch,
 	rejectTimeout:   ErrHandshakeTimeout,
 	rejectSuite:     ErrHandshake,
+
+	rejectKeyRequired: ErrKeyRequired,
+	rejectNoKey:       ErrUnkeyedPeer,
+	rejectWrongKey:    ErrWrongKey,
 }
 
 func rejectCode(sentinel error) byte {
@@ -229,19 +248,53 @@ func parseReject(b []byte) (code byte, reason string, err error) {
 	return b[0], string(b[2:]), nil
 }
 
-// Handshake runs the opening handshake on conn, which is fresh from a
-// Transport: each side sends its Hello, checks the other's, and answers with
-// Accept or Reject. It returns the peer's Hello once both sides have
-// accepted. It never dials, and it leaves conn open either way; on failure
-// the caller closes it.
+// Handshake runs the opening handshake of an unkeyed link on conn, which
+// is fresh from a Transport: each side sends its Hello, checks the other's,
+// and answers with Accept or Reject. It returns the peer's Hello once both
+// sides have accepted. It never dials, and it leaves conn open either way;
+// on failure the caller closes it. A keyed handshake (cfg.Keyring set) has
+// an initiator and a responder and yields the link's keys: it is run by
+// Dial, Listen and the Node, and Handshake refuses it with ErrConfig.
 //
 // It fails with a *CloseError wrapping ErrHandshake, ErrVersion,
-// ErrMeshMismatch, ErrCodecMismatch, ErrHandshakeTimeout, ErrConnLost or
-// ErrRejected. When this side refused, the peer was sent a Reject with the
-// reason (Remote false); when the peer refused, Reason is the peer's
-// (Remote true). The whole exchange is bounded by cfg.HandshakeTimeout and
-// ctx; when ctx ends first, the error wraps ctx.Err().
+// ErrMeshMismatch, ErrCodecMismatch, ErrHandshakeTimeout, ErrConnLost,
+// ErrKeyRequired or ErrRejected. When this side refused, the peer was sent
+// a Reject with the reason (Remote false); when the peer refused, Reason is
+// the peer's (Remote true). The whole exchange is bounded by
+// cfg.HandshakeTimeout and ctx; when ctx ends first, the error wraps
+// ctx.Err().
 func Handshake(ctx context.Context, conn net.Conn, local Hello, cfg Config) (Hello, error) {
+	if cfg.Keyring.Keyed() {
+		return Hello{}, fmt.Errorf("%w: a keyed handshake is run by Dial, Listen or a Node", ErrConfig)
+	}
+	s, err := handshake(ctx, conn, local, cfg, hsOptions{})
+	return s.remote, err
+}
+
+// session is what a handshake yields: the peer's Hello and, on a keyed
+// link, the key id it used and the two directions' record ciphers.
+type session struct {
+	remote Hello
+	keyed  bool
+	keyID  meshkey.ID
+	send   *recordCipher
+	recv   *recordCipher
+}
+
+// hsOptions are a handshake's role and keys.
+type hsOptions struct {
+	initiator bool
+	keys      *meshkey.Set // nil: unkeyed
+	// keyIndex picks the key an initiator uses: the prefer'd one if the
+	// ring holds it (the key the peer's beacon was signed with), else
+	// entry keyIndex modulo the ring's size (0, the primary, at first).
+	prefer    meshkey.ID
+	hasPrefer bool
+	keyIndex  int
+	rand      io.Reader // the Noise ephemeral keys' source; nil: crypto/rand
+}
+
+func handshake(ctx context.Context, conn net.Conn, local Hello, cfg Config, o hsOptions) (session, error) {
 	timeout := cfg.HandshakeTimeout
 	if timeout <= 0 {
 		timeout = DefaultHandshakeTimeout
@@ -251,25 +304,34 @@ func Handshake(ctx context.Context, conn net.Conn, local Hello, cfg Config) (Hel
 		deadline = d
 	}
 	if err := conn.SetDeadline(deadline); err != nil {
-		return Hello{}, closeErr(ErrConnLost, false, err.Error())
+		return session{}, closeErr(ErrConnLost, false, err.Error())
 	}
 	// A cancelled ctx unblocks reads and writes by moving the deadline.
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
 	h := &handshaker{conn: conn, ctx: ctx, log: cfg.logger()}
-	remote, err := h.run(local)
+	var s session
+	var err error
+	switch {
+	case o.keys == nil:
+		s.remote, err = h.run(local)
+	case o.initiator:
+		s, err = h.initiate(local, o)
+	default:
+		s, err = h.respond(local, o)
+	}
 	if err != nil {
 		h.log.Debug("mesh: handshake failed", "remote", conn.RemoteAddr(), "err", err)
-		return Hello{}, err
+		return session{}, err
 	}
 	if !stop() {
-		return Hello{}, fmt.Errorf("mesh: handshake: %w", ctx.Err())
+		return session{}, fmt.Errorf("mesh: handshake: %w", ctx.Err())
 	}
 	if err := conn.SetDeadline(time.Time{}); err != nil {
-		return Hello{}, closeErr(ErrConnLost, false, err.Error())
+		return session{}, closeErr(ErrConnLost, false, err.Error())
 	}
-	return remote, nil
+	return s, nil
 }
 
 type handshaker struct {
@@ -290,6 +352,9 @@ func (h *handshaker) run(local Hello) (Hello, error) {
 	kind, body, err := h.read()
 	if err != nil {
 		return Hello{}, err
+	}
+	if kind == kindPreamble {
+		return Hello{}, h.rejectCode(rejectNoKey, ErrKeyRequired, "this node has no mesh key")
 	}
 	if kind != kindHello {
 		return Hello{}, h.reject(ErrHandshake, fmt.Sprintf("expected a hello, got frame kind %d", kind))

@@ -181,7 +181,7 @@ func newRawPeer(t testing.TB, tc transportCase, cfg Config) *rawPeer {
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-	m, err := newMessenger(server, cfg, cfg.Hello(), remote)
+	m, err := newMessenger(server, cfg, cfg.Hello(), session{remote: remote})
 	if err != nil {
 		t.Fatal(err)
 	}

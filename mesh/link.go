@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lanmesh/lanmesh/codec"
+	"github.com/lanmesh/lanmesh/meshkey"
 	"github.com/lanmesh/lanmesh/message"
 )
 
@@ -83,11 +84,19 @@ type Link struct {
 	stats         linkStats
 	warnedDrop    atomic.Bool
 
+	// keyed links (a mesh key): the key id the handshake used; seal and
+	// open are the two directions' record ciphers.
+	keyed bool
+	keyID meshkey.ID
+	open  *recordCipher // owned by the reader goroutine
+
 	// writeMu is held by whoever writes to conn: the writer goroutine, or
 	// Flush writing a small batch itself. It guards the fields below it.
 	writeMu sync.Mutex
 	spare   []byte
 	direct  *directWriter // nil: the conn has no non-blocking write
+	seal    *recordCipher // nil: unkeyed
+	wire    []byte        // sealed records not yet written
 
 	// Owned by the writer goroutine.
 	ping       message.Ping
@@ -103,11 +112,19 @@ type Link struct {
 // local and remote as the two Hellos. Received messages go to sink. The link
 // owns conn from now on and closes it when it ends; if NewLink fails, conn
 // is still the caller's to close.
+//
+// NewLink makes unkeyed links only: keyed ones come from Dial, Listen and
+// the Node, which run the keyed handshake that yields their keys.
 func NewLink(conn net.Conn, cfg Config, local, remote Hello, sink Sink) (*Link, error) {
-	return newLink(conn, cfg, local, remote, sink, false)
+	if cfg.Keyring.Keyed() {
+		return nil, fmt.Errorf("%w: a keyed link is made by Dial, Listen or a Node", ErrConfig)
+	}
+	return newLink(conn, cfg, local, remote, sink, false, nil)
 }
 
-func newLink(conn net.Conn, cfg Config, local, remote Hello, sink Sink, quiet bool) (*Link, error) {
+// newLink starts a link; sec carries a keyed handshake's keys (nil:
+// unkeyed).
+func newLink(conn net.Conn, cfg Config, local, remote Hello, sink Sink, quiet bool, sec *session) (*Link, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -132,6 +149,11 @@ func newLink(conn net.Conn, cfg Config, local, remote Hello, sink Sink, quiet bo
 		done:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 		batch:      make([]any, 0, min(readBatch, cfg.ReceiveQueueLimit)),
+	}
+	if sec != nil && sec.keyed {
+		l.keyed, l.keyID = true, sec.keyID
+		l.seal, l.open = sec.send, sec.recv
+		l.wire = make([]byte, 0, 4096)
 	}
 	l.wg.Add(2)
 	go l.readLoop()
@@ -235,6 +257,9 @@ const directMax = 1024
 // puts back what the socket did not take. It reports whether it left
 // nothing for the writer goroutine. l.writeMu is held.
 func (l *Link) flushDirect() bool {
+	if l.seal != nil {
+		return l.flushDirectSealed()
+	}
 	l.sendMu.Lock()
 	batch := l.pending
 	if len(batch) == 0 || len(batch) > directMax || l.closing {
@@ -248,7 +273,7 @@ func (l *Link) flushDirect() bool {
 	switch {
 	case err != nil:
 		l.spare = batch[:0]
-		l.shutdown(closeErr(ErrConnLost, true, err.Error()), closeAbrupt)
+		l.writeFailed(err)
 		return true
 	case n == len(batch):
 		l.spare = batch[:0]
@@ -260,6 +285,40 @@ func (l *Link) flushDirect() bool {
 	l.spare = l.pending[:0]
 	l.pending = append(rest, l.pending...)
 	l.sendMu.Unlock()
+	return false
+}
+
+// flushDirectSealed is flushDirect for a keyed link: the batch becomes one
+// record, and what the socket does not take stays sealed in l.wire for the
+// writer goroutine, ahead of anything sealed later. l.writeMu is held.
+func (l *Link) flushDirectSealed() bool {
+	l.sendMu.Lock()
+	batch := l.pending
+	if len(batch) == 0 || len(batch) > directMax || l.closing || len(l.wire) > 0 {
+		l.sendMu.Unlock()
+		return len(batch) == 0 && len(l.wire) == 0
+	}
+	l.pending = l.spare[:0]
+	l.sendMu.Unlock()
+	wire, err := l.seal.seal(l.wire[:0], batch)
+	l.spare = batch[:0]
+	if err != nil {
+		l.wire = wire[:0]
+		l.shutdown(closeErr(ErrProtocol, false, err.Error()), closeAbrupt)
+		return true
+	}
+	n, err := l.direct.write(wire)
+	l.stats.bytesOut.Add(uint64(n))
+	switch {
+	case err != nil:
+		l.wire = wire[:0]
+		l.writeFailed(err)
+		return true
+	case n == len(wire):
+		l.wire = wire[:0]
+		return true
+	}
+	l.wire = wire[:copy(wire, wire[n:])]
 	return false
 }
 
@@ -296,6 +355,10 @@ func (l *Link) Err() error {
 
 // Stats returns the link's counters and round-trip time.
 func (l *Link) Stats() Stats { return l.stats.snapshot() }
+
+// KeyID returns the id of the mesh key the link's handshake used, and
+// whether the link is keyed at all.
+func (l *Link) KeyID() (meshkey.ID, bool) { return l.keyID, l.keyed }
 
 // Local returns the Hello this side sent.
 func (l *Link) Local() Hello { return l.local }
@@ -374,7 +437,11 @@ func (l *Link) arm(set func(time.Time) error, armed *time.Time, d time.Duration)
 func (l *Link) readLoop() {
 	defer l.wg.Done()
 	defer close(l.readerDone)
-	dec := l.codec.NewDecoder(linkReader{l})
+	var src io.Reader = linkReader{l}
+	if l.open != nil {
+		src = newRecordReader(src, l.open)
+	}
+	dec := l.codec.NewDecoder(src)
 	for {
 		msg, _, err := dec.Decode()
 		if err != nil {
@@ -446,8 +513,12 @@ func (l *Link) readFailed(err error) {
 	switch {
 	case err == io.EOF:
 		l.shutdown(closeErr(ErrConnLost, true, "the peer hung up without a bye"), closeAbrupt)
+	case errors.Is(err, errRecord):
+		l.shutdown(closeErr(ErrProtocol, false, err.Error()), closeBadInput)
 	case errors.Is(err, codec.ErrTruncated):
 		l.shutdown(closeErr(ErrConnLost, true, "the peer hung up in the middle of a frame"), closeAbrupt)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		l.shutdown(closeErr(ErrConnLost, true, "the peer hung up in the middle of a record"), closeAbrupt)
 	case errors.As(err, &ne) && ne.Timeout():
 		l.shutdown(closeErr(ErrSilence, false, fmt.Sprintf("nothing from the peer for %v", l.cfg.Silence)), closeAbrupt)
 	case errors.Is(err, codec.ErrFrameTooLarge) || errors.Is(err, codec.ErrBadLength) ||
@@ -506,14 +577,21 @@ func (l *Link) writeLoop() {
 			return
 		}
 		if err := l.writePending(); err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				l.shutdown(closeErr(ErrWriteTimeout, false, fmt.Sprintf("the peer took no bytes for %v", l.cfg.WriteTimeout)), closeAbrupt)
-			} else {
-				l.shutdown(closeErr(ErrConnLost, true, err.Error()), closeAbrupt)
-			}
+			l.writeFailed(err)
 		}
 	}
+}
+
+// writeFailed ends the link after a failed write, by the writer goroutine
+// or by Flush's direct write alike: a timeout is a peer that took no bytes
+// for WriteTimeout, anything else a lost connection.
+func (l *Link) writeFailed(err error) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		l.shutdown(closeErr(ErrWriteTimeout, false, fmt.Sprintf("the peer took no bytes for %v", l.cfg.WriteTimeout)), closeAbrupt)
+		return
+	}
+	l.shutdown(closeErr(ErrConnLost, true, err.Error()), closeAbrupt)
 }
 
 func (l *Link) queuePing() {
@@ -537,6 +615,9 @@ func (l *Link) writePending() error {
 	batch := l.pending
 	l.pending = l.spare[:0]
 	l.sendMu.Unlock()
+	if l.seal != nil {
+		return l.writeSealed(batch)
+	}
 	if len(batch) == 0 {
 		l.spare = batch
 		return nil
@@ -545,6 +626,25 @@ func (l *Link) writePending() error {
 	n, err := l.conn.Write(batch)
 	l.stats.bytesOut.Add(uint64(n))
 	l.spare = batch[:0]
+	return err
+}
+
+// writeSealed seals batch as records after any sealed bytes a direct write
+// left, and writes them all. l.writeMu is held.
+func (l *Link) writeSealed(batch []byte) error {
+	var err error
+	l.wire, err = l.seal.seal(l.wire, batch)
+	l.spare = batch[:0]
+	if err != nil {
+		return err
+	}
+	if len(l.wire) == 0 {
+		return nil
+	}
+	l.arm(l.conn.SetWriteDeadline, &l.writeArmed, l.cfg.WriteTimeout)
+	n, err := l.conn.Write(l.wire)
+	l.stats.bytesOut.Add(uint64(n))
+	l.wire = l.wire[:0]
 	return err
 }
 

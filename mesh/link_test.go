@@ -567,12 +567,12 @@ func TestBatching(t *testing.T) {
 		cfg.Silence = 2 * time.Hour
 		ca, cb, ha, hb := linkedConns(t, tc, cfg)
 		counted := &countingConn{Conn: ca}
-		a, err := newMessenger(counted, cfg, ha, hb)
+		a, err := newMessenger(counted, cfg, ha, session{remote: hb})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer a.Close()
-		b, err := newMessenger(cb, cfg, hb, ha)
+		b, err := newMessenger(cb, cfg, hb, session{remote: ha})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -64,9 +64,9 @@ func (s queueSink) Deliver(_ *Link, msgs []any, stop <-chan struct{}) int {
 }
 
 // newMessenger starts a Messenger's link on conn, after the handshake.
-func newMessenger(conn net.Conn, cfg Config, local, remote Hello) (*Messenger, error) {
+func newMessenger(conn net.Conn, cfg Config, local Hello, s session) (*Messenger, error) {
 	m := &Messenger{in: newQueue[any](cfg.ReceiveQueueLimit), taken: make([]any, 0, readBatch)}
-	l, err := NewLink(conn, cfg, local, remote, queueSink{m.in})
+	l, err := newLink(conn, cfg, local, s.remote, queueSink{m.in}, false, &s)
 	if err != nil {
 		return nil, err
 	}

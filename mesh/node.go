@@ -17,6 +17,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lanmesh/lanmesh/discovery"
+	"github.com/lanmesh/lanmesh/internal/ratelimit"
+	"github.com/lanmesh/lanmesh/meshkey"
 )
 
 // Node is one member of a mesh: it finds the other nodes, links to each of
@@ -38,6 +40,13 @@ type Node struct {
 	lns  []net.Listener
 	disc *discovery.Discoverer
 	cc   *cableCar
+
+	// keys is the keyring derived for the mesh name (nil: unkeyed);
+	// SetKeyring replaces it.
+	keys      atomic.Pointer[meshkey.Set]
+	connLimit *ratelimit.Limiter
+	hsSlots   hsSlots
+	counters  nodeCounters
 
 	ctx    context.Context // ends when Close begins: waits, dials, accepts
 	cancel context.CancelFunc
@@ -88,9 +97,10 @@ type peer struct {
 	instance uuid.UUID // of the current link, or the last seen
 	addr     string    // where to dial it
 	via      discovery.Via
-	seen     bool // discovery reports it present
-	static   bool // one of cfg.Peers resolved to it
-	quiet    bool // a cable_car peer: no handshake, no control frames
+	keyID    meshkey.ID // the key its beacons are signed with (keyed meshes)
+	seen     bool       // discovery reports it present
+	static   bool       // one of cfg.Peers resolved to it
+	quiet    bool       // a cable_car peer: no handshake, no control frames
 	link     *Link
 	dialing  bool
 	// replacing: the peer closed our link as a duplicate, so it holds
@@ -123,6 +133,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		return nil, err
 	}
 	cfg.Listen = slices.Clone(cfg.Listen)
+	cfg.Link.Keyring = cfg.Link.Keyring.Clone()
 	cfg.Peers = slices.Clone(cfg.Peers)
 	ctx, cancel := context.WithCancel(context.Background())
 	hsCtx, hsCancel := context.WithCancel(context.Background())
@@ -141,6 +152,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		inbox:    newQueue[Message](cfg.ReceiveQueueLimit),
 		events:   newEventQueue(cfg.MaxQueuedEvents),
 	}
+	n.keys.Store(cfg.Link.Keyring.Derive(cfg.Link.Mesh))
+	n.connLimit = ratelimit.New(cfg.ConnRate, int(2*cfg.ConnRate)+1, maxRateSources)
+	n.hsSlots.init(cfg.MaxHandshakes)
 	n.traffic.init(cfg.TrafficLogSize)
 	n.reqs.init()
 	n.links.Store(&linkTable{byID: map[uuid.UUID]*Link{}})
@@ -191,6 +205,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		dc.InstanceID = n.link.InstanceID
 		dc.Name = n.link.Name
 		dc.Port = int(n.link.ListenPort)
+		dc.Keyring = cfg.Link.Keyring
 		if dc.Logger == nil {
 			dc.Logger = cfg.Logger
 		}
@@ -329,11 +344,13 @@ func (n *Node) waitDetached(links []*Link) {
 	}
 }
 
-// acceptLoop accepts links until the listener closes; each is handshaken on
-// a goroutine of its own, at most maxPendingHandshakes at once.
+// acceptLoop accepts links until the listener closes. Each is handshaken on
+// a goroutine of its own, unless its source has made too many attempts
+// lately (ConnRate) or too many handshakes are in progress (MaxHandshakes,
+// a quarter of them per source): then it is closed at once, before any
+// handshake work, and counted.
 func (n *Node) acceptLoop(ln net.Listener) {
 	defer n.wg.Done()
-	sem := make(chan struct{}, maxPendingHandshakes)
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -352,30 +369,33 @@ func (n *Node) acceptLoop(ln net.Listener) {
 				return
 			}
 		}
-		select {
-		case sem <- struct{}{}:
-		case <-n.ctx.Done():
+		src := sourceAddr(conn.RemoteAddr())
+		if !n.connLimit.Allow(src, time.Now()) || !n.hsSlots.acquire(src) {
+			n.counters.refusedConns.Add(1)
+			n.log.Debug("mesh: connection refused by the flood limits", "remote", conn.RemoteAddr())
 			conn.Close()
-			return
+			continue
 		}
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			defer func() { <-sem }()
-			remote, err := Handshake(n.hsCtx, conn, n.hello, n.link)
+			defer n.hsSlots.release(src)
+			s, err := handshake(n.hsCtx, conn, n.hello, n.link, hsOptions{keys: n.keys.Load()})
 			if err != nil {
+				n.counters.failedHandshakes.Add(1)
 				n.log.Debug("mesh: inbound handshake failed", "remote", conn.RemoteAddr(), "err", err)
 				conn.Close()
 				return
 			}
-			n.attach(conn, remote, false, "")
+			n.attach(conn, s, false, "")
 		}()
 	}
 }
 
 // dial connects to addr and handshakes. It returns the remote Hello once
 // the link is attached (or refused as a duplicate).
-func (n *Node) dial(ctx context.Context, addr string) (Hello, error) {
+// o's keyIndex and prefer choose the key of a keyed mesh.
+func (n *Node) dial(ctx context.Context, addr string, o hsOptions) (Hello, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.link.HandshakeTimeout)
 	defer cancel()
 	stop := context.AfterFunc(n.hsCtx, cancel) // Close ends it too, after a grace
@@ -384,17 +404,19 @@ func (n *Node) dial(ctx context.Context, addr string) (Hello, error) {
 	if err != nil {
 		return Hello{}, fmt.Errorf("mesh: dial %s: %w", addr, err)
 	}
-	remote, err := Handshake(ctx, conn, n.hello, n.link)
+	o.initiator, o.keys = true, n.keys.Load()
+	s, err := handshake(ctx, conn, n.hello, n.link, o)
 	if err != nil {
+		n.counters.failedHandshakes.Add(1)
 		conn.Close()
 		return Hello{}, err
 	}
-	if remote.NodeID == n.id {
+	if s.remote.NodeID == n.id {
 		conn.Close()
-		return remote, errSelf
+		return s.remote, errSelf
 	}
-	n.attach(conn, remote, true, addr)
-	return remote, nil
+	n.attach(conn, s, true, addr)
+	return s.remote, nil
 }
 
 var errSelf = errors.New("mesh: dialled this node itself")
@@ -406,13 +428,14 @@ const reasonDuplicate = "duplicate link"
 
 // attach makes a handshaken conn a link of the node, deciding between it and
 // a link the peer already has: exactly one link per pair of nodes stays.
-func (n *Node) attach(conn net.Conn, remote Hello, initiator bool, dialAddr string) {
+func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string) {
+	remote := s.remote
 	if remote.NodeID == n.id {
 		conn.Close()
 		return
 	}
 	sink := &nodeSink{n: n, initiator: initiator, attached: make(chan struct{})}
-	l, err := NewLink(conn, n.link, n.hello, remote, sink)
+	l, err := newLink(conn, n.link, n.hello, remote, sink, false, &s)
 	if err != nil {
 		conn.Close()
 		n.log.Error("mesh: starting a link", "err", err)
@@ -433,6 +456,14 @@ func (n *Node) attach(conn net.Conn, remote Hello, initiator bool, dialAddr stri
 		return
 	}
 	p := n.peers[remote.NodeID]
+	if (p == nil || p.link == nil) && len(n.links.Load().all) >= n.cfg.MaxPeers {
+		n.mu.Unlock()
+		release()
+		n.counters.refusedPeers.Add(1)
+		n.log.Warn("mesh: peer refused: MaxPeers linked already", "peer", remote.NodeID, "max", n.cfg.MaxPeers)
+		l.CloseReason("too many peers")
+		return
+	}
 	if p == nil {
 		p = &peer{id: remote.NodeID, wake: make(chan struct{}, 1)}
 		n.peers[remote.NodeID] = p
@@ -621,13 +652,17 @@ func (n *Node) onDiscovery(ev discovery.Event) {
 		}
 		p.seen = true
 		p.via = ev.Peer.Via
+		p.keyID = ev.Peer.KeyID
 		p.addr = ev.Peer.Addr.String()
 		if p.name == "" {
 			p.name = ev.Peer.Name
 		}
-		if ev.Kind == discovery.Restarted && p.link != nil && p.link.Remote().InstanceID != ev.Peer.Instance {
+		if _, keyed := n.keyedLink(p); ev.Kind == discovery.Restarted && p.link != nil && !keyed &&
+			p.link.Remote().InstanceID != ev.Peer.Instance {
 			// The link is to the previous life of the peer; it will fail
-			// its silence check, but there is no need to wait for it.
+			// its silence check, but there is no need to wait for it. A
+			// keyed link is kept: a beacon only ever causes a dial, and a
+			// replayed one from an old instance must not cut a link.
 			stale := p.link
 			n.wg.Add(1)
 			go func() {
@@ -649,6 +684,13 @@ func (n *Node) onDiscovery(ev discovery.Event) {
 			signal(p.wake)
 		}
 	}
+}
+
+func (n *Node) keyedLink(p *peer) (meshkey.ID, bool) {
+	if p.link == nil {
+		return meshkey.ID{}, false
+	}
+	return p.link.KeyID()
 }
 
 // startDialLocked starts the dialler of p unless one runs. The node with the
@@ -702,11 +744,12 @@ func (n *Node) dialLoop(p *peer, again bool) {
 		n.mu.Lock()
 		addr := p.addr
 		linked := p.link != nil
+		o := hsOptions{initiator: true, prefer: p.keyID, hasPrefer: p.keyID != meshkey.ID{}, keyIndex: p.attempts}
 		n.mu.Unlock()
 		if linked || addr == "" {
 			continue
 		}
-		_, err := n.dial(n.ctx, addr)
+		_, err := n.dial(n.ctx, addr, o)
 		n.mu.Lock()
 		if err != nil {
 			p.attempts++
@@ -725,7 +768,9 @@ func (n *Node) staticLoop(addr string) {
 		if n.ctx.Err() != nil {
 			return
 		}
-		remote, err := n.dial(n.ctx, addr)
+		// A static peer's key is unknown: each attempt tries the next key
+		// of the ring, the primary first.
+		remote, err := n.dial(n.ctx, addr, hsOptions{keyIndex: attempts})
 		switch {
 		case errors.Is(err, errSelf):
 			n.log.Debug("mesh: static peer is this node", "addr", addr)
@@ -774,7 +819,16 @@ func (n *Node) Connect(ctx context.Context, addr string) (PeerInfo, error) {
 	n.wg.Add(1) // Close waits for a Connect in progress
 	n.mu.Unlock()
 	defer n.wg.Done()
-	remote, err := n.dial(ctx, addr)
+	// Try each key of the ring, the primary first, while the peer says
+	// it holds another.
+	var remote Hello
+	var err error
+	for i := range max(1, len(n.keys.Load().IDs())) {
+		remote, err = n.dial(ctx, addr, hsOptions{keyIndex: i})
+		if !errors.Is(err, ErrWrongKey) {
+			break
+		}
+	}
 	if err != nil {
 		return PeerInfo{}, err
 	}

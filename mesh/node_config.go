@@ -72,6 +72,21 @@ type NodeConfig struct {
 	// it has a rule for never reach Get. See Responder.
 	Responder *Responder
 
+	// MaxHandshakes bounds the incoming handshakes in progress at once; one
+	// source address may hold at most a quarter of them (at least one). A
+	// connection past either bound is closed at once, before any handshake
+	// work, and counted (NodeStats.RefusedConns); a silent one holds its
+	// slot for at most Link.HandshakeTimeout. Default 64.
+	MaxHandshakes int
+	// ConnRate is how many incoming connections per second one source
+	// address may open (with bursts of twice as many); past it they are
+	// closed at once and counted. 0 turns the limit off. Default 20.
+	ConnRate float64
+	// MaxPeers bounds the peers linked at once; a new peer past it is
+	// refused (its link closed with the reason "too many peers") and
+	// counted. Default 256.
+	MaxPeers int
+
 	// CableCar, when Enabled, makes the node also speak to Python cable_car
 	// programs on the LAN (see CableCarConfig). Default off.
 	CableCar CableCarConfig
@@ -89,6 +104,9 @@ const (
 	DefaultNodeReceiveQueue  = 16384
 	DefaultMaxQueuedEvents   = 1024
 	DefaultTrafficLogSize    = 1024
+	DefaultMaxHandshakes     = 64
+	DefaultConnRate          = 20
+	DefaultMaxPeers          = 256
 	defaultNodeListenAddress = ":0"
 )
 
@@ -105,6 +123,9 @@ func DefaultNodeConfig() NodeConfig {
 		ReceiveQueueLimit: DefaultNodeReceiveQueue,
 		MaxQueuedEvents:   DefaultMaxQueuedEvents,
 		TrafficLogSize:    DefaultTrafficLogSize,
+		MaxHandshakes:     DefaultMaxHandshakes,
+		ConnRate:          DefaultConnRate,
+		MaxPeers:          DefaultMaxPeers,
 		CableCar:          DefaultCableCarConfig(),
 	}
 }
@@ -130,6 +151,12 @@ func (c *NodeConfig) Validate() error {
 		return bad("MaxQueuedEvents must be positive")
 	case c.TrafficLogSize <= 0:
 		return bad("TrafficLogSize must be positive")
+	case c.MaxHandshakes <= 0:
+		return bad("MaxHandshakes must be positive")
+	case c.ConnRate < 0:
+		return bad("ConnRate is negative")
+	case c.MaxPeers <= 0:
+		return bad("MaxPeers must be positive")
 	}
 	if c.CableCar.Enabled {
 		if err := c.CableCar.validate(); err != nil {

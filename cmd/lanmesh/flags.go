@@ -15,6 +15,7 @@ import (
 	"github.com/lanmesh/lanmesh/codec"
 	"github.com/lanmesh/lanmesh/discovery"
 	"github.com/lanmesh/lanmesh/mesh"
+	"github.com/lanmesh/lanmesh/meshkey"
 )
 
 // nodeFlags are the flags every command that joins a mesh shares. Their
@@ -33,6 +34,8 @@ type nodeFlags struct {
 	loopback    bool
 	interval    time.Duration
 	verbose     bool
+	key         string
+	keyFile     string
 }
 
 // listFlag is a flag that may be given several times, each time with one
@@ -66,6 +69,8 @@ func addNodeFlags(fs *flag.FlagSet) *nodeFlags {
 	fs.BoolVar(&f.loopback, "loopback", false, "stay on this machine: listen on 127.0.0.1, discover on lo via 127.255.255.255, no mDNS")
 	fs.DurationVar(&f.interval, "interval", discovery.DefaultInterval, "time between discovery beacons; a peer is lost after 3 of them")
 	fs.BoolVar(&f.verbose, "verbose", false, "log what the node does (on stderr), not only warnings")
+	fs.StringVar(&f.key, "key", "", "the mesh `key` (from lanmesh keygen): authenticate beacons and encrypt links (default: $"+meshkey.EnvVar+")")
+	fs.StringVar(&f.keyFile, "key-file", "", "read the mesh key from `file` (one key a line: the first is used, the rest accepted)")
 	return f
 }
 
@@ -137,6 +142,9 @@ func parseNode(fs *flag.FlagSet, nf *nodeFlags, args []string, stderr io.Writer)
 		return mesh.NodeConfig{}, err
 	}
 	cfg, err := nodeConfig(nf, stderr)
+	if err == nil {
+		cfg.Link.Keyring, err = keyFromFlags(nf.key, nf.keyFile, os.Getenv)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n\n", fs.Name(), err)
 		fs.Usage()

@@ -33,6 +33,7 @@ func commands() []command {
 		{"peers", "look for nodes for a moment and list them", runPeers},
 		{"chat", "chat, line by line, with every node of the mesh", runChat},
 		{"watch", "print the traffic log, live, one line per message", runWatch},
+		{"keygen", "print a new mesh key (for --key-file on every node)", runKeygen},
 	}
 }
 

@@ -1,0 +1,246 @@
+package discovery
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lanmesh/lanmesh/meshkey"
+)
+
+func testRing(seed byte) meshkey.Keyring {
+	var k meshkey.Key
+	for i := range k {
+		k[i] = seed + byte(i)
+	}
+	return meshkey.Keyring{Primary: k}
+}
+
+func signedGolden(t testing.TB) ([]byte, *meshkey.Set) {
+	keys := testRing(1).Derive("demo")
+	b := goldenBeacon
+	b.Seq, b.Nonce = 5, 0x0102030405060708
+	p, err := b.AppendSigned(nil, keys.Primary())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, keys
+}
+
+func TestKeyedBeaconGolden(t *testing.T) {
+	p, keys := signedGolden(t)
+	// The fixed part, as in doc.go; the MAC (16 bytes) ends it.
+	fixed := "4c4d5348" + "02" + "01" + keys.Primary().ID.String() +
+		"00112233445566778899aabbccddeeff" + "0f1e2d3c4b5a69788796a5b4c3d2e1f0" +
+		"0000000000000005" + "0102030405060708" + // sequence, nonce
+		"1f0a" + "04" + "64656d6f" + "02" + "6e31"
+	if got := hex.EncodeToString(p[:len(p)-BeaconMACLen]); got != fixed {
+		t.Fatalf("keyed beacon\n%s\nwant\n%s", got, fixed)
+	}
+	b, err := ParseSignedBeacon(p, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := goldenBeacon
+	g.Seq, g.Nonce, g.KeyID = 5, 0x0102030405060708, keys.Primary().ID
+	if b != g {
+		t.Fatalf("parsed %+v, want %+v", b, g)
+	}
+	if _, err := ParseBeacon(p); err == nil {
+		t.Fatal("ParseBeacon took a keyed beacon")
+	}
+	if _, err := ParseSignedBeacon(p, testRing(2).Derive("demo")); !errors.Is(err, ErrBeaconKey) {
+		t.Fatalf("another key: %v", err)
+	}
+}
+
+// TestKeyedBeaconTamper: every byte flipped, every truncation and an
+// extension are refused.
+func TestKeyedBeaconTamper(t *testing.T) {
+	p, keys := signedGolden(t)
+	for i := range p {
+		for _, x := range []byte{0x01, 0x80, 0xff} {
+			q := bytes.Clone(p)
+			q[i] ^= x
+			if _, err := ParseSignedBeacon(q, keys); err == nil {
+				t.Fatalf("byte %d ^ %#x accepted", i, x)
+			}
+		}
+	}
+	for n := range len(p) {
+		if _, err := ParseSignedBeacon(p[:n], keys); err == nil {
+			t.Fatalf("truncated to %d accepted", n)
+		}
+	}
+	if _, err := ParseSignedBeacon(append(bytes.Clone(p), 0), keys); err == nil {
+		t.Fatal("extended beacon accepted")
+	}
+	if _, err := ParseSignedBeacon(nil, nil); err == nil {
+		t.Fatal("empty accepted")
+	}
+}
+
+func TestReplayGuard(t *testing.T) {
+	g := newReplayGuard(2)
+	a, i1, i2 := uuid.New(), uuid.New(), uuid.New()
+	steps := []struct {
+		inst uuid.UUID
+		seq  uint64
+		want bool
+	}{
+		{i1, 5, true},
+		{i1, 5, false}, // the same
+		{i1, 4, false}, // older
+		{i1, 6, true},
+		{i2, 1, true},  // a restart
+		{i1, 7, false}, // a retired instance
+		{i2, 2, true},
+	}
+	for n, s := range steps {
+		if got := g.fresh(a, s.inst, s.seq, false); got != s.want {
+			t.Fatalf("step %d: fresh = %v, want %v", n, got, s.want)
+		}
+	}
+	if !g.fresh(a, i2, 2, true) || g.fresh(a, i2, 1, true) {
+		t.Fatal("mDNS rule: the same sequence again is fine, an older one is not")
+	}
+	for range 10 {
+		g.fresh(uuid.New(), uuid.New(), 1, false)
+	}
+	if g.len() != 2 {
+		t.Fatalf("guard holds %d nodes, want 2", g.len())
+	}
+}
+
+// TestLoopbackKeyed: keyed nodes find each other; a node with another key
+// and an unkeyed node are ignored, and counted.
+func TestLoopbackKeyed(t *testing.T) {
+	before := countResources()
+	port := freeUDPPort(t)
+	start := func(ring meshkey.Keyring) (*Discoverer, *events) {
+		cfg := loopbackConfig(t, port)
+		cfg.Keyring = ring
+		ev := newEvents()
+		cfg.OnEvent = ev.on
+		d, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		return d, ev
+	}
+	a, evA := start(testRing(1))
+	b, _ := start(testRing(1))
+	other, _ := start(testRing(2))
+	plain, _ := start(meshkey.Keyring{})
+	evA.waitFor(t, 2*time.Second, "a keyed peer", func(ev Event) bool { return ev.Kind == Found && ev.Peer.ID == b.Self().ID })
+	waitFor(t, 2*time.Second, "counts", func() bool {
+		return a.Stats().WrongKey > 0 && a.Stats().Unkeyed > 0 && plain.Stats().Unkeyed > 0
+	})
+	for _, p := range a.Peers() {
+		if p.ID == other.Self().ID || p.ID == plain.Self().ID {
+			t.Fatalf("a found %v, which has another key or none", p.ID)
+		}
+	}
+	if len(plain.Peers()) != 0 {
+		t.Fatalf("the unkeyed node found %v", plain.Peers())
+	}
+	for _, d := range []*Discoverer{a, b, other, plain} {
+		d.Close()
+	}
+	checkNoLeak(t, before)
+}
+
+// TestLoopbackBeaconReplay plays recorded beacons again: the same one, an
+// older one and one of a retired instance are dropped; after the receiver
+// restarts, a replay is believed once (and causes at most one dial, which
+// the handshake refuses).
+func TestLoopbackBeaconReplay(t *testing.T) {
+	port := freeUDPPort(t)
+	ring := testRing(1)
+	keys := ring.Derive("loop")
+	fake := Beacon{ID: uuid.New(), Instance: uuid.New(), Port: 9, Mesh: "loop", Name: "recorded"}
+	sign := func(b Beacon, seq uint64) []byte {
+		b.Seq = seq
+		p, err := b.AppendSigned(nil, keys.Primary())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := func() (*Discoverer, *events) {
+		cfg := loopbackConfig(t, port)
+		cfg.Keyring = ring
+		ev := newEvents()
+		cfg.OnEvent = ev.on
+		d, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		return d, ev
+	}
+	d, ev := start()
+	old := fake
+	old.Instance = uuid.New()
+	send := func(p []byte) {
+		if _, err := c.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(sign(old, 3))
+	ev.waitFor(t, 2*time.Second, "the first instance", func(e Event) bool { return e.Kind == Found && e.Peer.ID == fake.ID })
+	send(sign(fake, 10))
+	ev.waitFor(t, 2*time.Second, "the restart", func(e Event) bool { return e.Kind == Restarted && e.Peer.Instance == fake.Instance })
+	for _, p := range [][]byte{sign(fake, 10), sign(fake, 9), sign(old, 4)} {
+		send(p)
+	}
+	waitFor(t, 2*time.Second, "three replays counted", func() bool { return d.Stats().Replayed == 3 })
+	if p := d.Peers(); len(p) != 1 || p[0].Instance != fake.Instance {
+		t.Fatalf("peers %+v", p)
+	}
+	// The receiver restarts and forgets: one replay is believed once.
+	d.Close()
+	d2, ev2 := start()
+	send(sign(fake, 10))
+	send(sign(fake, 10))
+	ev2.waitFor(t, 2*time.Second, "the replay after a restart", func(e Event) bool { return e.Kind == Found && e.Peer.ID == fake.ID })
+	waitFor(t, 2*time.Second, "the second replay dropped", func() bool { return d2.Stats().Replayed == 1 })
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func FuzzParseSignedBeacon(f *testing.F) {
+	p, keys := signedGolden(f)
+	f.Add(p)
+	f.Add(p[:40])
+	f.Fuzz(func(t *testing.T, p []byte) {
+		b, err := ParseSignedBeacon(p, keys)
+		if err != nil {
+			return
+		}
+		q, err := b.AppendSigned(nil, keys.Primary())
+		if err != nil || !bytes.Equal(p, q) {
+			t.Fatalf("a beacon that parsed does not append back: %v", err)
+		}
+	})
+}
