@@ -39,7 +39,11 @@ const (
 //
 // It runs until SIGTERM (a graceful close) or SIGKILL.
 func TestHelperProcess(t *testing.T) {
-	if netlab.HelperRole() != "node" {
+	switch role := netlab.HelperRole(); {
+	case strings.HasPrefix(role, "flood-"):
+		floodHelper(role)
+		return
+	case role != "node":
 		return
 	}
 	cfg := DefaultNodeConfig()
