@@ -22,6 +22,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"demo", "show lanmesh at work in this process, then exit", runDemo},
+		{"bench", "measure lanmesh on this machine against raw TCP", runBench},
 	}
 }
 
