@@ -34,6 +34,7 @@ func commands() []command {
 		{"chat", "chat, line by line, with every node of the mesh", runChat},
 		{"watch", "print the traffic log, live, one line per message", runWatch},
 		{"keygen", "print a new mesh key (for --key-file on every node)", runKeygen},
+		{"bench", "measure lanmesh on this machine against raw TCP", runBench},
 	}
 }
 

@@ -27,6 +27,11 @@
 //		p.Kill()                // kill -9: no goodbye
 //	}
 //
+// A program that is not a test (lanmesh bench) uses Build and Close instead
+// of New, and Host.Start instead of StartHelper; it must Close the lab and
+// stop its processes on every path itself.
+//
 // It needs Linux, root and the ip(8) tool; New skips the test without
-// them. On other systems the package is empty.
+// them, Build returns Available's error. On other systems the package is
+// empty.
 package netlab

@@ -45,7 +45,6 @@ var (
 
 // Proc is a helper process running in a host.
 type Proc struct {
-	t     testing.TB
 	cmd   *exec.Cmd
 	lines chan string // closed when stdout ends
 	done  chan struct{}
@@ -65,26 +64,40 @@ const maxStderr = 64 << 10
 // test process dies, and killed and reaped by t.Cleanup.
 func (h *Host) StartHelper(t testing.TB, role string, env ...string) *Proc {
 	t.Helper()
-	cmd := h.Command(context.Background(), os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Env = append(append(os.Environ(), HelperEnv+"="+role), env...)
+	env = append([]string{HelperEnv + "=" + role}, env...)
+	p, err := h.Start(os.Args[0], []string{"-test.run=^TestHelperProcess$", "-test.count=1"}, env...)
+	if err != nil {
+		t.Fatalf("netlab: helper %s: %v", role, err)
+	}
+	t.Cleanup(func() { p.Kill() })
+	return p
+}
+
+// Start runs the program name with args in the host, with this process's
+// environment plus env ("K=V"), outside a test: lanmesh bench re-executes
+// itself this way. The child's stdout lines are read by Next, WaitLine and
+// Lines. The child is killed if this process dies; the caller must Kill or
+// Stop it on every path.
+func (h *Host) Start(name string, args []string, env ...string) (*Proc, error) {
+	cmd := h.Command(context.Background(), name, args...)
+	cmd.Env = append(os.Environ(), env...)
 	if _, set := os.LookupEnv("GORACE"); !set {
 		// A race-enabled binary sleeps 1 s at exit by default; helpers
 		// stop and start often, and their races are still reported.
 		cmd.Env = append(cmd.Env, "GORACE=atexit_sleep_ms=0")
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p := &Proc{t: t, cmd: cmd, lines: make(chan string, 4096), done: make(chan struct{})}
+	p := &Proc{cmd: cmd, lines: make(chan string, 4096), done: make(chan struct{})}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatalf("netlab: helper %s: %v", role, err)
+		return nil, err
 	}
 	cmd.Stderr = writerFunc(p.keepStderr)
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("netlab: start helper %s in %s: %v", role, h.Name, err)
+		return nil, fmt.Errorf("start %s in %s: %w", name, h.Name, err)
 	}
 	go p.read(stdout)
-	t.Cleanup(func() { p.Kill() })
-	return p
+	return p, nil
 }
 
 type writerFunc func([]byte) (int, error)
@@ -118,6 +131,14 @@ func (p *Proc) read(r io.Reader) {
 	p.errMu.Unlock()
 	close(p.done)
 }
+
+// Lines returns the child's stdout lines, for a caller that waits on other
+// things too (a context, several children). It is closed when stdout ends.
+// Next and WaitLine read from the same channel.
+func (p *Proc) Lines() <-chan string { return p.lines }
+
+// Done is closed once the child has exited and been reaped.
+func (p *Proc) Done() <-chan struct{} { return p.done }
 
 // Pid returns the child's process id (the test binary's, not a wrapper's).
 func (p *Proc) Pid() int { return p.cmd.Process.Pid }

@@ -5,12 +5,14 @@ package netlab
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,7 +30,9 @@ var labSeq atomic.Uint32
 
 // Lab is a LAN of network namespaces.
 type Lab struct {
-	t      testing.TB
+	t      testing.TB // set by New; nil for a lab made by Build
+	logf   func(format string, args ...any)
+	close  sync.Once
 	Name   string       // the namespace name prefix of this lab
 	Bridge string       // the bridge's namespace
 	Subnet netip.Prefix // the hosts' /24
@@ -78,28 +82,65 @@ func New(t testing.TB, n int) *Lab {
 	if err := Available(); err != nil {
 		t.Skipf("skipping multi-host test: %v", err)
 	}
-	if n < 1 || n > 250 {
-		t.Fatalf("netlab: %d hosts; want 1..250", n)
+	l, err := build(context.Background(), n, t.Logf)
+	if l != nil {
+		l.t = t
+		t.Cleanup(func() { l.Close() })
 	}
-	removeStale(t)
-	seq := labSeq.Add(1)
-	name := fmt.Sprintf("%s%d-%d", namePrefix, os.Getpid(), seq)
-	third := byte(seq % 250)
-	l := &Lab{
-		t:      t,
-		Name:   name,
-		Bridge: name + "-br",
-		Subnet: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 77, third, 0}), 24),
-		Gate:   netip.AddrFrom4([4]byte{10, 77, third, 254}),
-	}
-	t.Cleanup(l.remove)
-	if err := l.build(n); err != nil {
+	if err != nil {
 		t.Fatalf("netlab: build: %v", err)
 	}
 	return l
 }
 
-func (l *Lab) build(n int) error {
+// Build builds a lab of n hosts outside a test: for a program that measures
+// (lanmesh bench). The caller must call Close on every path; if Build fails
+// it has removed what it made. ctx ends the build early. Labs left behind by
+// a process that died are removed by the next Build or New.
+func Build(ctx context.Context, n int) (*Lab, error) {
+	if err := Available(); err != nil {
+		return nil, err
+	}
+	l, err := build(ctx, n, func(string, ...any) {})
+	if err != nil {
+		if l != nil {
+			l.Close()
+		}
+		return nil, fmt.Errorf("netlab: build: %w", err)
+	}
+	return l, nil
+}
+
+// build makes the lab; on error it returns the partial lab (for removal) with
+// the error, or nil if nothing was made.
+func build(ctx context.Context, n int, logf func(string, ...any)) (*Lab, error) {
+	if n < 1 || n > 250 {
+		return nil, fmt.Errorf("netlab: %d hosts; want 1..250", n)
+	}
+	removeStale(logf)
+	seq := labSeq.Add(1)
+	name := fmt.Sprintf("%s%d-%d", namePrefix, os.Getpid(), seq)
+	third := byte(seq % 250)
+	l := &Lab{
+		logf:   logf,
+		Name:   name,
+		Bridge: name + "-br",
+		Subnet: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 77, third, 0}), 24),
+		Gate:   netip.AddrFrom4([4]byte{10, 77, third, 254}),
+	}
+	return l, l.build(ctx, n)
+}
+
+// Close removes every namespace of the lab (and so its interfaces and the
+// processes' network). It is idempotent; errors are logged (New) or
+// returned, never stop the removal halfway.
+func (l *Lab) Close() error {
+	var err error
+	l.close.Do(func() { err = l.remove() })
+	return err
+}
+
+func (l *Lab) build(ctx context.Context, n int) error {
 	br := l.Bridge
 	steps := [][]string{
 		{"netns", "add", br},
@@ -114,6 +155,9 @@ func (l *Lab) build(n int) error {
 		}
 	}
 	for i := 1; i <= n; i++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		a := l.Subnet.Addr().As4()
 		a[3] = byte(i)
 		h := &Host{
@@ -129,11 +173,13 @@ func (l *Lab) build(n int) error {
 			return fmt.Errorf("host %s: %w", h.Name, err)
 		}
 	}
+	// Every link comes up in parallel; one settle serves them all.
 	for _, h := range l.Hosts {
-		if err := h.waitReady(); err != nil {
+		if err := h.waitLinkReady(); err != nil {
 			return fmt.Errorf("host %s: %w", h.Name, err)
 		}
 	}
+	time.Sleep(settle)
 	return nil
 }
 
@@ -176,6 +222,15 @@ func (h *Host) build() error {
 // and the bridge port forwards, then a short settle: packets sent just
 // after link-up have been seen lost.
 func (h *Host) waitReady() error {
+	if err := h.waitLinkReady(); err != nil {
+		return err
+	}
+	time.Sleep(settle)
+	return nil
+}
+
+// waitLinkReady is waitReady without the settle.
+func (h *Host) waitLinkReady() error {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		hostUp := operUp(h.NS, h.Iface)
@@ -189,7 +244,6 @@ func (h *Host) waitReady() error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(settle)
 	return nil
 }
 
@@ -217,9 +271,19 @@ func bridgeForwarding(ns, dev string) bool {
 // AddLAN joins every host to a new LAN: a bridge namespace of its own, an
 // interface eth<k> in each host with address 10.<77+k>.x.<i>/24 (the same
 // host number as on the first LAN), and no route beyond the subnet. It
-// fails the test if the LAN cannot be built; Cleanup removes it.
+// fails the test if the LAN cannot be built; Cleanup removes it. It is for
+// labs made by New; others use NewLAN.
 func (l *Lab) AddLAN() *LAN {
 	l.t.Helper()
+	lan, err := l.NewLAN()
+	if err != nil {
+		l.t.Fatalf("netlab: %v", err)
+	}
+	return lan
+}
+
+// NewLAN is AddLAN returning its error; Close removes the LAN.
+func (l *Lab) NewLAN() (*LAN, error) {
 	k := len(l.Extra) + 1
 	third := l.Subnet.Addr().As4()[2]
 	lan := &LAN{
@@ -229,9 +293,9 @@ func (l *Lab) AddLAN() *LAN {
 	}
 	l.Extra = append(l.Extra, lan)
 	if err := l.buildLAN(lan); err != nil {
-		l.t.Fatalf("netlab: add LAN %d: %v", k, err)
+		return nil, fmt.Errorf("add LAN %d: %w", k, err)
 	}
-	return lan
+	return lan, nil
 }
 
 func (l *Lab) buildLAN(lan *LAN) error {
@@ -335,11 +399,14 @@ func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.C
 }
 
 // remove deletes the lab's namespaces; deleting a namespace deletes its
-// interfaces. Errors are logged, not fatal: cleanup must run to the end.
-func (l *Lab) remove() {
+// interfaces. Errors are logged and returned, not fatal: cleanup must run to
+// the end.
+func (l *Lab) remove() error {
+	var errs []error
 	for _, h := range l.Hosts {
 		if err := ipCmd("netns", "del", h.NS); err != nil && !strings.Contains(err.Error(), "No such file") {
-			l.t.Logf("netlab: remove %s: %v", h.NS, err)
+			l.logf("netlab: remove %s: %v", h.NS, err)
+			errs = append(errs, err)
 		}
 	}
 	bridges := []string{l.Bridge}
@@ -348,14 +415,16 @@ func (l *Lab) remove() {
 	}
 	for _, br := range bridges {
 		if err := ipCmd("netns", "del", br); err != nil && !strings.Contains(err.Error(), "No such file") {
-			l.t.Logf("netlab: remove %s: %v", br, err)
+			l.logf("netlab: remove %s: %v", br, err)
+			errs = append(errs, err)
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // removeStale deletes namespaces of this package whose creating process
 // is gone: left behind by a run that crashed or was killed.
-func removeStale(t testing.TB) {
+func removeStale(logf func(string, ...any)) {
 	out, err := ipOut("netns", "list")
 	if err != nil {
 		return
@@ -374,7 +443,7 @@ func removeStale(t testing.TB) {
 			continue // its maker is still running
 		}
 		if err := ipCmd("netns", "del", f[0]); err == nil {
-			t.Logf("netlab: removed stale namespace %s", f[0])
+			logf("netlab: removed stale namespace %s", f[0])
 		}
 	}
 }

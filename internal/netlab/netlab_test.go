@@ -3,10 +3,12 @@
 package netlab
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -185,4 +187,47 @@ func TestHelperBroadcastAndLinkDown(t *testing.T) {
 		}
 	}
 	t.Fatal("a killed helper still prints")
+}
+
+// TestBuildOutsideATest builds a lab the way a program does, runs a
+// process in a host with Start, and checks that Close removes everything
+// (and may be called twice).
+func TestBuildOutsideATest(t *testing.T) {
+	if err := Available(); err != nil {
+		t.Skip(err)
+	}
+	lab, err := Build(context.Background(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lab.Close()
+	p, err := lab.Hosts[1].Start("hostname", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := p.Next(10 * time.Second)
+	if err != nil || line != "h2" {
+		t.Fatalf("hostname in h2: %q, %v", line, err)
+	}
+	if err := p.Wait(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ns := namespaces(t); strings.Contains(ns, lab.Name+"-") {
+		t.Fatalf("namespaces left after Close: %q", ns)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if lab, err := Build(ctx, 2); err == nil {
+		lab.Close()
+		t.Fatal("Build with an ended context succeeded")
+	}
+	if ns := namespaces(t); strings.Contains(ns, "lmt"+strconv.Itoa(os.Getpid())+"-") {
+		t.Fatalf("namespaces left after a failed Build: %q", ns)
+	}
 }
