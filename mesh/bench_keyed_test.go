@@ -3,7 +3,6 @@ package mesh
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 )
@@ -15,76 +14,13 @@ import (
 func keyedBenchConfig(b *testing.B) Config { return keyed(benchConfig(b), testKey(1)) }
 
 func BenchmarkThroughput32Keyed(b *testing.B) {
-	b.Run("unkeyed", func(b *testing.B) { benchThroughputCfg(b, benchConfig(b)) })
-	b.Run("keyed", func(b *testing.B) { benchThroughputCfg(b, keyedBenchConfig(b)) })
-}
-
-func benchThroughputCfg(b *testing.B, cfg Config) {
-	a, r := pair(b, tcpCase, cfg, cfg)
-	done := make(chan error, 1)
-	go func() {
-		ctx := context.Background()
-		for range b.N {
-			if _, err := r.Receive(ctx); err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- nil
-	}()
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	msg := &Msg32{}
-	for i := range b.N {
-		msg.Seq = uint64(i)
-		sendRetry(b, a, msg)
-		if i%64 == 63 {
-			a.Xfer()
-		}
-	}
-	a.Xfer()
-	if err := <-done; err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+	b.Run("unkeyed", func(b *testing.B) { benchThroughput(b, tcpCase, benchConfig(b)) })
+	b.Run("keyed", func(b *testing.B) { benchThroughput(b, tcpCase, keyedBenchConfig(b)) })
 }
 
 func BenchmarkRTT32Keyed(b *testing.B) {
-	b.Run("unkeyed", func(b *testing.B) { benchRTTCfg(b, benchConfig(b)) })
-	b.Run("keyed", func(b *testing.B) { benchRTTCfg(b, keyedBenchConfig(b)) })
-}
-
-func benchRTTCfg(b *testing.B, cfg Config) {
-	a, e := pair(b, tcpCase, cfg, cfg)
-	go func() {
-		ctx := context.Background()
-		for {
-			msg, err := e.Receive(ctx)
-			if err != nil {
-				return
-			}
-			e.Send(msg)
-			e.Xfer()
-		}
-	}()
-	rtts := make([]time.Duration, b.N)
-	ctx := context.Background()
-	msg := &Msg32{}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		start := time.Now()
-		msg.Seq = uint64(i)
-		a.Send(msg)
-		a.Xfer()
-		if _, err := a.Receive(ctx); err != nil {
-			b.Fatal(err)
-		}
-		rtts[i] = time.Since(start)
-	}
-	b.StopTimer()
-	reportRTT(b, rtts)
+	b.Run("unkeyed", func(b *testing.B) { benchRTT(b, benchConfig(b)) })
+	b.Run("keyed", func(b *testing.B) { benchRTT(b, keyedBenchConfig(b)) })
 }
 
 // BenchmarkHandshake runs whole handshakes, both sides, over the memory

@@ -48,8 +48,8 @@ func sendRetry(b *testing.B, m *Messenger, msg any) {
 }
 
 func BenchmarkThroughput32(b *testing.B) {
-	b.Run("lanmesh", func(b *testing.B) { benchThroughput(b, tcpCase) })
-	b.Run("lanmesh-mem", func(b *testing.B) { benchThroughput(b, transports[0]) })
+	b.Run("lanmesh", func(b *testing.B) { benchThroughput(b, tcpCase, benchConfig(b)) })
+	b.Run("lanmesh-mem", func(b *testing.B) { benchThroughput(b, transports[0], benchConfig(b)) })
 	b.Run("rawtcp", func(b *testing.B) {
 		c, s := connPair(b, TCP, "127.0.0.1:0")
 		done := make(chan error, 1)
@@ -93,8 +93,10 @@ func BenchmarkThroughput32(b *testing.B) {
 
 // benchThroughput sends 32-byte messages one way over tc as fast as the
 // receiver takes them, with an Xfer every 64 as a busy game loop would.
-func benchThroughput(b *testing.B, tc transportCase) {
-	a, r := pair(b, tc, benchConfig(b), benchConfig(b))
+// benchThroughput sends 32-byte messages one way over tc with cfg at both
+// ends, an Xfer every 64, and reports messages per second.
+func benchThroughput(b *testing.B, tc transportCase, cfg Config) {
+	a, r := pair(b, tc, cfg, cfg)
 	done := make(chan error, 1)
 	go func() {
 		ctx := context.Background()
@@ -124,6 +126,41 @@ func benchThroughput(b *testing.B, tc transportCase) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 }
 
+// benchRTT measures round trips of a 32-byte message over loopback TCP with
+// cfg at both ends, and reports p50 and p99.
+func benchRTT(b *testing.B, cfg Config) {
+	a, e := pair(b, tcpCase, cfg, cfg)
+	// The echo side, as a program not built as a game loop would be.
+	go func() {
+		ctx := context.Background()
+		for {
+			msg, err := e.Receive(ctx)
+			if err != nil {
+				return
+			}
+			e.Send(msg)
+			e.Xfer()
+		}
+	}()
+	rtts := make([]time.Duration, b.N)
+	ctx := context.Background()
+	msg := &Msg32{}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		start := time.Now()
+		msg.Seq = uint64(i)
+		a.Send(msg)
+		a.Xfer()
+		if _, err := a.Receive(ctx); err != nil {
+			b.Fatal(err)
+		}
+		rtts[i] = time.Since(start)
+	}
+	b.StopTimer()
+	reportRTT(b, rtts)
+}
+
 // reportRTT reports the median and 99th percentile of the samples.
 func reportRTT(b *testing.B, rtts []time.Duration) {
 	slices.Sort(rtts)
@@ -132,38 +169,7 @@ func reportRTT(b *testing.B, rtts []time.Duration) {
 }
 
 func BenchmarkRTT32(b *testing.B) {
-	b.Run("lanmesh", func(b *testing.B) {
-		a, e := pair(b, tcpCase, benchConfig(b), benchConfig(b))
-		// The echo side, as a program not built as a game loop would be.
-		go func() {
-			ctx := context.Background()
-			for {
-				msg, err := e.Receive(ctx)
-				if err != nil {
-					return
-				}
-				e.Send(msg)
-				e.Xfer()
-			}
-		}()
-		rtts := make([]time.Duration, b.N)
-		ctx := context.Background()
-		msg := &Msg32{}
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := range b.N {
-			start := time.Now()
-			msg.Seq = uint64(i)
-			a.Send(msg)
-			a.Xfer()
-			if _, err := a.Receive(ctx); err != nil {
-				b.Fatal(err)
-			}
-			rtts[i] = time.Since(start)
-		}
-		b.StopTimer()
-		reportRTT(b, rtts)
-	})
+	b.Run("lanmesh", func(b *testing.B) { benchRTT(b, benchConfig(b)) })
 	b.Run("rawtcp", func(b *testing.B) {
 		c, s := connPair(b, TCP, "127.0.0.1:0")
 		go func() {
