@@ -116,23 +116,31 @@ func ParseBeacon(p []byte) (Beacon, error) {
 	copy(b.ID[:], p[6:22])
 	copy(b.Instance[:], p[22:38])
 	b.Port = binary.BigEndian.Uint16(p[38:40])
-	rest := p[40:]
-	mesh, rest, ok := lengthPrefixed(rest)
-	if !ok {
-		return Beacon{}, fmt.Errorf("%w: mesh name overruns the packet", ErrBeaconLength)
+	var err error
+	if b.Mesh, b.Name, err = parseNames(p[40:]); err != nil {
+		return Beacon{}, err
 	}
-	name, rest, ok := lengthPrefixed(rest)
-	if !ok {
-		return Beacon{}, fmt.Errorf("%w: node name overruns the packet", ErrBeaconLength)
-	}
-	if len(rest) != 0 {
-		return Beacon{}, fmt.Errorf("%w: %d trailing bytes", ErrBeaconLength, len(rest))
-	}
-	b.Mesh, b.Name = string(mesh), string(name)
 	if err := b.validate(); err != nil {
 		return Beacon{}, err
 	}
 	return b, nil
+}
+
+// parseNames reads the end of every beacon: the mesh name and the node
+// name, each after a length byte, and nothing after them.
+func parseNames(p []byte) (mesh, name string, err error) {
+	m, rest, ok := lengthPrefixed(p)
+	if !ok {
+		return "", "", fmt.Errorf("%w: mesh name overruns the packet", ErrBeaconLength)
+	}
+	n, rest, ok := lengthPrefixed(rest)
+	if !ok {
+		return "", "", fmt.Errorf("%w: node name overruns the packet", ErrBeaconLength)
+	}
+	if len(rest) != 0 {
+		return "", "", fmt.Errorf("%w: %d trailing bytes", ErrBeaconLength, len(rest))
+	}
+	return string(m), string(n), nil
 }
 
 func lengthPrefixed(p []byte) (s, rest []byte, ok bool) {

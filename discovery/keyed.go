@@ -85,18 +85,10 @@ func ParseSignedBeacon(p []byte, keys *meshkey.Set) (Beacon, error) {
 	b.Seq = binary.BigEndian.Uint64(p[46:54])
 	b.Nonce = binary.BigEndian.Uint64(p[54:62])
 	b.Port = binary.BigEndian.Uint16(p[62:64])
-	mesh, rest, ok := lengthPrefixed(body[64:])
-	if !ok {
-		return Beacon{}, fmt.Errorf("%w: mesh name overruns the packet", ErrBeaconLength)
+	var err error
+	if b.Mesh, b.Name, err = parseNames(body[64:]); err != nil {
+		return Beacon{}, err
 	}
-	name, rest, ok := lengthPrefixed(rest)
-	if !ok {
-		return Beacon{}, fmt.Errorf("%w: node name overruns the packet", ErrBeaconLength)
-	}
-	if len(rest) != 0 {
-		return Beacon{}, fmt.Errorf("%w: %d trailing bytes", ErrBeaconLength, len(rest))
-	}
-	b.Mesh, b.Name = string(mesh), string(name)
 	if b.Seq == 0 {
 		return Beacon{}, fmt.Errorf("%w: sequence number 0", ErrBeaconLength)
 	}
