@@ -68,14 +68,13 @@ func (m *chat) UnmarshalBinary(p []byte) error {
 
 // state is a rich message for msgpack and JSON only.
 type state struct {
-	Name    string            `json:"name"`
-	Scores  map[string]int    `json:"scores"`
-	Path    []float64         `json:"path"`
-	Nested  *state            `json:"nested,omitempty"`
-	Tags    []string          `json:"tags"`
-	Any     any               `json:"any"`
-	Extra   map[string]string `json:"extra,omitempty"`
-	private int
+	Name   string            `json:"name"`
+	Scores map[string]int    `json:"scores"`
+	Path   []float64         `json:"path"`
+	Nested *state            `json:"nested,omitempty"`
+	Tags   []string          `json:"tags"`
+	Any    any               `json:"any"`
+	Extra  map[string]string `json:"extra,omitempty"`
 }
 
 type ping struct{}

@@ -47,9 +47,9 @@ func fieldsOf(rt reflect.Type) *fieldTable {
 func collectFields(ft *fieldTable, rt reflect.Type, prefix []int, depth int) {
 	for i := range rt.NumField() {
 		f := rt.Field(i)
-		tag, hasTag := f.Tag.Lookup("msgpack")
-		if !hasTag {
-			tag, hasTag = f.Tag.Lookup("json")
+		tag, ok := f.Tag.Lookup("msgpack")
+		if !ok {
+			tag = f.Tag.Get("json")
 		}
 		name, opts, _ := strings.Cut(tag, ",")
 		if name == "-" && opts == "" {

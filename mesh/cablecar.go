@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -115,6 +116,12 @@ type cableCar struct {
 	// mu guards byIP: the links (or dials in progress: nil) by address.
 	mu   sync.Mutex
 	byIP map[netip.Addr]*Link
+
+	// localMu guards the host's addresses, re-read at most once a second
+	// rather than for every datagram heard.
+	localMu sync.Mutex
+	local   []netip.Addr
+	localAt time.Time
 }
 
 func startCableCar(n *Node) (*cableCar, error) {
@@ -283,16 +290,19 @@ func (c *cableCar) isLocal(ip netip.Addr) bool {
 	if ip.IsLoopback() {
 		return true
 	}
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return false
-	}
-	for _, a := range addrs {
-		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Unmap() == ip {
-			return true
+	c.localMu.Lock()
+	defer c.localMu.Unlock()
+	if time.Since(c.localAt) > time.Second {
+		c.local, c.localAt = c.local[:0], time.Now()
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, a := range addrs {
+				if p, err := netip.ParsePrefix(a.String()); err == nil {
+					c.local = append(c.local, p.Addr().Unmap())
+				}
+			}
 		}
 	}
-	return false
+	return slices.Contains(c.local, ip)
 }
 
 // knowsLanmeshAt reports whether a lanmesh peer (not a cable_car one) is

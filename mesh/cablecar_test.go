@@ -19,12 +19,11 @@ import (
 // written description of its wire: it broadcasts "BROADCAST", listens on a
 // TCP port, and speaks frames with no handshake.
 type fakeCableCar struct {
-	t        *testing.T
-	udp      *net.UDPConn // hears the node's "BROADCAST"
-	send     *net.UDPConn
-	ln       *net.TCPListener
-	beacon   netip.AddrPort
-	nodePort int
+	t      *testing.T
+	udp    *net.UDPConn // hears the node's "BROADCAST"
+	send   *net.UDPConn
+	ln     *net.TCPListener
+	beacon netip.AddrPort
 }
 
 func newFakeCableCar(t *testing.T, beaconPort int) *fakeCableCar {

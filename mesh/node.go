@@ -73,13 +73,15 @@ type Node struct {
 	takeMu sync.Mutex
 	taken  []Message
 	next   int
+	// receivers counts Receive calls waiting, which take must wake when it
+	// leaves messages in its batch; a game loop's Get wakes nobody.
+	receivers atomic.Int32
 
 	events  *eventQueue
 	traffic TrafficLog
 	reqs    requests
 
 	closeOnce sync.Once
-	closeErr  error
 }
 
 // linkTable maps peers to their current link; it is never changed once
@@ -318,7 +320,7 @@ func (n *Node) CloseReason(reason string) error {
 		n.reqs.failAll(ErrNodeClosed)
 		n.log.Debug("mesh: node closed", "id", n.id)
 	})
-	return n.closeErr
+	return nil
 }
 
 // waitDetached waits until the watchers of links have taken them out of

@@ -281,8 +281,8 @@ func (n *Node) take() (Message, bool) {
 	m := n.taken[n.next]
 	n.taken[n.next] = Message{}
 	n.next++
-	if n.next < len(n.taken) {
-		signal(n.inbox.ready) // another Receive may take the rest
+	if n.next < len(n.taken) && n.receivers.Load() > 0 {
+		signal(n.inbox.ready) // a waiting Receive may take the rest
 	}
 	return m, true
 }
@@ -293,6 +293,10 @@ const takeBatch = 64
 // ends, or the node is closed and every message that came before has been
 // returned (ErrNodeClosed).
 func (n *Node) Receive(ctx context.Context) (Message, error) {
+	// Counted before looking, so that a take that leaves messages after
+	// this look wakes us.
+	n.receivers.Add(1)
+	defer n.receivers.Add(-1)
 	for {
 		if m, ok := n.take(); ok {
 			return m, nil

@@ -174,11 +174,11 @@ func TestCommandsOnLoopback(t *testing.T) {
 
 func TestPeersNoneFound(t *testing.T) {
 	leaktest.Check(t)
-	code, out, errOut := runCmd(t, "peers", "--loopback", "--beacon-port", freeUDP(t), "--mesh", "nobody-here", "--wait", "300ms")
+	code, _, errOut := runCmd(t, "peers", "--loopback", "--beacon-port", freeUDP(t), "--mesh", "nobody-here", "--wait", "300ms")
 	if code != 1 || !strings.Contains(errOut, `lanmesh peers: no node of mesh "nobody-here" found within 300ms`) {
 		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
-	if code, out, _ = runCmd(t, "peers", "--loopback", "--beacon-port", freeUDP(t), "--mesh", "nobody-here", "--wait", "100ms", "--json"); code != 1 || strings.TrimSpace(out) != "[]" {
+	if code, out, _ := runCmd(t, "peers", "--loopback", "--beacon-port", freeUDP(t), "--mesh", "nobody-here", "--wait", "100ms", "--json"); code != 1 || strings.TrimSpace(out) != "[]" {
 		t.Errorf("--json: exit %d, %q", code, out)
 	}
 }

@@ -16,7 +16,7 @@ func runFanout(ctx context.Context, r *runner) ([]Result, error) {
 	for _, n := range []int{5, 10} {
 		res, err := fanout(ctx, r, n)
 		if err != nil {
-			return out, fmt.Errorf("N=%d: %w", n, err)
+			return out, fmt.Errorf("fan-out to %d nodes: %w", n, err)
 		}
 		out = append(out, res)
 	}
@@ -92,7 +92,7 @@ func fanout(ctx context.Context, r *runner, n int) (Result, error) {
 	}
 	return Result{Name: name, Unit: UnitMsgsPerSec, Stat: Summarize(cols[0]), Higher: true,
 		Note: "deliveries/s, all peers together; Broadcast, Xfer every 64"}.
-		withBaseline(fmt.Sprintf("raw TCP to each peer, 2-byte prefix, buffered writes"), Summarize(cols[1])), nil
+		withBaseline("raw TCP to each peer, 2-byte prefix, buffered writes", Summarize(cols[1])), nil
 }
 
 // broadcastRate broadcasts for d and returns deliveries per second: every

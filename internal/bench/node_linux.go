@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -115,8 +114,21 @@ func runDiscoveryNode(ctx context.Context, spec nodeSpec, emit func(nodeLine)) e
 		emit(nodeLine{T: ev.Kind.String(), ID: ev.Peer.ID, At: time.Now().UnixNano(),
 			Via: ev.Peer.Via.String(), Reason: ev.Reason.String()})
 	}
+	return runGated(ctx, spec, emit, ready, func() (func() error, error) {
+		d, err := discovery.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return d.Close, nil
+	})
+}
+
+// runGated starts a node with open, which returns how to stop it, prints
+// the ready line stamped with the time open began, then lets the node's
+// event lines (which wait on ready) through, and stops it when ctx ends.
+func runGated(ctx context.Context, spec nodeSpec, emit func(nodeLine), ready chan struct{}, open func() (func() error, error)) error {
 	start := time.Now()
-	d, err := discovery.New(cfg)
+	stop, err := open()
 	if err != nil {
 		close(ready)
 		return err
@@ -124,7 +136,7 @@ func runDiscoveryNode(ctx context.Context, spec nodeSpec, emit func(nodeLine)) e
 	emit(nodeLine{T: "ready", ID: spec.NodeID, At: start.UnixNano()})
 	close(ready)
 	<-ctx.Done()
-	return d.Close()
+	return stop()
 }
 
 func runMeshNode(ctx context.Context, spec nodeSpec, emit func(nodeLine)) error {
@@ -152,18 +164,11 @@ func runMeshNode(ctx context.Context, spec nodeSpec, emit func(nodeLine)) error 
 		}
 		emit(l)
 	}
-	start := time.Now()
-	n, err := mesh.NewNode(cfg)
-	if err != nil {
-		close(ready)
-		return err
-	}
-	emit(nodeLine{T: "ready", ID: spec.NodeID, At: start.UnixNano()})
-	close(ready)
-	<-ctx.Done()
-	err = n.CloseReason("bench node stopped")
-	if errors.Is(err, mesh.ErrNodeClosed) {
-		err = nil
-	}
-	return err
+	return runGated(ctx, spec, emit, ready, func() (func() error, error) {
+		n, err := mesh.NewNode(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return func() error { return n.CloseReason("bench node stopped") }, nil
+	})
 }

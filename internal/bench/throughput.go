@@ -146,7 +146,6 @@ type counter struct {
 	n      atomic.Int64
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	err    atomic.Pointer[error]
 }
 
 func (c *counter) count() int64 { return c.n.Load() }
