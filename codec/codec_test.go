@@ -309,3 +309,51 @@ func TestHugeClaimsDoNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// A msgpack map may name a key twice. At the top level the last value stands,
+// as in encoding/json; inside a nested struct, a key the msgpack library
+// cannot decode twice (an interface field) is refused. Neither panics, and the
+// stream goes on.
+func TestMsgPackRepeatedKeys(t *testing.T) {
+	mp := codec.NewMsgPack(testRegistry(t))
+	head := []byte{0x92, 0xa5, 'S', 't', 'a', 't', 'e'}
+	key := func(s string) []byte { return append([]byte{0xa0 | byte(len(s))}, s...) }
+	body := func(parts ...[]byte) []byte {
+		return frame32(append(append([]byte{}, head...), bytes.Join(parts, nil)...))
+	}
+	good := encodeAll(t, mp, []any{message.Join{}})
+	tests := []struct {
+		name string
+		in   []byte
+		want func(*state) bool // nil: refused as malformed
+	}{
+		{"any twice", body([]byte{0x82}, key("any"), key("a"), key("any"), key("b")),
+			func(s *state) bool { return s.Any == "b" }},
+		{"any array then string", body([]byte{0x82}, key("any"), []byte{0x91}, key("x"), key("any"), key("y")),
+			func(s *state) bool { return s.Any == "y" }},
+		{"any then nil", body([]byte{0x82}, key("any"), key("a"), key("any"), []byte{0xc0}),
+			func(s *state) bool { return s.Any == nil }},
+		{"path twice", body([]byte{0x82}, key("path"), []byte{0x92, 1, 2}, key("path"), []byte{0x91, 3}),
+			func(s *state) bool { return len(s.Path) == 1 && s.Path[0] == 3 }},
+		{"nested twice", body([]byte{0x82}, key("nested"), []byte{0x81}, key("any"), key("a"), key("nested"), []byte{0x81}, key("name"), key("n")),
+			func(s *state) bool { return s.Nested != nil && s.Nested.Any == nil && s.Nested.Name == "n" }},
+		{"any twice inside nested", body([]byte{0x81}, key("nested"), []byte{0x82}, key("any"), key("a"), key("any"), key("b")), nil},
+		{"any arrays twice inside nested", body([]byte{0x81}, key("nested"), []byte{0x82}, key("any"), []byte{0x91}, key("a"), key("any"), []byte{0x91}, key("b")), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := mp.NewDecoder(bytes.NewReader(append(append([]byte{}, tt.in...), good...)))
+			m, _, err := d.Decode()
+			if tt.want == nil {
+				if !errors.Is(err, codec.ErrMalformed) || m != nil {
+					t.Fatalf("got %+v, %v; want ErrMalformed", m, err)
+				}
+			} else if s, ok := m.(*state); err != nil || !ok || !tt.want(s) {
+				t.Fatalf("got %+v, %v", m, err)
+			}
+			if m, _, err := d.Decode(); err != nil || m == nil {
+				t.Fatalf("the frame after: %v", err)
+			}
+		})
+	}
+}

@@ -117,8 +117,19 @@ func encodeFields(enc *msgpack.Encoder, msg any) error {
 }
 
 // decodeFields fills the struct that ptr points to from a map. Keys it does not
-// know are skipped, so a newer peer may add fields.
-func decodeFields(dec *msgpack.Decoder, ptr any) error {
+// know are skipped, so a newer peer may add fields. A key named twice is
+// decoded twice and the last value stands, as in encoding/json.
+//
+// msgpack/v5 panics when it decodes into an interface that already holds a
+// value (vmihailenco/msgpack#339, #373): a field is zeroed before each decode,
+// and a panic from deeper down (a key repeated inside a nested struct) is
+// returned as an error, since the input is the peer's, not ours.
+func decodeFields(dec *msgpack.Decoder, ptr any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("a value the msgpack library cannot fill: %v", p)
+		}
+	}()
 	v := reflect.ValueOf(ptr).Elem()
 	ft := fieldsOf(v.Type())
 	n, err := dec.DecodeMapLen()
@@ -140,7 +151,9 @@ func decodeFields(dec *msgpack.Decoder, ptr any) error {
 			}
 			continue
 		}
-		if err := dec.DecodeValue(v.FieldByIndex(f.index)); err != nil {
+		fv := v.FieldByIndex(f.index)
+		fv.SetZero()
+		if err := dec.DecodeValue(fv); err != nil {
 			return fmt.Errorf("field %s: %w", key, err)
 		}
 	}
