@@ -69,6 +69,10 @@ func FuzzMsgPackDecode(f *testing.F) {
 		frame32([]byte{0x92, 0xa5, 'S', 't', 'a', 't', 'e', 0x81, 0xa3, 'a', 'n', 'y', 0xdd, 0xff, 0xff, 0xff, 0xff}),
 		frame32([]byte{0x92, 0xa5, 'S', 't', 'a', 't', 'e', 0x81, 0xa3, 'a', 'n', 'y', 0xc7, 1, 5, 0}),
 		frame32([]byte{0x92, 0xa5, 'S', 't', 'a', 't', 'e', 0x81, 0xa3, 'a', 'n', 'y', 0xd6, 0xff, 0, 0, 0, 1}),
+		// Repeated keys, at the top and inside a nested struct.
+		frame32([]byte{0x92, 0xa5, 'S', 't', 'a', 't', 'e', 0x82, 0xa3, 'a', 'n', 'y', 0xa1, 'a', 0xa3, 'a', 'n', 'y', 0x91, 0x01}),
+		frame32([]byte{0x92, 0xa5, 'S', 't', 'a', 't', 'e', 0x81, 0xa6, 'n', 'e', 's', 't', 'e', 'd',
+			0x82, 0xa3, 'a', 'n', 'y', 0xa1, 'a', 0xa3, 'a', 'n', 'y', 0xa1, 'b'}),
 	})
 }
 
