@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lanmesh/lanmesh/meshkey"
@@ -40,15 +42,16 @@ func Dial(ctx context.Context, cfg Config, addr string) (*Messenger, error) {
 	return m, nil
 }
 
-// maxPendingHandshakes bounds how many connections a Listener handshakes at
-// once, so that a flood of silent connections costs bounded memory; the
-// rest wait in the kernel's backlog.
-const maxPendingHandshakes = 64
-
 // Listener accepts links on one or more addresses: the server side of Dial.
 // Each connection is handshaken on its own goroutine, so a slow or hostile
 // one never holds up the others; failures are logged and the connection
 // dropped, and Accept returns only links that are up.
+//
+// At most DefaultMaxHandshakes connections are handshaken at once, a quarter
+// of them from any one source address, so that a flood of silent
+// connections costs bounded memory and cannot shut out other hosts. A
+// connection past either bound is closed at once, before any handshake
+// work, and counted (Refused).
 type Listener struct {
 	cfg       Config
 	keys      *meshkey.Set // cfg.Keyring derived for cfg.Mesh; nil: unkeyed
@@ -56,7 +59,8 @@ type Listener struct {
 	ready     chan *Messenger
 	ctx       context.Context // ends handshakes in progress on Close
 	cancel    context.CancelFunc
-	sem       chan struct{}
+	slots     hsSlots
+	refused   atomic.Uint64
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
@@ -71,7 +75,8 @@ func Listen(cfg Config, addrs ...string) (*Listener, error) {
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("%w: Listen needs at least one address", ErrConfig)
 	}
-	l := &Listener{cfg: cfg, keys: cfg.Keyring.Derive(cfg.Mesh), ready: make(chan *Messenger), sem: make(chan struct{}, maxPendingHandshakes)}
+	l := &Listener{cfg: cfg, keys: cfg.Keyring.Derive(cfg.Mesh), ready: make(chan *Messenger)}
+	l.slots.init(DefaultMaxHandshakes)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	for _, addr := range addrs {
 		ln, err := cfg.transport().Listen(addr)
@@ -105,6 +110,10 @@ func (l *Listener) Addrs() []net.Addr {
 	}
 	return out
 }
+
+// Refused returns how many connections were closed unhandshaken because
+// too many handshakes were in progress, in all or from their source.
+func (l *Listener) Refused() uint64 { return l.refused.Load() }
 
 // Accept returns the next link that completed its handshake, waiting until
 // ctx ends or the Listener is closed (ErrListenerClosed).
@@ -153,22 +162,23 @@ func (l *Listener) acceptLoop(ln net.Listener) {
 			}
 		}
 		delay = 0
-		select {
-		case l.sem <- struct{}{}:
-		case <-l.ctx.Done():
+		src := sourceAddr(conn.RemoteAddr())
+		if !l.slots.acquire(src) {
+			l.refused.Add(1)
+			l.cfg.logger().Debug("mesh: connection refused: too many handshakes in progress", "remote", conn.RemoteAddr())
 			conn.Close()
-			return
+			continue
 		}
 		l.wg.Add(1)
-		go l.handshake(conn)
+		go l.handshake(conn, src)
 	}
 }
 
-func (l *Listener) handshake(conn net.Conn) {
+func (l *Listener) handshake(conn net.Conn, src netip.Addr) {
 	defer l.wg.Done()
 	local := l.cfg.Hello()
 	s, err := handshake(l.ctx, conn, local, l.cfg, hsOptions{keys: l.keys})
-	<-l.sem
+	l.slots.release(src)
 	if err != nil {
 		conn.Close()
 		if l.ctx.Err() == nil { // else the Listener is closing: no news

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -160,4 +161,48 @@ func TestListenerServe(t *testing.T) {
 			t.Errorf("Serve: %v", err)
 		}
 	})
+}
+
+// One host's silent connections take at most a quarter of a Listener's
+// handshake slots; the rest are closed at once, and another host still gets
+// its link. (Without the per-source bound, 80 silent connections would fill
+// all 64 slots and the honest dial would wait in the backlog behind them.)
+func TestListenerFloodFromOneSource(t *testing.T) {
+	leaktest.Check(t)
+	cfg := testConfig(t)
+	cfg.HandshakeTimeout = time.Minute // the silent ones hold their slots
+	ln, err := Listen(cfg, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const flood = 80
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 5 * time.Second}
+	for range flood {
+		c, err := d.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatalf("flood dial: %v", err)
+		}
+		defer c.Close()
+	}
+	want := uint64(flood - DefaultMaxHandshakes/4)
+	for deadline := time.Now().Add(10 * time.Second); ln.Refused() < want; {
+		if time.Now().After(deadline) {
+			t.Fatalf("refused %d of the flood, want %d", ln.Refused(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	m, err := Dial(testCtx(t, 5*time.Second), cfg, ln.Addr().String())
+	if err != nil {
+		t.Fatalf("honest dial during the flood: %v", err)
+	}
+	defer m.Close()
+	acc, err := ln.Accept(testCtx(t, 5*time.Second))
+	if err != nil {
+		t.Fatalf("accept during the flood: %v", err)
+	}
+	defer acc.Close()
+	if got := ln.Refused(); got != want {
+		t.Errorf("refused %d, want exactly %d", got, want)
+	}
 }
