@@ -117,27 +117,31 @@ func TestReplayGuard(t *testing.T) {
 	}
 }
 
+// startKeyed starts a loopback Discoverer on port with ring, closed at the
+// test's end, and returns it with its events.
+func startKeyed(t *testing.T, port int, ring meshkey.Keyring) (*Discoverer, *events) {
+	t.Helper()
+	cfg := loopbackConfig(t, port)
+	cfg.Keyring = ring
+	ev := newEvents()
+	cfg.OnEvent = ev.on
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d, ev
+}
+
 // TestLoopbackKeyed: keyed nodes find each other; a node with another key
 // and an unkeyed node are ignored, and counted.
 func TestLoopbackKeyed(t *testing.T) {
 	before := countResources()
 	port := freeUDPPort(t)
-	start := func(ring meshkey.Keyring) (*Discoverer, *events) {
-		cfg := loopbackConfig(t, port)
-		cfg.Keyring = ring
-		ev := newEvents()
-		cfg.OnEvent = ev.on
-		d, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		return d, ev
-	}
-	a, evA := start(testRing(1))
-	b, _ := start(testRing(1))
-	other, _ := start(testRing(2))
-	plain, _ := start(meshkey.Keyring{})
+	a, evA := startKeyed(t, port, testRing(1))
+	b, _ := startKeyed(t, port, testRing(1))
+	other, _ := startKeyed(t, port, testRing(2))
+	plain, _ := startKeyed(t, port, meshkey.Keyring{})
 	evA.waitFor(t, 2*time.Second, "a keyed peer", func(ev Event) bool { return ev.Kind == Found && ev.Peer.ID == b.Self().ID })
 	waitFor(t, 2*time.Second, "counts", func() bool {
 		return a.Stats().WrongKey > 0 && a.Stats().Unkeyed > 0 && plain.Stats().Unkeyed > 0
@@ -178,19 +182,7 @@ func TestLoopbackBeaconReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	start := func() (*Discoverer, *events) {
-		cfg := loopbackConfig(t, port)
-		cfg.Keyring = ring
-		ev := newEvents()
-		cfg.OnEvent = ev.on
-		d, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		return d, ev
-	}
-	d, ev := start()
+	d, ev := startKeyed(t, port, ring)
 	old := fake
 	old.Instance = uuid.New()
 	send := func(p []byte) {
@@ -211,7 +203,7 @@ func TestLoopbackBeaconReplay(t *testing.T) {
 	}
 	// The receiver restarts and forgets: one replay is believed once.
 	d.Close()
-	d2, ev2 := start()
+	d2, ev2 := startKeyed(t, port, ring)
 	send(sign(fake, 10))
 	send(sign(fake, 10))
 	ev2.waitFor(t, 2*time.Second, "the replay after a restart", func(e Event) bool { return e.Kind == Found && e.Peer.ID == fake.ID })

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -57,12 +58,7 @@ func TestListenerRefusals(t *testing.T) {
 	}
 	waitLog := func(s string) {
 		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logged.String(), s); {
-			if time.Now().After(deadline) {
-				t.Fatalf("no %q in the log", s)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitUntil(t, 5*time.Second, fmt.Sprintf("%q in the log", s), func() bool { return strings.Contains(logged.String(), s) })
 	}
 	waitLog("another mesh")
 	// A connection that never speaks, and a link nobody accepted: Close
@@ -186,12 +182,7 @@ func TestListenerFloodFromOneSource(t *testing.T) {
 		defer c.Close()
 	}
 	want := uint64(flood - DefaultMaxHandshakes/4)
-	for deadline := time.Now().Add(10 * time.Second); ln.Refused() < want; {
-		if time.Now().After(deadline) {
-			t.Fatalf("refused %d of the flood, want %d", ln.Refused(), want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, 10*time.Second, fmt.Sprintf("%d refusals", want), func() bool { return ln.Refused() >= want })
 	m, err := Dial(testCtx(t, 5*time.Second), cfg, ln.Addr().String())
 	if err != nil {
 		t.Fatalf("honest dial during the flood: %v", err)
