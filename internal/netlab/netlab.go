@@ -40,6 +40,9 @@ type Lab struct {
 	Hosts  []*Host
 	// Extra are the LANs added by AddLAN, in order.
 	Extra []*LAN
+
+	mu    sync.Mutex // guards wires
+	wires []*Wire
 }
 
 // LAN is a second (third, ...) network that joins every host of a lab
@@ -403,6 +406,14 @@ func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.C
 // the end.
 func (l *Lab) remove() error {
 	var errs []error
+	l.mu.Lock()
+	wires := l.wires
+	l.mu.Unlock()
+	for _, w := range wires {
+		if err := w.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, h := range l.Hosts {
 		if err := ipCmd("netns", "del", h.NS); err != nil && !strings.Contains(err.Error(), "No such file") {
 			l.logf("netlab: remove %s: %v", h.NS, err)
