@@ -29,7 +29,9 @@
 //
 // A program that is not a test (lanmesh bench) uses Build and Close instead
 // of New, and Host.Start instead of StartHelper; it must Close the lab and
-// stop its processes on every path itself.
+// stop its processes on every path itself. For its sake the package does
+// not import testing: the test entry points take a TB, the few methods of
+// testing.TB the lab calls, which *testing.T and *testing.B satisfy.
 //
 // It needs Linux, root and the ip(8) tool; New skips the test without
 // them, Build returns Available's error. On other systems the package is
