@@ -6,7 +6,7 @@
 // The suite has named parts (see Parts). The in-process ones (throughput,
 // rtt, fanout, keyed, cost) run nodes in this process over loopback TCP on
 // 127.0.0.1 with discovery off. The namespace ones (discovery, mesh,
-// liveness) build a LAN of network namespaces with internal/netlab and run
+// liveness) build a LAN of network namespaces with lanmeshtest/netlab and run
 // one node per host by re-executing the program (Options.NodeExe) with a
 // node spec; the program hands that invocation to RunNode. They need Linux,
 // root and ip(8), and are skipped with a message otherwise. Nothing is sent
