@@ -1,7 +1,10 @@
 // Package bench is the suite behind "lanmesh bench": it measures the mesh
 // on this machine, each figure beside a baseline measured in the same run
 // (raw TCP, or the configured limit), and renders the results as a table,
-// JSON and an SVG chart.
+// JSON and an SVG chart. The smallest use:
+//
+//	rep, err := bench.Run(ctx, bench.Options{Quick: true, Only: []string{"rtt"}})
+//	bench.WriteTable(os.Stdout, rep)
 //
 // The suite has named parts (see Parts). The in-process ones (throughput,
 // rtt, fanout, keyed, cost) run nodes in this process over loopback TCP on
@@ -13,9 +16,4 @@
 // anywhere but loopback and the namespaces the suite builds, and every
 // namespace and process is removed on every path, a cancelled context
 // included.
-//
-// The smallest use:
-//
-//	rep, err := bench.Run(ctx, bench.Options{Quick: true, Only: []string{"rtt"}})
-//	bench.WriteTable(os.Stdout, rep)
 package bench
