@@ -20,8 +20,8 @@ const (
 	binaryReadBuffer = 4096
 )
 
-// Binary is cable_car's compact byte format: [length][code][payload]. It
-// carries types that are Empty or implement encoding.BinaryAppender (on the
+// Binary is the compact byte format [length][code][payload] (SPEC.md
+// section 2), which cable_car programs also speak. It carries types that are Empty or implement encoding.BinaryAppender (on the
 // value or the pointer) and, on the pointer, encoding.BinaryUnmarshaler.
 type Binary struct {
 	types Types

@@ -9,9 +9,10 @@ import (
 	"unicode/utf8"
 )
 
-// JSON is cable_car's line format: one JSON array ["TypeName",{fields}] per
-// line, compact separators, non-ASCII escaped as \uXXXX (as Python's
-// json.dumps writes it), ended by "\n". Field names come from json tags.
+// JSON is the line format (SPEC.md section 4): one JSON array
+// ["TypeName",{fields}] per line, compact separators, non-ASCII escaped as
+// \uXXXX, ended by "\n": byte for byte what cable_car programs write. Field
+// names come from json tags.
 type JSON struct {
 	types Types
 	// MaxLine is the longest line accepted and written, without its "\n"

@@ -15,7 +15,7 @@ const (
 	// DefaultMaxFrame is the default largest msgpack frame body and JSON line.
 	DefaultMaxFrame = 1 << 20
 	// MaxMsgPackFrame is the largest body the 4-byte prefix can describe:
-	// 4 GiB - 1, as tinyproto allowed.
+	// 4 GiB - 1.
 	MaxMsgPackFrame = 1<<32 - 1
 	// DefaultMaxDepth is how deeply a msgpack or JSON body may nest.
 	DefaultMaxDepth = 32

@@ -10,7 +10,7 @@ import (
 	"github.com/lanmesh/lanmesh/meshkey"
 )
 
-// Wire constants of the beacon; see the package documentation for the
+// Wire constants of the beacon; SPEC.md section 7 gives the
 // layout. They are part of the protocol and never change within a version.
 const (
 	beaconMagic   = "LMSH"

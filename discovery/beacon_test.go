@@ -19,7 +19,7 @@ var goldenBeacon = Beacon{
 	Name:     "n1",
 }
 
-// goldenHex is goldenBeacon on the wire, field by field as in doc.go.
+// goldenHex is goldenBeacon on the wire, field by field as in SPEC.md section 7.
 const goldenHex = "4c4d5348" + // magic "LMSH"
 	"01" + // version
 	"01" + // flags: query

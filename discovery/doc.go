@@ -1,6 +1,27 @@
 // Package discovery finds the other nodes of a mesh on the LAN and keeps a
 // table of them, reporting each node Found, Lost, Restarted or Updated.
 //
+// The smallest use: announce a node that accepts links on port 7946 and
+// learn of the others of mesh "demo".
+//
+//	cfg := discovery.DefaultConfig()
+//	cfg.Mesh = "demo"
+//	cfg.Port = 7946 // where this node accepts links
+//	cfg.OnEvent = func(ev discovery.Event) { log.Println(ev.Kind, ev.Peer.Addr) }
+//	d, err := discovery.New(cfg)
+//	if err != nil { ... }
+//	defer d.Close()
+//
+// OnEvent runs on one goroutine owned by the Discoverer, in order; Peers
+// returns the table at any time. A peer's Addr is the source address of its
+// beacons with its advertised port, so it is reachable from the interface it
+// was heard on; Config.Interfaces restricts discovery to chosen interfaces on
+// machines with VPNs or container bridges. Package mesh runs a Discoverer
+// inside every Node; use this package directly to find peers without
+// linking to them.
+//
+// # Sources
+//
 // Three sources feed one table, keyed by node id:
 //
 //   - UDP broadcast beacons (port 8222 by default) to 255.255.255.255 and to
@@ -27,58 +48,24 @@
 // another mesh are invisible; several nodes on one host share the beacon port
 // and find each other. Own beacons are recognised by node id, never by IP.
 //
-// # Beacon format
+// # Beacons
 //
-// A beacon is one UDP datagram of at most 512 bytes; integers are big-endian:
-//
-//	offset  size  field
-//	0       4     magic "LMSH" (0x4c 0x4d 0x53 0x48)
-//	4       1     version, 1
-//	5       1     flags: 0x01 query (answer me at once), 0x02 leaving;
-//	              other bits must be zero
-//	6       16    node id, a UUID, not nil; stable across restarts
-//	22      16    instance id, a UUID, not nil; new at each program start
-//	38      2     TCP port of the node's links, not 0
-//	40      1     M, length of the mesh name, 1..64
-//	41      M     mesh name, UTF-8
-//	41+M    1     N, length of the node name, 0..255
-//	42+M    N     node name, UTF-8
-//
-// Nothing may follow the node name. ParseBeacon rejects any datagram that
-// breaks a rule (other programs use these ports too) and the Discoverer logs
-// such datagrams at Debug level only. A new version changes the version byte.
+// A beacon is one UDP datagram of at most 512 bytes: magic "LMSH", a
+// version, flags (query, leaving), the node and instance ids, the node's TCP
+// port, the mesh name and the node name. Beacon.AppendBinary writes one and
+// ParseBeacon reads one, rejecting anything it cannot trust (other programs
+// use these ports too); the Discoverer logs such datagrams at Debug level
+// only. SPEC.md section 7 gives every byte, and the mDNS records.
 //
 // A keyed node (Config.Keyring) sends and accepts only keyed beacons,
-// version 2: magic, version 2, flags, the 8-byte key id, node id, instance
-// id, an 8-byte sequence number that grows with each beacon, an 8-byte
-// nonce (a query's, echoed in its answers), port, mesh and node name as
-// above, then the first 16 bytes of HMAC-SHA256 over all of it. The MAC is
-// checked before anything after the key id is read; replays (a sequence
-// number not above the last of that instance, a retired instance) are
-// dropped. SPEC.md section 10 has the details.
-//
-// The mDNS service carries the same facts in TXT records: lanmesh=1 (the
-// version), id=<node id>, inst=<instance id>, mesh=<mesh>, name=<node name>;
-// the SRV record carries the TCP port.
-//
-// # Use
-//
-//	cfg := discovery.DefaultConfig()
-//	cfg.Mesh = "demo"
-//	cfg.Port = 7946 // where this node accepts links
-//	cfg.OnEvent = func(ev discovery.Event) { log.Println(ev.Kind, ev.Peer.Addr) }
-//	d, err := discovery.New(cfg)
-//	if err != nil { ... }
-//	defer d.Close()
-//
-// OnEvent runs on one goroutine owned by the Discoverer, in order; Peers
-// returns the table at any time. A peer's Addr is the source address of its
-// beacons with its advertised port, so it is reachable from the interface it
-// was heard on; Config.Interfaces restricts discovery to chosen interfaces on
-// machines with VPNs or container bridges.
+// version 2 (AppendSigned, ParseSignedBeacon): the same facts with the key's
+// id, a sequence number and a nonce, signed with a truncated HMAC-SHA256.
+// The MAC is checked before anything after the key id is read; replays (a
+// sequence number not above the last of that instance, a retired instance)
+// are dropped. SPEC.md section 10 gives every byte.
 //
 // Tests never run discovery with its defaults in a machine's own network
-// namespace: they restrict it to loopback (Interfaces "lo", Destinations
-// 127.255.255.255, mDNS off) or run it in namespaces built by
-// internal/netlab.
+// namespace: they restrict it to loopback (Config.UseLoopback: interface lo,
+// beacons to 127.255.255.255, no mDNS) or run it in network namespaces built
+// by package lanmeshtest/netlab.
 package discovery

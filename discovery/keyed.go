@@ -13,7 +13,7 @@ import (
 	"github.com/lanmesh/lanmesh/meshkey"
 )
 
-// Keyed beacons (version 2); see the package documentation for the layout.
+// Keyed beacons (version 2); SPEC.md section 10 gives the layout.
 const (
 	// KeyedBeaconVersion is the version byte of a keyed beacon.
 	KeyedBeaconVersion = 2

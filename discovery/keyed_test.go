@@ -34,7 +34,7 @@ func signedGolden(t testing.TB) ([]byte, *meshkey.Set) {
 
 func TestKeyedBeaconGolden(t *testing.T) {
 	p, keys := signedGolden(t)
-	// The fixed part, as in doc.go; the MAC (16 bytes) ends it.
+	// The fixed part, as in SPEC.md section 10; the MAC (16 bytes) ends it.
 	fixed := "4c4d5348" + "02" + "01" + keys.Primary().ID.String() +
 		"00112233445566778899aabbccddeeff" + "0f1e2d3c4b5a69788796a5b4c3d2e1f0" +
 		"0000000000000005" + "0102030405060708" + // sequence, nonce

@@ -18,7 +18,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/lanmesh/lanmesh/internal/netlab"
+	"github.com/lanmesh/lanmesh/lanmeshtest/netlab"
 )
 
 // The namespace tests run one Discoverer per helper process inside a lab

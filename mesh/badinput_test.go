@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/lanmesh/lanmesh/codec"
-	"github.com/lanmesh/lanmesh/internal/leaktest"
+	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
 )
 
 // A frame whose type is known but whose body cannot be that type's closes

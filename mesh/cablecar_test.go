@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/lanmesh/lanmesh/codec"
-	"github.com/lanmesh/lanmesh/internal/leaktest"
 	"github.com/lanmesh/lanmesh/internal/udpshare"
+	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
 	"github.com/lanmesh/lanmesh/message"
 )
 

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lanmesh/lanmesh/internal/leaktest"
+	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
 )
 
 // syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.

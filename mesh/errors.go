@@ -43,8 +43,8 @@ var (
 	// ErrConnLost: the connection ended without a Bye (the peer process died,
 	// the cable was pulled, a reset).
 	ErrConnLost = errors.New("mesh: connection lost")
-	// ErrProtocol: the peer sent a frame that cannot be read (bad framing,
-	// over the codec's limit, cut short).
+	// ErrProtocol: the peer sent bytes that cannot be trusted (bad framing,
+	// over the codec's limit, a malformed frame, a record that did not open).
 	ErrProtocol = errors.New("mesh: protocol error")
 	// ErrKeyRequired: the peer has a mesh key and this node none; give the
 	// node the mesh's key (Config.Keyring).

@@ -22,7 +22,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lanmesh/lanmesh/discovery"
-	"github.com/lanmesh/lanmesh/internal/netlab"
+	"github.com/lanmesh/lanmesh/lanmeshtest/netlab"
 	"github.com/lanmesh/lanmesh/meshkey"
 )
 

@@ -16,7 +16,7 @@ import (
 	"github.com/lanmesh/lanmesh/meshkey"
 )
 
-// Handshake wire constants; mesh/doc.go describes the bytes.
+// Handshake wire constants; SPEC.md section 6 describes the bytes.
 const (
 	// ProtocolVersion is the link protocol version this package speaks.
 	ProtocolVersion = 1
@@ -101,9 +101,9 @@ type Hello struct {
 	Codec string
 	// ListenPort is where the node accepts links (0: it does not).
 	ListenPort uint16
-	// Suite is the key-exchange suite offered (SuiteNone in version 1) and
-	// SuiteData its payload, empty for SuiteNone. Kept for the issue that adds
-	// authenticated links.
+	// Suite is the key-exchange suite: SuiteNone on an unkeyed link,
+	// SuiteNoise in the Hello a keyed handshake carries. SuiteData is its
+	// payload, empty for both.
 	Suite     byte
 	SuiteData []byte
 }

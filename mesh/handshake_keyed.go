@@ -11,7 +11,7 @@ import (
 	"github.com/lanmesh/lanmesh/meshkey"
 )
 
-// The keyed handshake (SPEC.md section 10; mesh/doc.go has the bytes):
+// The keyed handshake (SPEC.md section 10 has the bytes):
 //
 //	initiator                                responder
 //	Preamble{suite, key id} (clear)   ->     key id known? else Reject 9

@@ -14,7 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/lanmesh/lanmesh/internal/leaktest"
+	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
 )
 
 var goldenHello = Hello{
@@ -26,7 +26,7 @@ var goldenHello = Hello{
 	ListenPort: 7000,
 }
 
-// The bytes of doc.go's example, field by field.
+// The bytes of SPEC.md's example (section 6), field by field.
 const goldenHelloHex = "4c4e4d48" + "01" + "01" + "0036" + // magic, version, kind, length 54
 	"00112233445566778899aabbccddeeff" + // node id
 	"ffeeddccbbaa99887766554433221100" + // instance id

@@ -14,7 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lanmesh/lanmesh/codec"
-	"github.com/lanmesh/lanmesh/internal/leaktest"
+	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
 	"github.com/lanmesh/lanmesh/message"
 )
 

@@ -19,7 +19,7 @@ type NodeConfig struct {
 	Link Config
 	// Listen lists the addresses links are accepted on. Default [":0"]: every
 	// interface, a free port (the one discovery advertises). Several
-	// addresses may be given, as tinyproto's server allowed; the first one's
+	// addresses may be given; the first one's
 	// port is advertised. Use "127.0.0.1:0" to keep a node on loopback.
 	Listen []string
 	// Discovery configures how peers are found: broadcast beacons, mDNS and

@@ -184,8 +184,8 @@ func (n *Node) sendErr(l *Link, err error) error {
 	return err
 }
 
-// SendTo sends msg to the one linked peer called name, as UltraSockets'
-// send(name, message) did. A name that matches no linked peer is ErrNoPeer,
+// SendTo sends msg to the one linked peer whose node name (as it gave it in
+// its handshake) is name. A name that matches no linked peer is ErrNoPeer,
 // or ErrPeerGone with the reason if a peer of that name left; one that
 // matches several is ErrAmbiguousName.
 func (n *Node) SendTo(name string, msg any) error {

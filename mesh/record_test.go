@@ -17,7 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lanmesh/lanmesh/codec"
-	"github.com/lanmesh/lanmesh/internal/leaktest"
+	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
 )
 
 // rawKeyed is the far end of a keyed Messenger driven by hand: it ran a

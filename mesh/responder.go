@@ -8,7 +8,7 @@ import (
 )
 
 // Responder answers requests by rules, so that a program need not write the
-// plumbing, as NewAlpha's auto-responder did. A rule is keyed by the request's
+// plumbing. A rule is keyed by the request's
 // type and is either a fixed reply (Static) or a function (Handle). Rules may
 // be added and removed while the node runs (a dynamic ruleset) until Freeze
 // makes them fixed (a frozen ruleset, which then needs no lock to read).

@@ -19,8 +19,9 @@ type Stats struct {
 	// MsgsIn counts application messages received, MsgsOut those Send
 	// accepted. Control frames (ping, pong, bye) are not counted.
 	MsgsIn, MsgsOut uint64
-	// Dropped counts frames received and skipped: of an unknown type,
-	// malformed, or arriving after Close with the receive queue full.
+	// Dropped counts frames received and skipped: of an unknown type, or
+	// arriving after Close with the receive queue full. (A malformed frame
+	// closes the link with ErrProtocol.)
 	Dropped uint64
 }
 

@@ -33,8 +33,8 @@ type Record struct {
 	Size     int    // bytes of its frame
 }
 
-// TrafficLog records the messages a node sends and receives, as NewAlpha's
-// switch did: Start and Stop recording, Newest and All to read. It keeps the
+// TrafficLog records the messages a node sends and receives while it is
+// switched on: Start and Stop recording, Newest and All to read. It keeps the
 // last TrafficLogSize records in a ring. It is off by default and costs one
 // atomic load per message while off. Safe for concurrent use.
 type TrafficLog struct {

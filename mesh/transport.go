@@ -7,7 +7,8 @@ import (
 
 // Transport makes the connections links run over. Links never dial or
 // listen themselves: they take a net.Conn, so any Transport (TCP, the
-// in-memory one, a later encrypted one) carries the same protocol.
+// in-memory one, one of the program's own) carries the same protocol. A
+// keyed link encrypts above the Transport, so every Transport carries it.
 //
 // A Transport's conns must honour SetReadDeadline and SetWriteDeadline (the
 // link relies on them for liveness and backpressure) and should buffer

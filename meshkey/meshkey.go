@@ -2,15 +2,16 @@
 // a keyed mesh shares, its text form, and the sub-keys derived from it for
 // the link handshake (package mesh) and the beacons (package discovery).
 //
-// A mesh without a key works as before; a keyed node neither hears
-// unkeyed beacons nor accepts unkeyed links. Make a key once and give it to
-// every node:
+// Make a key once and give it to every node:
 //
 //	k, _ := meshkey.Generate(rand.Reader)
 //	fmt.Println(k) // 52 characters of base32 in groups of four
 //
 //	k, err := meshkey.Parse(text) // case and dashes do not matter
 //	cfg.Link.Keyring = meshkey.Keyring{Primary: k}
+//
+// A mesh without a key sends its links and beacons in the clear; a keyed
+// node neither hears unkeyed beacons nor accepts unkeyed links.
 //
 // # Derivation
 //

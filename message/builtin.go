@@ -97,7 +97,7 @@ type Retry struct{}
 // Quit is cable_car's MsgQuit: no fields.
 type Quit struct{}
 
-// Ping asks the peer for a Pong; links send it when they are quiet. Time is
+// Ping asks the peer for a Pong; links send one every ping interval. Time is
 // the sender's clock reading, echoed back, so a round trip is measured without
 // keeping state per ping.
 type Ping struct {

@@ -9,7 +9,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/lanmesh/lanmesh/internal/bench"
+	"github.com/lanmesh/lanmesh/cmd/lanmesh/internal/bench"
 )
 
 // benchNodeArg, as the first argument of "lanmesh bench", makes this

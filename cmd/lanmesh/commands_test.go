@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lanmesh/lanmesh/internal/leaktest"
+	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
 )
 
 // These tests run the commands in the test process, on loopback only

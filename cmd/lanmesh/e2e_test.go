@@ -26,7 +26,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lanmesh/lanmesh/internal/netlab"
+	"github.com/lanmesh/lanmesh/lanmeshtest/netlab"
 )
 
 // e2eWait bounds every wait for a line; the things waited for take well

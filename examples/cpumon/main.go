@@ -1,4 +1,4 @@
-// Command cpumon is cable_car's cpu monitor on lanmesh. Run it on every
+// Command cpumon is a cpu monitor for a LAN, on lanmesh. Run it on every
 // machine of a LAN: each shares its CPU, load, memory, swap and
 // temperature every few seconds, and each shows a table of all of them,
 // refreshed in place. A machine that leaves drops out of the table.

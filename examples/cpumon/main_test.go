@@ -14,7 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/shirou/gopsutil/v4/sensors"
 
-	"github.com/lanmesh/lanmesh/internal/leaktest"
+	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
 	"github.com/lanmesh/lanmesh/mesh"
 )
 

@@ -16,8 +16,7 @@ import (
 	"github.com/lanmesh/lanmesh/message"
 )
 
-// Stats is what each machine shares every interval: cable_car's cpu
-// monitor's fields. Percentages are 0 to 100; sizes are bytes; Temp is 0
+// Stats is what each machine shares every interval. Percentages are 0 to 100; sizes are bytes; Temp is 0
 // where the machine reports no temperature.
 type Stats struct {
 	Host        string  `json:"host" msgpack:"host"`

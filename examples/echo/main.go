@@ -1,4 +1,4 @@
-// Command echo is tinyproto's echo server and client, on lanmesh: the server
+// Command echo is an echo server and client on lanmesh: the server
 // sends back every message it receives; the client, written as a game loop,
 // sends a few messages, one per tick, and prints each echo with its
 // round-trip time.

@@ -4,11 +4,7 @@
 // bridge and multicast on. Nothing touches the machine's own namespace, so
 // broadcasts and multicasts sent inside stay inside.
 //
-// A test runs Go code in a host by re-executing its own binary there (see
-// Host.StartHelper and HelperRole). Everything the lab makes is removed by
-// t.Cleanup, and labs left behind by a crashed run are removed by the next.
-//
-// A test that runs one program per host looks like this:
+// The smallest use, a test that runs one program per host:
 //
 //	func TestHelperProcess(t *testing.T) {
 //		if netlab.HelperRole() != "node" {
@@ -27,9 +23,15 @@
 //		p.Kill()                // kill -9: no goodbye
 //	}
 //
+// A test runs Go code in a host by re-executing its own binary there (see
+// Host.StartHelper and HelperRole). Everything the lab makes is removed by
+// t.Cleanup, and labs left behind by a crashed run are removed by the next.
+//
 // A program that is not a test (lanmesh bench) uses Build and Close instead
 // of New, and Host.Start instead of StartHelper; it must Close the lab and
-// stop its processes on every path itself.
+// stop its processes on every path itself. For its sake the package does
+// not import testing: the test entry points take a TB, the few methods of
+// testing.TB the lab calls, which *testing.T and *testing.B satisfy.
 //
 // It needs Linux, root and the ip(8) tool; New skips the test without
 // them, Build returns Available's error. On other systems the package is

@@ -1,5 +1,15 @@
 // Package leaktest checks that a test leaves no goroutine behind: every
 // goroutine a test starts must have ended by the time its cleanups have run.
+//
+//	func TestClose(t *testing.T) {
+//		leaktest.Check(t) // first, before anything registers a cleanup
+//		n, err := mesh.NewNode(cfg)
+//		...
+//		n.Close()
+//	} // fails here, with their stacks, if any goroutine of n is left
+//
+// Goroutines that were running before Check, and those of the runtime and
+// the testing package, are not counted.
 package leaktest
 
 import (

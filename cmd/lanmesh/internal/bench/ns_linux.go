@@ -13,7 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/lanmesh/lanmesh/internal/netlab"
+	"github.com/lanmesh/lanmesh/lanmeshtest/netlab"
 )
 
 // The namespace parts run nodes as processes in the hosts of a netlab LAN;

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lanmesh/lanmesh/internal/netlab"
+	"github.com/lanmesh/lanmesh/lanmeshtest/netlab"
 )
 
 // nsOptions runs the namespace nodes as this test binary (see TestMain).

@@ -13,27 +13,8 @@ import (
 	"os/exec"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
-
-// HelperEnv names the environment variable that tells a re-executed test
-// binary which role to play.
-const HelperEnv = "LANMESH_NETLAB_HELPER"
-
-// HelperRole returns the role this process was started for by StartHelper,
-// or "" in an ordinary test run. The test binary's TestHelperProcess
-// switches on it:
-//
-//	func TestHelperProcess(t *testing.T) {
-//		switch netlab.HelperRole() {
-//		case "":
-//			return // an ordinary run
-//		case "node":
-//			runNode() // print lines on stdout; exit when told
-//		}
-//	}
-func HelperRole() string { return os.Getenv(HelperEnv) }
 
 // Errors of helper processes.
 var (
@@ -57,21 +38,6 @@ type Proc struct {
 
 // maxStderr bounds what is kept of a helper's stderr for failure reports.
 const maxStderr = 64 << 10
-
-// StartHelper runs this test binary in the host with the given role and
-// extra environment ("K=V"), running only TestHelperProcess. The child's
-// stdout lines are read by Next and WaitLine. The child is killed if the
-// test process dies, and killed and reaped by t.Cleanup.
-func (h *Host) StartHelper(t testing.TB, role string, env ...string) *Proc {
-	t.Helper()
-	env = append([]string{HelperEnv + "=" + role}, env...)
-	p, err := h.Start(os.Args[0], []string{"-test.run=^TestHelperProcess$", "-test.count=1"}, env...)
-	if err != nil {
-		t.Fatalf("netlab: helper %s: %v", role, err)
-	}
-	t.Cleanup(func() { p.Kill() })
-	return p
-}
 
 // Start runs the program name with args in the host, with this process's
 // environment plus env ("K=V"), outside a test: lanmesh bench re-executes

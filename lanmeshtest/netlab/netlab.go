@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 )
 
@@ -30,7 +29,7 @@ var labSeq atomic.Uint32
 
 // Lab is a LAN of network namespaces.
 type Lab struct {
-	t      testing.TB // set by New; nil for a lab made by Build
+	t      TB // set by New; nil for a lab made by Build
 	logf   func(format string, args ...any)
 	close  sync.Once
 	Name   string       // the namespace name prefix of this lab
@@ -75,25 +74,6 @@ func Available() error {
 		}
 	}
 	return nil
-}
-
-// New builds a lab of n hosts and registers its removal with t.Cleanup.
-// It skips the test when Available says no, and fails it if the lab
-// cannot be built (removing what was made).
-func New(t testing.TB, n int) *Lab {
-	t.Helper()
-	if err := Available(); err != nil {
-		t.Skipf("skipping multi-host test: %v", err)
-	}
-	l, err := build(context.Background(), n, t.Logf)
-	if l != nil {
-		l.t = t
-		t.Cleanup(func() { l.Close() })
-	}
-	if err != nil {
-		t.Fatalf("netlab: build: %v", err)
-	}
-	return l
 }
 
 // Build builds a lab of n hosts outside a test: for a program that measures
@@ -269,20 +249,6 @@ func bridgeForwarding(ns, dev string) bool {
 		return true
 	}
 	return strings.Contains(out, "state forwarding")
-}
-
-// AddLAN joins every host to a new LAN: a bridge namespace of its own, an
-// interface eth<k> in each host with address 10.<77+k>.x.<i>/24 (the same
-// host number as on the first LAN), and no route beyond the subnet. It
-// fails the test if the LAN cannot be built; Cleanup removes it. It is for
-// labs made by New; others use NewLAN.
-func (l *Lab) AddLAN() *LAN {
-	l.t.Helper()
-	lan, err := l.NewLAN()
-	if err != nil {
-		l.t.Fatalf("netlab: %v", err)
-	}
-	return lan
 }
 
 // NewLAN is AddLAN returning its error; Close removes the LAN.

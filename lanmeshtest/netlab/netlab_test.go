@@ -14,6 +14,12 @@ import (
 	"time"
 )
 
+// The test entry points take *testing.T and *testing.B.
+var (
+	_ TB = (*testing.T)(nil)
+	_ TB = (*testing.B)(nil)
+)
+
 // TestHelperProcess is the child side of the helper tests.
 func TestHelperProcess(t *testing.T) {
 	switch HelperRole() {
