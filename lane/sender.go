@@ -1,0 +1,273 @@
+package lane
+
+import (
+	"crypto/cipher"
+	"fmt"
+	"math"
+
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// Sender queues one peer's outgoing messages and packs them into datagrams.
+// It keeps only the newest message of each sequenced channel (a newer one
+// replaces the queued one, so a slow peer never makes a game send stale
+// state) and a bounded queue of unreliable ones, and Flush packs everything
+// queued into as few datagrams as fit the MTU.
+//
+// A Sender is not safe for concurrent use: one goroutine (the game's pump)
+// calls Enqueue, Flush and Drain. In steady state none of them allocates.
+type Sender struct {
+	cfg        Config
+	maxPayload int
+	limit      int // the most bytes of header and items in one datagram
+	token      Token
+	aead       cipher.AEAD // nil when unkeyed
+	nonce      [chacha20poly1305.NonceSize]byte
+	counter    uint64
+	send       func([]byte) error
+	c          *counters
+
+	nextSeq [2][256]uint32 // by kind-1, channel: the seq of the next message
+
+	// Sequenced: the newest queued message of each channel, and the
+	// channels that have one, in the order they were first queued.
+	slots   [256]slot
+	pending []byte
+
+	// Unreliable: a ring of queued messages.
+	ring       []ringEntry
+	head, size int
+
+	// Control items for the next Flush (Lane's pings and pongs).
+	ctl    [2]Message
+	nctl   int
+	ctlBuf [pongPayload]byte
+
+	buf []byte // the datagram being packed
+	// Packing state of the datagram in buf.
+	inBuf    int // application messages in buf
+	flushErr error
+}
+
+type slot struct {
+	queued bool
+	seq    uint32
+	buf    []byte
+}
+
+type ringEntry struct {
+	ch  byte
+	seq uint32
+	buf []byte
+}
+
+// NewSender returns a sender of the session's datagrams, written one at a
+// time by send. send must not keep the slice it is given; it runs on the
+// goroutine that calls Flush.
+func NewSender(cfg Config, s Session, send func([]byte) error) (*Sender, error) {
+	return newSender(cfg, s, send, new(counters))
+}
+
+func newSender(cfg Config, s Session, send func([]byte) error, c *counters) (*Sender, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if send == nil {
+		return nil, fmt.Errorf("%w: no send function", ErrConfig)
+	}
+	sn := &Sender{
+		cfg: cfg, maxPayload: cfg.MaxPayload(s.Keyed), limit: cfg.MTU, token: s.Remote, send: send, c: c,
+		pending: make([]byte, 0, 256), ring: make([]ringEntry, cfg.UnreliableQueue),
+		buf: make([]byte, 0, cfg.MTU),
+	}
+	if s.Keyed {
+		sn.aead = newAEAD(s.SendKey)
+		sn.limit -= TagSize
+	}
+	return sn, nil
+}
+
+// MaxPayload is the largest payload Enqueue accepts.
+func (s *Sender) MaxPayload() int { return s.maxPayload }
+
+// Stats returns the sender's counters (shared with its Receiver in a Lane).
+func (s *Sender) Stats() Stats { return s.c.snapshot() }
+
+// Enqueue queues a copy of payload (the codec's frame) for the next Flush.
+// kind is Sequenced or Unreliable; channel numbers each kind's channels
+// apart. It returns the message's sequence number on its channel.
+//
+// A payload larger than MaxPayload is refused with ErrTooLarge. A sequenced
+// message replaces the one queued on its channel, if any. An unreliable
+// message that finds the queue full is dropped: ErrQueueFull, counted.
+func (s *Sender) Enqueue(kind Kind, channel byte, payload []byte) (uint32, error) {
+	if kind != Sequenced && kind != Unreliable {
+		return 0, fmt.Errorf("%w: Enqueue of a %v message (want sequenced or unreliable)", ErrConfig, kind)
+	}
+	if len(payload) > s.maxPayload {
+		s.c.refusedLarge.Add(1)
+		return 0, fmt.Errorf("%w: %d bytes on %v channel %d, a datagram holds %d (send it reliably, or split it)",
+			ErrTooLarge, len(payload), kind, channel, s.maxPayload)
+	}
+	if kind == Unreliable && s.size == len(s.ring) {
+		s.c.dropQueueFull.Add(1)
+		return 0, fmt.Errorf("%w: %d messages wait for Flush", ErrQueueFull, s.size)
+	}
+	seq := s.nextSeq[kind-1][channel]
+	s.nextSeq[kind-1][channel]++
+	if kind == Sequenced {
+		sl := &s.slots[channel]
+		if sl.queued {
+			s.c.superseded.Add(1)
+		} else {
+			sl.queued = true
+			s.pending = append(s.pending, channel)
+		}
+		sl.seq = seq
+		sl.buf = append(sl.buf[:0], payload...)
+		return seq, nil
+	}
+	e := &s.ring[(s.head+s.size)%len(s.ring)]
+	e.ch, e.seq = channel, seq
+	e.buf = append(e.buf[:0], payload...)
+	s.size++
+	return seq, nil
+}
+
+// Queued reports how many messages wait for Flush.
+func (s *Sender) Queued() (sequenced, unreliable int) { return len(s.pending), s.size }
+
+// addControl queues a ping or pong for the next Flush; the newest of each
+// kind wins.
+func (s *Sender) addControl(k Kind, id uint32, held uint32) {
+	m := Message{Kind: k, Seq: id}
+	if k == Pong {
+		s.ctlBuf = [pongPayload]byte{byte(held >> 24), byte(held >> 16), byte(held >> 8), byte(held)}
+		m.Payload = s.ctlBuf[:]
+	}
+	for i := 0; i < s.nctl; i++ {
+		if s.ctl[i].Kind == k {
+			s.ctl[i] = m
+			return
+		}
+	}
+	s.ctl[s.nctl] = m
+	s.nctl++
+}
+
+// Flush packs every queued message into as few datagrams as fit the MTU and
+// hands each to the send function. Messages are sent once, never again,
+// whether or not their datagram arrives. It returns the first error of the
+// send function (the other datagrams are still tried) or ErrCounterExhausted.
+func (s *Sender) Flush() error { return s.flush(true) }
+
+// flush sends the control items queued and, when messages is set, the
+// messages.
+func (s *Sender) flush(messages bool) error {
+	s.flushErr = nil
+	for i := 0; i < s.nctl; i++ {
+		m := &s.ctl[i]
+		s.add(m.Kind, 0, m.Seq, m.Payload, false)
+	}
+	s.nctl = 0
+	if !messages {
+		s.emit()
+		return s.flushErr
+	}
+	for _, ch := range s.pending {
+		sl := &s.slots[ch]
+		s.add(Sequenced, ch, sl.seq, sl.buf, true)
+		sl.queued = false
+	}
+	s.pending = s.pending[:0]
+	for ; s.size > 0; s.size-- {
+		e := &s.ring[s.head]
+		s.add(Unreliable, e.ch, e.seq, e.buf, true)
+		s.head = (s.head + 1) % len(s.ring)
+	}
+	s.head = 0
+	s.emit()
+	return s.flushErr
+}
+
+// Drain hands the queued messages to fn, for a lane that has fallen back to
+// the link's stream: sequenced first (the newest of each channel), then
+// unreliable, each with its sequence number. When fn returns false, Drain
+// stops and that message and the rest stay queued (a sequenced one can
+// still be superseded).
+func (s *Sender) Drain(fn func(kind Kind, channel byte, seq uint32, payload []byte) bool) {
+	n := 0
+	for _, ch := range s.pending {
+		sl := &s.slots[ch]
+		if !fn(Sequenced, ch, sl.seq, sl.buf) {
+			break
+		}
+		sl.queued = false
+		n++
+	}
+	s.pending = s.pending[:copy(s.pending, s.pending[n:])]
+	if len(s.pending) > 0 {
+		return
+	}
+	for ; s.size > 0; s.size-- {
+		e := &s.ring[s.head]
+		if !fn(Unreliable, e.ch, e.seq, e.buf) {
+			return
+		}
+		s.head = (s.head + 1) % len(s.ring)
+	}
+}
+
+// add appends one item to the datagram being packed, sending that one first
+// when the item does not fit.
+func (s *Sender) add(k Kind, ch byte, seq uint32, payload []byte, app bool) {
+	need := ItemHeaderSize + len(payload)
+	if len(s.buf) > 0 && len(s.buf)+need > s.limit {
+		s.emit()
+	}
+	if len(s.buf) == 0 {
+		flags := byte(0)
+		if s.aead != nil {
+			flags = FlagSealed
+		}
+		s.buf = append(s.buf, Version, flags)
+		s.buf = append(s.buf, s.token[:]...)
+		s.buf = append(s.buf, byte(s.counter>>56), byte(s.counter>>48), byte(s.counter>>40), byte(s.counter>>32),
+			byte(s.counter>>24), byte(s.counter>>16), byte(s.counter>>8), byte(s.counter))
+	}
+	s.buf = appendItem(s.buf, k, ch, seq, payload)
+	if app {
+		s.inBuf++
+	}
+}
+
+// emit seals and sends the datagram in buf, if any.
+func (s *Sender) emit() {
+	if len(s.buf) == 0 {
+		return
+	}
+	b := s.buf
+	msgs := s.inBuf
+	s.buf, s.inBuf = s.buf[:0], 0
+	if s.counter == math.MaxUint64 {
+		if s.flushErr == nil {
+			s.flushErr = ErrCounterExhausted
+		}
+		return
+	}
+	if s.aead != nil {
+		sealed := s.aead.Seal(b[HeaderSize:HeaderSize], putNonce(&s.nonce, s.counter), b[HeaderSize:], b[:HeaderSize])
+		b = b[:HeaderSize+len(sealed)]
+	}
+	s.counter++
+	if err := s.send(b); err != nil {
+		s.c.sendErrors.Add(1)
+		if s.flushErr == nil {
+			s.flushErr = fmt.Errorf("lane: send: %w", err)
+		}
+		return
+	}
+	s.c.sentDatagrams.Add(1)
+	s.c.sentBytes.Add(uint64(len(b)))
+	s.c.sentMessages.Add(uint64(msgs))
+}
