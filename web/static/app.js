@@ -77,7 +77,7 @@ function makeNode(id, self) {
 }
 
 function updateNode(n, label, sub, cls, keyed, tip) {
-  n.name.textContent = short(label, 26);
+  n.name.textContent = short(label, 24);
   n.sub.textContent = sub;
   n.initial.textContent = (Array.from(label.trim())[0] || "?").toUpperCase();
   n.title.textContent = tip;
@@ -94,10 +94,11 @@ function drawGraph(s) {
   if (!me) { me = makeNode(s.self.id, true); graph.nodes.set(s.self.id, me); me.g.setAttribute("transform", `translate(${CX},${CY})`); }
   updateNode(me, s.self.name, "this node", "n-self", s.self.keyed, `${s.self.name}\n${s.self.id}\n${(s.self.addrs || []).join(" ")}`);
   // Peers on an ellipse around it, in name order.
-  const rx = 300, ry = 150, live = new Set([s.self.id]);
+  const rx = 270, ry = 150, live = new Set([s.self.id]);
   linked.forEach((p, i) => {
     live.add(p.id);
-    const a = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(linked.length, 1);
+    // Two peers sit left and right; three or more start at the top.
+    const a = (linked.length <= 2 ? 0 : -Math.PI / 2) + (2 * Math.PI * i) / Math.max(linked.length, 1);
     const x = CX + rx * Math.cos(a), y = CY + ry * Math.sin(a);
     let n = graph.nodes.get(p.id);
     if (!n) {
@@ -131,7 +132,7 @@ function drawGraph(s) {
     e.line.setAttribute("x1", CX); e.line.setAttribute("y1", CY);
     e.line.setAttribute("x2", x.toFixed(1)); e.line.setAttribute("y2", y.toFixed(1));
     e.line.style.strokeWidth = (1.5 + Math.min(5, Math.log2(1 + p.msgs_per_s))).toFixed(2);
-    const mx = CX + (x - CX) * 0.55, my = CY + (y - CY) * 0.55;
+    const mx = CX + (x - CX) * 0.5, my = CY + (y - CY) * 0.5;
     e.label.textContent = `${fmtMs(p.rtt_ms)} · ${fmtRate(p.msgs_per_s)} msg/s`;
     e.label.setAttribute("x", mx.toFixed(1)); e.label.setAttribute("y", (my + 4).toFixed(1));
     const w = e.label.textContent.length * 6.2 + 10;
@@ -197,8 +198,8 @@ function drawTraffic(s) {
   const rows = s.traffic.types.map((t) => {
     const tr = el("tr");
     cell(tr, t.type || "(unnamed)", "mono");
-    cell(tr, `${t.msgs_in} · ${fmtBytes(t.bytes_in)}`, "num");
-    cell(tr, `${t.msgs_out} · ${fmtBytes(t.bytes_out)}`, "num");
+    cell(tr, String(t.msgs_in), "num", fmtBytes(t.bytes_in));
+    cell(tr, String(t.msgs_out), "num", fmtBytes(t.bytes_out));
     cell(tr, fmtRate(t.msgs_per_s), "num");
     cell(tr, fmtBytes(t.bytes_per_s) + "/s", "num");
     return tr;
