@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -273,12 +274,20 @@ func (s *Server) Chart(id, name string, figures ...Figure) {
 			i = len(m.figures) - 1
 		}
 		x := m.figures[i]
-		x.unit, x.max = f.Unit, f.Max
-		x.values = append(x.values, f.Value)
+		x.unit, x.max = f.Unit, finite(f.Max)
+		x.values = append(x.values, finite(f.Value))
 		if len(x.values) > chartPoints {
 			x.values = slices.Delete(x.values, 0, len(x.values)-chartPoints)
 		}
 	}
+}
+
+// finite keeps a value JSON can carry: NaN and the infinities read 0.
+func finite(v float64) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0
+	}
+	return v
 }
 
 // Forget removes a machine's charts (a machine that left).

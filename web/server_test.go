@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -206,5 +207,32 @@ func TestLoopbackHost(t *testing.T) {
 		if loopbackHost(host) != want {
 			t.Errorf("%q: %v", host, !want)
 		}
+	}
+}
+
+// TestChart: figures are kept per machine, bounded, and a NaN (which JSON
+// cannot carry) reads 0 rather than breaking the state.
+func TestChart(t *testing.T) {
+	leaktest.Check(t)
+	nodes := startMesh(t, "solo")
+	srv, err := Serve(nodes[0], Options{Addr: "127.0.0.1:0", Sample: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	for i := range chartPoints + 10 {
+		srv.Chart("m1", "one", Figure{Name: "cpu", Unit: "%", Max: 100, Value: float64(i)}, Figure{Name: "bad", Value: math.NaN()})
+	}
+	srv.Chart("m2", "two", Figure{Name: "cpu", Value: 1})
+	srv.Forget("m2")
+	var s snapshot
+	waitUntil(t, 5*time.Second, "the charts in the state", func() bool {
+		getJSON(t, srv.URL()+"api/state", &s)
+		return len(s.Charts) == 1
+	})
+	c := s.Charts[0]
+	if c.ID != "m1" || c.Name != "one" || len(c.Figures) != 2 || len(c.Figures[0].Values) != chartPoints ||
+		c.Figures[0].Values[chartPoints-1] != chartPoints+9 || c.Figures[1].Values[0] != 0 {
+		t.Errorf("chart: %+v", c)
 	}
 }
