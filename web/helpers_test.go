@@ -25,7 +25,7 @@ func freeUDPPort(t testing.TB) int {
 // startNode starts a node named name on loopback (discovery on
 // 127.255.255.255:beaconPort only, short timers), closed at the end of the
 // test.
-func startNode(t *testing.T, mesh_ string, beaconPort int, name string) *mesh.Node {
+func startNode(t *testing.T, mesh_ string, beaconPort int, name string, adjust ...func(*mesh.NodeConfig)) *mesh.Node {
 	t.Helper()
 	cfg := mesh.DefaultNodeConfig()
 	cfg.Link.Mesh = mesh_
@@ -41,6 +41,9 @@ func startNode(t *testing.T, mesh_ string, beaconPort int, name string) *mesh.No
 	d.Interval = 200 * time.Millisecond
 	d.Jitter = 20 * time.Millisecond
 	d.LostAfter = 800 * time.Millisecond
+	for _, f := range adjust {
+		f(&cfg)
+	}
 	n, err := mesh.NewNode(cfg)
 	if err != nil {
 		t.Fatalf("node %s: %v", name, err)
@@ -75,11 +78,21 @@ func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() boo
 // waits until each is linked with every other.
 func startMesh(t *testing.T, names ...string) []*mesh.Node {
 	t.Helper()
+	return startMeshWith(t, nil, names...)
+}
+
+// startMeshWith is startMesh with each node's config adjusted.
+func startMeshWith(t *testing.T, adjust func(*mesh.NodeConfig), names ...string) []*mesh.Node {
+	t.Helper()
+	var adj []func(*mesh.NodeConfig)
+	if adjust != nil {
+		adj = append(adj, adjust)
+	}
 	port := freeUDPPort(t)
 	meshName := fmt.Sprintf("web-test-%d", port)
 	nodes := make([]*mesh.Node, len(names))
 	for i, name := range names {
-		nodes[i] = startNode(t, meshName, port, name)
+		nodes[i] = startNode(t, meshName, port, name, adj...)
 	}
 	waitUntil(t, 10*time.Second, "a full mesh", func() bool {
 		for _, n := range nodes {

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bufio"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"math"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/lanmesh/lanmesh/internal/leaktest"
+	"github.com/lanmesh/lanmesh/mesh"
+	"github.com/lanmesh/lanmesh/meshkey"
 	"github.com/lanmesh/lanmesh/message"
 )
 
@@ -234,5 +237,25 @@ func TestChart(t *testing.T) {
 	if c.ID != "m1" || c.Name != "one" || len(c.Figures) != 2 || len(c.Figures[0].Values) != chartPoints ||
 		c.Figures[0].Values[chartPoints-1] != chartPoints+9 || c.Figures[1].Values[0] != 0 {
 		t.Errorf("chart: %+v", c)
+	}
+}
+
+// TestKeyed: with a mesh key, this node and its links are marked keyed.
+func TestKeyed(t *testing.T) {
+	leaktest.Check(t)
+	key, err := meshkey.Generate(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := startMeshWith(t, func(c *mesh.NodeConfig) { c.Link.Keyring = meshkey.Keyring{Primary: key} }, "k1", "k2")
+	srv, err := Serve(nodes[0], Options{Addr: "127.0.0.1:0", Keyed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var s snapshot
+	getJSON(t, srv.URL()+"api/state", &s)
+	if !s.Self.Keyed || len(s.Peers) != 1 || !s.Peers[0].Keyed || s.Peers[0].CableCar {
+		t.Errorf("state: %+v", s)
 	}
 }

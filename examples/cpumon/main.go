@@ -270,8 +270,9 @@ func (m *monitor) loop(ctx context.Context, s tcell.Screen, interval time.Durati
 	defer func() { close(quit); <-done }()
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	show := func() { paint(s, append(m.table(), "q quits\n"...)) }
 	m.tick(ctx)
-	paint(s, m.table())
+	show()
 	for {
 		select {
 		case ev := <-events:
@@ -282,11 +283,11 @@ func (m *monitor) loop(ctx context.Context, s tcell.Screen, interval time.Durati
 				}
 			case *tcell.EventResize:
 				s.Sync()
-				paint(s, m.table())
+				show()
 			}
 		case <-tick.C:
 			m.tick(ctx)
-			paint(s, m.table())
+			show()
 		case <-ctx.Done():
 			return nil
 		}
