@@ -178,6 +178,11 @@ func (m *monitor) tick(ctx context.Context) {
 	}
 	m.node.Xfer()
 	for msg, ok := m.node.Get(); ok; msg, ok = m.node.Get() {
+		if _, linked := m.peers[msg.From]; !linked {
+			// Sent before it left (its PeerJoined comes before any of
+			// its messages): it would bring the row back.
+			continue
+		}
 		switch s := msg.Msg.(type) {
 		case *Stats:
 			m.rows[msg.From] = *s
