@@ -212,11 +212,13 @@ func figures(s Stats) []web.Figure {
 	return f
 }
 
-// table is the table and its legend, as lines of text.
+// table is the table and, unless plain, its legend, as lines of text.
 func (m *monitor) table() []byte {
 	var buf bytes.Buffer
 	render(&buf, m.rows, m.py, m.node.ID(), time.Now())
-	buf.WriteString(legend)
+	if !m.plain {
+		buf.WriteString(legend)
+	}
 	return buf.Bytes()
 }
 
@@ -227,10 +229,16 @@ CPU: busy share of all cores; LOAD: 1, 5, 15 minute load averages; MEM, SWAP: us
 `
 
 // draw prints the table: in place (ANSI: cursor home, each line cleared to
-// its end, the rest of the screen cleared), or below the last one.
+// its end, the rest of the screen cleared), or below the last one (plain,
+// for logs: the legend is printed once, before the first).
 func (m *monitor) draw() {
 	buf := m.table()
 	if m.plain {
+		// The legend once, first; then tables, each ended by "--".
+		if !m.drawn {
+			buf = append([]byte(strings.TrimPrefix(legend, "\n")+"--\n"), buf...)
+			m.drawn = true
+		}
 		m.out.Write(append(buf, "--\n"...))
 		return
 	}

@@ -214,3 +214,28 @@ func TestDrawInPlace(t *testing.T) {
 		t.Errorf("table: %q", second)
 	}
 }
+
+// TestPlainLegendOnce: plain output (for logs) starts with the legend,
+// then gives each table alone, ended by "--".
+func TestPlainLegendOnce(t *testing.T) {
+	leaktest.Check(t)
+	cfg := mesh.DefaultNodeConfig()
+	cfg.Link.Name = "box"
+	cfg.Link.Transport = mesh.NewMemNetwork()
+	cfg.Listen = []string{"box:1"}
+	cfg.NoDiscovery = true
+	node, err := mesh.NewNode(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	var out bytes.Buffer
+	m := monitor{node: node, rows: map[uuid.UUID]Stats{node.ID(): {Host: "box"}}, out: &out, plain: true}
+	m.draw()
+	m.draw()
+	blocks := strings.Split(out.String(), "--\n")
+	if len(blocks) != 4 || !strings.HasPrefix(blocks[0], "* this machine") || strings.Count(out.String(), "* this machine") != 1 ||
+		!strings.HasPrefix(blocks[1], "cpumon: 1 machine(s)") || !strings.HasPrefix(blocks[2], "cpumon: 1 machine(s)") {
+		t.Errorf("plain output:\n%s", out.String())
+	}
+}
