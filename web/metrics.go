@@ -3,6 +3,7 @@ package web
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 )
@@ -12,10 +13,7 @@ import (
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	snap := s.snap
-	events := map[string]uint64{}
-	for _, e := range s.track.events {
-		events[e.Kind]++
-	}
+	events := maps.Clone(s.track.counts)
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	b := bufio.NewWriter(w)
@@ -31,9 +29,9 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	for _, st := range []string{"linked", "dialling", "seen"} {
 		fmt.Fprintf(b, "lanmesh_peers{state=%q} %d\n", st, states[st])
 	}
-	family("lanmesh_peer_events", "gauge", "Peer events held by the page (the last 256), by kind.")
+	family("lanmesh_peer_events_total", "counter", "Peer events seen since the page started, by kind.")
 	for _, k := range []string{"joined", "left", "restarted"} {
-		fmt.Fprintf(b, "lanmesh_peer_events{kind=%q} %d\n", k, events[k])
+		fmt.Fprintf(b, "lanmesh_peer_events_total{kind=%q} %d\n", k, events[k])
 	}
 	linked := snap.Peers[:0:0]
 	for _, p := range snap.Peers {

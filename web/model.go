@@ -180,16 +180,18 @@ type tracker struct {
 	peers   map[uuid.UUID]*peerTrack
 	linked  map[uuid.UUID]uuid.UUID // linked peers: id -> instance
 	events  []eventView             // oldest first, at most maxEvents
+	counts  map[string]uint64       // events by kind, since the start
 	seq     uint64
 	started bool
 }
 
 func newTracker() *tracker {
-	return &tracker{peers: map[uuid.UUID]*peerTrack{}, linked: map[uuid.UUID]uuid.UUID{}}
+	return &tracker{peers: map[uuid.UUID]*peerTrack{}, linked: map[uuid.UUID]uuid.UUID{}, counts: map[string]uint64{}}
 }
 
 func (t *tracker) event(now time.Time, kind string, p peerSample, reason string) {
 	t.seq++
+	t.counts[kind]++
 	t.events = append(t.events, eventView{Seq: t.seq, Time: ms(now), Kind: kind, ID: p.ID.String(),
 		Name: p.Name, Addr: p.Addr, Reason: reason})
 	if len(t.events) > maxEvents {

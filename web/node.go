@@ -111,9 +111,16 @@ type trafficRecord struct {
 // records. recording reports whether it does.
 func watchTraffic(n *mesh.Node, start bool) (records func(stop <-chan struct{}, f func(trafficRecord)), recording func() bool, cancel func()) {
 	log := n.Traffic()
-	ch, cancel := log.Watch(4096)
-	if start {
+	ch, unwatch := log.Watch(4096)
+	started := start && !log.Recording()
+	if started {
 		log.Start()
+	}
+	cancel = func() {
+		unwatch()
+		if started {
+			log.Stop() // as it was: the program had not started it
+		}
 	}
 	records = func(stop <-chan struct{}, f func(trafficRecord)) {
 		for {

@@ -110,7 +110,7 @@ func TestEndpoints(t *testing.T) {
 	for _, want := range []string{
 		"# TYPE lanmesh_peers gauge\n",
 		"lanmesh_peers{state=\"linked\"} 2\n",
-		"lanmesh_peer_events{kind=\"joined\"} 2\n",
+		"lanmesh_peer_events_total{kind=\"joined\"} 2\n",
 		// A hostile name stays inside its label.
 		`peer_name="evil\"} 1\nlanmesh_peers 99",direction="in"}`,
 		"lanmesh_traffic_log_recording 1\n",
@@ -167,8 +167,12 @@ func TestEndpoints(t *testing.T) {
 		}
 	}
 
-	// Closing the server ends the stream.
+	// Closing the server ends the stream, and stops the traffic log it
+	// started.
 	srv.Close()
+	if a.Traffic().Recording() {
+		t.Error("the traffic log still records after Close")
+	}
 	if _, err := io.Copy(io.Discard, r); err != nil && !strings.Contains(err.Error(), "EOF") {
 		t.Logf("stream ended with %v", err)
 	}
