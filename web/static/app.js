@@ -76,13 +76,13 @@ function makeNode(id, self) {
   return { g, inner, title, dot, name, sub, initial, keyed: null };
 }
 
-function updateNode(n, label, sub, cls, keyed, tip) {
+function updateNode(n, label, sub, cls, keyed, tip, self) {
   n.name.textContent = short(label, 24);
   n.sub.textContent = sub;
   n.initial.textContent = (Array.from(label.trim())[0] || "?").toUpperCase();
   n.title.textContent = tip;
   n.dot.setAttribute("class", "dot " + cls);
-  if (keyed && !n.keyed) { n.keyed = lock(17, -24); n.inner.append(n.keyed); }
+  if (keyed && !n.keyed) { n.keyed = self ? lock(30, -30) : lock(17, -24); n.inner.append(n.keyed); }
   if (!keyed && n.keyed) { n.keyed.remove(); n.keyed = null; }
 }
 
@@ -92,7 +92,7 @@ function drawGraph(s) {
   // This node in the middle.
   let me = graph.nodes.get(s.self.id);
   if (!me) { me = makeNode(s.self.id, true); graph.nodes.set(s.self.id, me); me.g.setAttribute("transform", `translate(${CX},${CY})`); }
-  updateNode(me, s.self.name, "this node", "n-self", s.self.keyed, `${s.self.name}\n${s.self.id}\n${(s.self.addrs || []).join(" ")}`);
+  updateNode(me, s.self.name, "this node", "n-self", s.self.keyed, `${s.self.name}\n${s.self.id}\n${(s.self.addrs || []).join(" ")}`, true);
   // Peers on an ellipse around it, in name order.
   const rx = 270, ry = 150, live = new Set([s.self.id]);
   linked.forEach((p, i) => {
