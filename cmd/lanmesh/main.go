@@ -33,6 +33,7 @@ func commands() []command {
 		{"peers", "look for nodes for a moment and list them", runPeers},
 		{"chat", "chat, line by line, with every node of the mesh", runChat},
 		{"watch", "print the traffic log, live, one line per message", runWatch},
+		{"web", "serve a live page of the mesh (graph, peers, traffic) on 127.0.0.1", runWeb},
 		{"keygen", "print a new mesh key (for --key-file on every node)", runKeygen},
 		{"bench", "measure lanmesh on this machine against raw TCP", runBench},
 	}

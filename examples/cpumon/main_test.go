@@ -62,12 +62,15 @@ func TestRender(t *testing.T) {
 		b: {Host: "zed", CPU: 5, MemPercent: 50, MemTotal: 8 << 30},
 		a: {Host: "amy", CPU: 99.5, Load1: 1.25, MemTotal: 512 << 20, Temp: 61.4},
 	}
+	c := uuid.MustParse("00000000-0000-4000-8000-000000000003")
+	rows[c] = Stats{Host: "py\x1b[2J\tbox", CPU: 1}
 	var buf bytes.Buffer
-	render(&buf, rows, b, time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
-	want := `cpumon: 2 machine(s) at 03:04:05
-HOST   CPU    LOAD 1/5/15     MEM    TOTAL      SWAP  TOTAL  TEMP
-amy    99.5%  1.25 0.00 0.00  0.0%   512.0 MiB  0.0%  0 B    61°C
-zed *  5.0%   0.00 0.00 0.00  50.0%  8.0 GiB    0.0%  0 B    -
+	render(&buf, rows, map[uuid.UUID]bool{c: true}, b, time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+	want := `cpumon: 3 machine(s) at 03:04:05
+HOST                CPU    LOAD 1/5/15     MEM    TOTAL      SWAP  TOTAL  TEMP
+amy                 99.5%  1.25 0.00 0.00  0.0%   512.0 MiB  0.0%  0 B    61°C
+py\x1b[2J\x09box ~  1.0%   0.00 0.00 0.00  0.0%   0 B        0.0%  0 B    -
+zed *               5.0%   0.00 0.00 0.00  50.0%  8.0 GiB    0.0%  0 B    -
 `
 	if buf.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", buf.String(), want)
@@ -92,6 +95,25 @@ func (s *syncBuffer) String() string {
 	return s.buf.String()
 }
 
+// lastTableText returns the last complete table in plain output.
+func lastTableText(out string) string {
+	blocks := strings.Split(out, "--\n")
+	if len(blocks) < 2 {
+		return ""
+	}
+	return blocks[len(blocks)-2]
+}
+
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
 // lastTable returns the hosts of the last complete table in plain output.
 func lastTable(out string) []string {
 	blocks := strings.Split(out, "--\n")
@@ -100,6 +122,9 @@ func lastTable(out string) []string {
 	}
 	var hosts []string
 	for _, line := range strings.Split(blocks[len(blocks)-2], "\n")[2:] {
+		if line == "" {
+			break // the legend follows
+		}
 		if f := strings.Fields(line); len(f) > 0 {
 			hosts = append(hosts, f[0])
 		}
@@ -185,7 +210,32 @@ func TestDrawInPlace(t *testing.T) {
 	if !strings.HasPrefix(first, "\x1b[2J\x1b[H") || !strings.HasPrefix(second, "\x1b[H") || strings.Contains(second, "\x1b[2J") {
 		t.Errorf("screen control: %q, then %q", first, second)
 	}
-	if !strings.HasSuffix(second, "\x1b[J") || !strings.Contains(second, "box *") || strings.Count(second, "\x1b[K\n") != 3 {
+	if !strings.HasSuffix(second, "\x1b[J") || !strings.Contains(second, "box *") || strings.Count(second, "\x1b[K\n") != 6 || !strings.Contains(second, "~ cable_car's Python cpu_mon.py") {
 		t.Errorf("table: %q", second)
+	}
+}
+
+// TestPlainLegendOnce: plain output (for logs) starts with the legend,
+// then gives each table alone, ended by "--".
+func TestPlainLegendOnce(t *testing.T) {
+	leaktest.Check(t)
+	cfg := mesh.DefaultNodeConfig()
+	cfg.Link.Name = "box"
+	cfg.Link.Transport = mesh.NewMemNetwork()
+	cfg.Listen = []string{"box:1"}
+	cfg.NoDiscovery = true
+	node, err := mesh.NewNode(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	var out bytes.Buffer
+	m := monitor{node: node, rows: map[uuid.UUID]Stats{node.ID(): {Host: "box"}}, out: &out, plain: true}
+	m.draw()
+	m.draw()
+	blocks := strings.Split(out.String(), "--\n")
+	if len(blocks) != 4 || !strings.HasPrefix(blocks[0], "* this machine") || strings.Count(out.String(), "* this machine") != 1 ||
+		!strings.HasPrefix(blocks[1], "cpumon: 1 machine(s)") || !strings.HasPrefix(blocks[2], "cpumon: 1 machine(s)") {
+		t.Errorf("plain output:\n%s", out.String())
 	}
 }
