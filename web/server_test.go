@@ -14,7 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/lanmesh/lanmesh/internal/leaktest"
+	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
 	"github.com/lanmesh/lanmesh/mesh"
 	"github.com/lanmesh/lanmesh/meshkey"
 	"github.com/lanmesh/lanmesh/message"

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lanmesh/lanmesh/internal/leaktest"
+	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
 )
 
 // webBuffer is a command's output, read while it is written.

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lanmesh/lanmesh/internal/leaktest"
 	"github.com/lanmesh/lanmesh/internal/udpshare"
+	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
 )
 
 // fakeCPUMon plays cable_car's examples/cpu_mon.py on loopback, at

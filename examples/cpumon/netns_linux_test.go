@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lanmesh/lanmesh/internal/netlab"
+	"github.com/lanmesh/lanmesh/lanmeshtest/netlab"
 )
 
 // TestHelperProcess is the child side of TestCableCarNamespaces: this

@@ -10,7 +10,7 @@ import (
 	"github.com/gdamore/tcell/v2"
 	"github.com/google/uuid"
 
-	"github.com/lanmesh/lanmesh/internal/leaktest"
+	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
 	"github.com/lanmesh/lanmesh/mesh"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lanmesh/lanmesh/internal/leaktest"
+	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
 )
 
 // TestWebFlag: with -web the monitor serves the page, whose charts hold
