@@ -175,30 +175,42 @@ func newLink(conn net.Conn, cfg Config, local, remote Hello, sink Sink, quiet bo
 // the link's *CloseError once it is closing. Control messages (Ping, Pong,
 // Bye) are the link's own: do not send them.
 func (l *Link) Send(msg any) error {
+	_, err := l.send(msg)
+	return err
+}
+
+// send is Send that also returns the size of msg's frame, which the
+// traffic log records.
+func (l *Link) send(msg any) (int, error) {
 	l.sendMu.Lock()
 	if l.closing {
 		l.sendMu.Unlock()
-		return l.cause.Load()
+		return 0, l.cause.Load()
 	}
 	n := len(l.pending)
 	buf, err := l.codec.AppendFrame(l.pending, msg)
-	return l.finishSend(n, buf, err)
+	size := len(buf) - n
+	return size, l.finishSend(n, buf, err)
 }
 
 // sendPair queues a marker (a request or reply header) and the message it
-// marks together, so that no other Send can come between them.
-func (l *Link) sendPair(marker, msg any) error {
+// marks together, so that no other Send can come between them. It returns
+// the size of msg's frame.
+func (l *Link) sendPair(marker, msg any) (int, error) {
 	l.sendMu.Lock()
 	if l.closing {
 		l.sendMu.Unlock()
-		return l.cause.Load()
+		return 0, l.cause.Load()
 	}
 	n := len(l.pending)
 	buf, err := l.codec.AppendFrame(l.pending, marker)
+	size := 0
 	if err == nil {
+		m := len(buf)
 		buf, err = l.codec.AppendFrame(buf, msg)
+		size = len(buf) - m
 	}
-	return l.finishSend(n, buf, err)
+	return size, l.finishSend(n, buf, err)
 }
 
 // sendFrame queues a frame already encoded with this link's codec
