@@ -22,8 +22,9 @@ import (
 //
 // The handshake and rate bounds serve a Node, a Listener and a Node's
 // cable_car links alike; NewIDsPerSource and ConfirmAfter concern a Node's
-// peer table only; the partial-frame bounds apply to every link, a Dial's
-// too (its budget is then its own).
+// peer table only, and Backlog a Listener only. The partial-frame bounds
+// apply to every link of a Node or a Listener; a Dial's link has only
+// PartialFrameFree and PartialFrameTimeout (and the codec's frame limit).
 type AcceptConfig struct {
 	// MaxHandshakes bounds the incoming handshakes in progress at once
 	// (for cable_car, links that have not yet sent a whole message). When

@@ -389,11 +389,9 @@ func (c *cableCar) dial(ip netip.Addr) {
 // incoming takes a connection the node's accept loop let in on cable_car's
 // port, holding slot until the link sends its first whole message.
 func (c *cableCar) incoming(conn net.Conn, slot *slot) {
-	ip, ok := netip.AddrFromSlice(nil)
-	if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil {
-		ip, ok = ap.Addr().Unmap(), true
-	}
-	if !ok || !c.want(ip) {
+	ap, err := netip.ParseAddrPort(conn.RemoteAddr().String())
+	ip := ap.Addr().Unmap()
+	if err != nil || !c.want(ip) {
 		// cable_car keeps the first connection per address; so do we.
 		slot.release()
 		conn.Close()

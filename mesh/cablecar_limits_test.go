@@ -208,3 +208,32 @@ func talkCableCar(t *testing.T, n *Node, conn net.Conn, ip string) {
 		t.Fatalf("cable_car read %q, %v", got, err)
 	}
 }
+
+// cable_car links count against MaxPeers like any link.
+func TestCableCarMaxPeers(t *testing.T) {
+	leaktest.Check(t)
+	n := cableCarNodeWith(t, "binary", freeUDPPort(t), closedTCPPort(t), func(c *NodeConfig) {
+		c.MaxPeers = 1
+	})
+	addr := n.cc.ln.Addr().String()
+	a, err := fromTransport(loopbackSource(25, 1)).Dial(testCtx(t, 5*time.Second), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	talkCableCar(t, n, a, "127.0.25.1")
+	b, err := fromTransport(loopbackSource(25, 2)).Dial(testCtx(t, 5*time.Second), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := b.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the second cable_car peer got bytes")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the second cable_car peer was not refused")
+	}
+	if st := n.Stats(); st.RefusedPeers != 1 || len(linkedPeers(n)) != 1 {
+		t.Errorf("%d refused, %d linked; want 1 and 1", st.RefusedPeers, len(linkedPeers(n)))
+	}
+}
