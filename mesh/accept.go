@@ -58,7 +58,7 @@ type AcceptConfig struct {
 	// redial); smaller makes made-up ids cost more addresses.
 	NewIDsPerSource int
 	// ConfirmAfter is how long an incoming unkeyed link must stay up before
-	// its node id stops counting against NewIDsPerSource. Default 30 s.
+	// its node id stops counting against NewIDsPerSource. Default 10 s.
 	ConfirmAfter time.Duration
 	// Backlog bounds, in a Listener, the links that finished their
 	// handshake and wait for Accept. A link that finishes while it is full
@@ -96,7 +96,7 @@ const (
 	DefaultPerSourceHandshakes = DefaultMaxHandshakes / 4
 	DefaultConnRate            = 20
 	DefaultNewIDsPerSource     = 4
-	DefaultConfirmAfter        = 30 * time.Second
+	DefaultConfirmAfter        = 10 * time.Second
 	DefaultBacklog             = 64
 	DefaultPartialFrameFree    = 64 << 10
 	DefaultPartialFrameTimeout = 10 * time.Second

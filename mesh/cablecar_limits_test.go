@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -236,4 +237,29 @@ func TestCableCarMaxPeers(t *testing.T) {
 	if st := n.Stats(); st.RefusedPeers != 1 || len(linkedPeers(n)) != 1 {
 		t.Errorf("%d refused, %d linked; want 1 and 1", st.RefusedPeers, len(linkedPeers(n)))
 	}
+}
+
+// A cable_car link has no silence check (cable_car sends no pings), yet a
+// JSON line that stops arriving above PartialFrameFree closes it.
+func TestCableCarPartialLineStalls(t *testing.T) {
+	leaktest.Check(t)
+	n := cableCarNodeWith(t, "json", freeUDPPort(t), closedTCPPort(t), func(c *NodeConfig) {
+		c.Link.Accept.PartialFrameTimeout = 300 * time.Millisecond
+	})
+	conn, err := fromTransport(loopbackSource(26, 1)).Dial(testCtx(t, 5*time.Second), n.cc.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	line := []byte(`["MsgIdentify",{"username":"` + strings.Repeat("a", 100<<10))
+	if _, err := conn.Write(line); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the node sent something")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the link with a stalled line is still up")
+	}
+	waitUntil(t, 5*time.Second, "the stall counted", func() bool { return n.Stats().PartialFrameStalled == 1 })
 }
