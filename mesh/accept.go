@@ -79,14 +79,16 @@ type AcceptConfig struct {
 	// Longer suits slow links; shorter frees memory held by a peer that
 	// dribbles sooner.
 	PartialFrameTimeout time.Duration
-	// PartialFrameBudget bounds the bytes that links of one Node (or one
-	// Listener, or one Dial) buffer for frames larger than
-	// PartialFrameFree, all together. A link whose buffer would take the
-	// total past it is closed (ErrProtocol), so that links each holding a
-	// nearly complete large frame pin at most this much. Default 64 MiB,
-	// room for 32 links receiving 1 MiB frames at once (a buffer doubles as
-	// it grows, so one 1 MiB frame may take 2 MiB). Larger suits many peers
-	// sending large frames at once; smaller bounds a flood tighter.
+	// PartialFrameBudget bounds the bytes of frames larger than
+	// PartialFrameFree that links of one Node (or one Listener) hold
+	// incomplete, all together. A link whose frame would take the total
+	// past it is closed (ErrProtocol), so that links each holding a nearly
+	// complete large frame pin at most this much (a decoder's buffer
+	// doubles as it grows, so the memory behind it is at most about twice
+	// as much). A link's charge is given back once its large frames stop
+	// (its next small frame, or a ping). Default 64 MiB: 64 links receiving
+	// 1 MiB frames at once. Larger suits many peers sending large frames at
+	// once; smaller bounds a flood tighter.
 	PartialFrameBudget int64
 }
 

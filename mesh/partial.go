@@ -45,6 +45,9 @@ func (b *frameBudget) reserve(n int64) bool {
 	}
 }
 
+// pressed reports whether over half the budget is spent.
+func (b *frameBudget) pressed() bool { return b != nil && 2*b.used.Load() > b.max }
+
 func (b *frameBudget) free(n int64) {
 	if b != nil && n > 0 {
 		b.used.Add(-n)
@@ -79,9 +82,9 @@ func takeBudget(conn net.Conn) (net.Conn, *frameBudget) {
 // knows how much of an incomplete frame the decoder holds: the bytes it
 // was given less the sizes of the frames it returned. Frames up to
 // PartialFrameFree cost nothing; a larger one must be complete within
-// PartialFrameTimeout of passing that size, and the decoder's buffer is
-// charged to the budget while it is large. Owned by the link's reader
-// goroutine, but for the timer.
+// PartialFrameTimeout of passing that size, and is charged to the budget
+// until the decoder, whose buffer grew for it, is replaced by a new one.
+// Owned by the link's reader goroutine, but for the timer.
 type frameMeter struct {
 	src     io.Reader
 	conn    net.Conn // its read deadline cuts a stalled frame short
@@ -115,23 +118,27 @@ func (m *frameMeter) reader(src io.Reader) io.Reader {
 	return m
 }
 
-// Read is the decoder's read. Its p is the free tail of the decoder's
-// buffer, so the bytes held plus len(p) are that buffer's size.
+// Read is the decoder's read. A decoder reads only when it needs more
+// bytes for the frame it is on, so all it holds then is that frame's
+// beginning: in less out, exactly. A frame past PartialFrameFree is
+// charged to the budget (what the link holds only grows until the decoder
+// is renewed) and gets a deadline.
 func (m *frameMeter) Read(p []byte) (int, error) {
 	if m.expired.Load() {
 		return 0, m.stalledErr()
 	}
-	partial := m.in - m.out
-	if size := partial + int64(len(p)); size > m.free && size > m.held {
-		if !m.budget.reserve(size - m.held) {
-			m.budget.refused.Add(1)
-			return 0, fmt.Errorf("%w: a frame of %d bytes so far would take the links' partial frames past PartialFrameBudget (%d bytes)",
-				errPartialFrame, partial, m.budget.max)
+	if partial := m.in - m.out; partial > m.free {
+		if partial > m.held {
+			if !m.budget.reserve(partial - m.held) {
+				m.budget.refused.Add(1)
+				return 0, fmt.Errorf("%w: a frame of %d bytes so far would take the links' partial frames past PartialFrameBudget (%d bytes)",
+					errPartialFrame, partial, m.budget.max)
+			}
+			m.held = partial
 		}
-		m.held = size
-	}
-	if partial > m.free && m.timer == nil {
-		m.timer = time.AfterFunc(m.timeout, m.fire)
+		if m.timer == nil {
+			m.timer = time.AfterFunc(m.timeout, m.fire)
+		}
 	}
 	n, err := m.src.Read(p)
 	m.in += int64(n)
@@ -160,9 +167,12 @@ func (b *frameBudget) countStalled() {
 }
 
 // frame records a frame of size bytes that the decoder returned. It
-// reports whether the decoder should be replaced by a new one: it holds
-// nothing and its buffer grew past PartialFrameFree, which a new decoder
-// gives back.
+// reports whether the decoder should be replaced by a new one, which gives
+// back a buffer that grew past PartialFrameFree: when the decoder holds
+// nothing and either this frame was small (the large ones have stopped; on
+// a lanmesh link a ping soon comes) or the budget is over half spent. A
+// stream of large frames keeps its buffer rather than growing a new one
+// for each.
 func (m *frameMeter) frame(size int) (renew bool) {
 	m.out += int64(size)
 	if m.frames++; m.frames == 1 {
@@ -173,7 +183,7 @@ func (m *frameMeter) frame(size int) (renew bool) {
 		m.timer.Stop()
 		m.timer = nil
 	}
-	if m.in == m.out && m.held > 0 {
+	if m.in == m.out && m.held > 0 && (int64(size) <= m.free || m.budget.pressed()) {
 		m.budget.free(m.held)
 		m.held = 0
 		return true

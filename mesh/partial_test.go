@@ -67,8 +67,8 @@ func TestPartialFramesWithinBudget(t *testing.T) {
 		})
 	}
 	// Each link ends either closed over the budget or holding its whole
-	// partial frame (a buffer of 1 MiB and the header).
-	const full = 1<<20 + 4
+	// partial frame: the header and all but one byte of the body.
+	const full = 4 + 1<<20 - 1
 	waitUntil(t, 20*time.Second, "every link closed or holding its frame", func() bool {
 		st := v.Stats()
 		held := len(linkedPeers(v))
