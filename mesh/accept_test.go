@@ -269,3 +269,52 @@ func TestListenerBacklog(t *testing.T) {
 		t.Error("a third link in a backlog of 2")
 	}
 }
+
+// errListener fails its first accepts, then hands out one conn, then is
+// closed.
+type errListener struct {
+	fails int
+	conn  net.Conn
+	calls int
+}
+
+func (l *errListener) Accept() (net.Conn, error) {
+	l.calls++
+	switch {
+	case l.calls <= l.fails:
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: fmt.Errorf("too many open files")}
+	case l.conn != nil:
+		c := l.conn
+		l.conn = nil
+		return c, nil
+	}
+	return nil, net.ErrClosed
+}
+func (l *errListener) Close() error   { return nil }
+func (l *errListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+// The accept loop outlives accept errors (backing off between them) and
+// ends when its listener closes.
+func TestAcceptLoopSurvivesErrors(t *testing.T) {
+	leaktest.Check(t)
+	client, server := net.Pipe()
+	defer client.Close()
+	ln := &errListener{fails: 3, conn: server}
+	var wg sync.WaitGroup
+	a := newAcceptor(t.Context(), &wg, DefaultAcceptConfig(), discardLogger)
+	handled := make(chan net.Conn, 1)
+	a.serve(ln, func(c net.Conn, s *slot) {
+		s.release()
+		handled <- c
+	})
+	wg.Wait()
+	select {
+	case c := <-handled:
+		c.Close()
+	default:
+		t.Fatal("the conn after the errors was not handled")
+	}
+	if ln.calls != 5 {
+		t.Errorf("%d accepts, want 5: 3 failures, a conn, the close", ln.calls)
+	}
+}

@@ -418,8 +418,11 @@ func (c *cableCar) attach(conn net.Conn, ip netip.Addr, slot *slot) {
 	c.mu.Lock()
 	c.byIP[ip] = l
 	c.mu.Unlock()
-	if slot != nil && !slot.setEvict(func() { l.CloseReason("evicted: too many connections in progress") }) {
-		l.CloseReason("evicted: too many connections in progress")
+	// Evicted on the accept loop's goroutine: end the link without waiting
+	// to flush anything to a peer that has said nothing.
+	evict := func() { l.shutdown(closeErr(ErrClosed, false, "evicted: too many connections in progress"), closeAbrupt) }
+	if slot != nil && !slot.setEvict(evict) {
+		evict()
 	}
 	c.n.wg.Add(1)
 	go c.watch(l, ip, slot)
