@@ -420,7 +420,9 @@ func (c *cableCar) attach(conn net.Conn, ip netip.Addr, slot *slot) {
 	c.mu.Unlock()
 	// Evicted on the accept loop's goroutine: end the link without waiting
 	// to flush anything to a peer that has said nothing.
-	evict := func() { l.shutdown(closeErr(ErrClosed, false, "evicted: too many connections in progress"), closeAbrupt) }
+	evict := func() {
+		l.shutdown(closeErr(ErrClosed, false, "evicted: too many connections in progress"), closeAbrupt)
+	}
 	if slot != nil && !slot.setEvict(evict) {
 		evict()
 	}
