@@ -169,7 +169,11 @@ func fakePeers(t *testing.T, v *Node, addr string, sources []net.IP, n int) []*M
 // rule, it was refused: "too many peers".)
 func TestNodeFakeIDsDoNotLockOut(t *testing.T) {
 	leaktest.Check(t)
-	v := victimNode(t, nil)
+	v := victimNode(t, func(c *NodeConfig) {
+		// 256 links: a loaded machine must not drop one for silence.
+		c.Link.Silence = 30 * time.Second
+		c.Link.PingInterval = time.Second
+	})
 	addr := v.Addrs()[0].String()
 	var sources []net.IP
 	for i := range 100 {
