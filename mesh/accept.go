@@ -68,16 +68,18 @@ type AcceptConfig struct {
 	Backlog int
 	// PartialFrameFree is how many bytes of an incomplete frame a link may
 	// buffer without limit of time or budget. Above it, the frame must be
-	// completed within PartialFrameTimeout and its buffer is charged to
+	// completed within PartialFrameTimeout and its bytes are charged to
 	// PartialFrameBudget. Default 64 KiB; binary frames (at most 254
-	// bytes) never reach it.
+	// bytes) never reach it. Larger lets more links hold mid-sized frames
+	// unbounded in time (up to MaxPeers times this much).
 	PartialFrameFree int
 	// PartialFrameTimeout is how long a frame larger than PartialFrameFree
-	// may take to arrive, counted from when its buffer passed
-	// PartialFrameFree; past it the link closes (ErrProtocol). Default
-	// 10 s: a 1 MiB msgpack or JSON frame then needs about 1 Mbit/s.
-	// Longer suits slow links; shorter frees memory held by a peer that
-	// dribbles sooner.
+	// may take to arrive, counted from when the link had buffered more
+	// than PartialFrameFree of it; past it the link closes (ErrProtocol),
+	// even if bytes keep coming: the silence check alone would let a peer
+	// dribble forever. Default 10 s: a 1 MiB msgpack or JSON frame then
+	// needs about 1 Mbit/s. Longer suits slow links; shorter frees memory
+	// held by a peer that dribbles sooner.
 	PartialFrameTimeout time.Duration
 	// PartialFrameBudget bounds the bytes of frames larger than
 	// PartialFrameFree that links of one Node (or one Listener) hold
