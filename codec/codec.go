@@ -77,7 +77,8 @@ type Codec interface {
 // Decoder yields whole messages from a stream, however its bytes arrive.
 type Decoder interface {
 	// Decode returns the next message as a pointer to its registered type,
-	// and the size of its frame in bytes. At a clean end of stream between
+	// and the size of its frame in bytes (the bytes it consumed for it, so that
+	// sizes add up to the stream read). At a clean end of stream between
 	// frames it returns io.EOF.
 	//
 	// Errors wrapping ErrUnknownType, ErrMalformed, ErrTooDeep or

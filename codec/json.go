@@ -135,7 +135,9 @@ type jsonDecoder struct {
 
 func (d *jsonDecoder) Decode() (any, int, error) {
 	// Blank lines are skipped; each one was read from the stream, so the loop
-	// ends when the input does.
+	// ends when the input does. Their bytes count in the size, so that the
+	// sizes add up to the bytes read (the link's memory bounds rely on it).
+	skipped := 0
 	for {
 		line, size, err := d.readLine()
 		if err != nil {
@@ -143,10 +145,11 @@ func (d *jsonDecoder) Decode() (any, int, error) {
 		}
 		line = bytes.TrimRight(line, "\r")
 		if len(bytes.TrimSpace(line)) == 0 {
+			skipped += size
 			continue
 		}
 		v, err := d.decodeLine(line)
-		return v, size, err
+		return v, skipped + size, err
 	}
 }
 

@@ -9,10 +9,13 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/lanmesh/lanmesh/internal/ifaddr"
+	"github.com/lanmesh/lanmesh/internal/ratelimit"
 	"github.com/lanmesh/lanmesh/internal/udpshare"
 )
 
@@ -32,6 +35,17 @@ import (
 // Two lanmesh nodes in compatibility mode find each other by lanmesh's own
 // discovery: a "BROADCAST" or a connection from the address of a peer
 // already known to discovery is ignored, so that they link once.
+//
+// A "BROADCAST" is a claim anyone can make from any source address, so the
+// node dials only what is plausible and at a bounded rate: a source on the
+// subnet of one of the host's up interfaces (loopback only with
+// AllowLoopback), at most BroadcastRate datagrams a second from one source
+// and BroadcastTotal from all, at most cableCarMaxDials dials at once, and
+// one dial per source per cableCarRedial. cable_car links count against
+// MaxPeers, come in through the node's accept loop (Link.Accept: rate,
+// handshake slots, partial frames), and an incoming one holds a handshake
+// slot (evictable under a flood) until it sends its first whole message.
+// A link that sends no whole message within IdleTimeout is closed.
 type CableCarConfig struct {
 	// Enabled turns compatibility on. Default false.
 	Enabled bool
@@ -56,6 +70,45 @@ type CableCarConfig struct {
 	// addresses (cable_car's allow_loopback); its own broadcasts are always
 	// ignored. Default false.
 	AllowLoopback bool
+	// BroadcastRate is how many "BROADCAST" datagrams a second one source
+	// address may have heard (bursts of twice as many); the rest are
+	// dropped and counted. Default 2 (cable_car sends one a second).
+	BroadcastRate float64
+	// BroadcastTotal is how many a second are heard from all sources
+	// together, so that spoofed sources cannot make the node dial a
+	// stranger per datagram; the rest are dropped and counted. Default 20.
+	// Larger finds many cable_car programs that start at once sooner.
+	BroadcastTotal float64
+	// IdleTimeout closes a cable_car link that has sent no whole message
+	// for this long since it opened. Links that have sent one are never
+	// closed for silence: cable_car sends no pings, and its programs may
+	// be quiet for long. Default 5 min. Shorter frees idle connections of
+	// a flood sooner; a real program that connects and says nothing for
+	// longer is dropped (and relinks on its next "BROADCAST").
+	IdleTimeout time.Duration
+}
+
+// CableCarStats are the counters of cable_car compatibility.
+type CableCarStats struct {
+	// Heard counts "BROADCAST" datagrams from others.
+	Heard uint64
+	// RateDropped counts those dropped by BroadcastRate or BroadcastTotal.
+	RateDropped uint64
+	// Implausible counts those from a source the node will not dial: off
+	// the subnets of its interfaces, loopback without AllowLoopback, or a
+	// broadcast or network address.
+	Implausible uint64
+	// Dials counts connection attempts to cable_car programs;
+	// DialFailures those that failed. DialsSkipped counts dials not made
+	// because cableCarMaxDials were in progress or the source was dialled
+	// lately.
+	Dials, DialFailures, DialsSkipped uint64
+	// IdleClosed counts links closed by IdleTimeout.
+	IdleClosed uint64
+}
+
+type cableCarCounters struct {
+	heard, rateDropped, implausible, dials, dialFailures, dialsSkipped, idleClosed atomic.Uint64
 }
 
 // cable_car's ports and interval.
@@ -64,6 +117,13 @@ const (
 	CableCarPort       = 8223
 	cableCarBeacon     = "BROADCAST"
 	cableCarDialTime   = 2 * time.Second // cable_car's tcp_connect_timeout
+
+	// cableCarMaxDials bounds the dials in progress at once.
+	cableCarMaxDials = 16
+	// cableCarRedial is how often one source may be dialled: a program
+	// that is there links at the first dial, so more dials of an address
+	// that does not answer only serve a reflection attack.
+	cableCarRedial = 10 * time.Second
 )
 
 // DefaultCableCarConfig returns cable_car's own ports and interval, off.
@@ -73,6 +133,10 @@ func DefaultCableCarConfig() CableCarConfig {
 		PeerPort:   CableCarPort,
 		BeaconPort: CableCarBeaconPort,
 		Interval:   time.Second,
+
+		BroadcastRate:  2,
+		BroadcastTotal: 20,
+		IdleTimeout:    5 * time.Minute,
 	}
 }
 
@@ -89,6 +153,10 @@ func (c *CableCarConfig) validate() error {
 		return bad("Interval must be positive")
 	case c.Codec != "" && c.Codec != "binary" && c.Codec != "json":
 		return bad("Codec %q: cable_car speaks binary or json", c.Codec)
+	case c.BroadcastRate <= 0 || c.BroadcastTotal <= 0:
+		return bad("BroadcastRate and BroadcastTotal must be positive (start from DefaultCableCarConfig)")
+	case c.IdleTimeout <= 0:
+		return bad("IdleTimeout must be positive (start from DefaultCableCarConfig)")
 	}
 	for _, d := range c.Destinations {
 		if !d.IsValid() || !d.Addr().Unmap().Is4() {
@@ -117,10 +185,17 @@ type cableCar struct {
 	mu   sync.Mutex
 	byIP map[netip.Addr]*Link
 
-	// localMu guards the host's addresses, re-read at most once a second
-	// rather than for every datagram heard.
+	perSource *ratelimit.Limiter // "BROADCAST"s heard, per source
+	total     *ratelimit.Limiter // and from all sources, under one key
+	redial    *ratelimit.Limiter // dials per source
+	dialing   atomic.Int32
+	counters  cableCarCounters
+
+	// localMu guards the host's addresses and subnets, re-read at most
+	// once a second rather than for every datagram heard.
 	localMu sync.Mutex
 	local   []netip.Addr
+	ifs     []ifaddr.Interface
 	localAt time.Time
 }
 
@@ -133,7 +208,10 @@ func startCableCar(n *Node) (*cableCar, error) {
 	if link.Codec != "binary" && link.Codec != "json" {
 		return nil, fmt.Errorf("%w: CableCar: the node's codec is %q; set CableCar.Codec to binary or json", ErrConfig, link.Codec)
 	}
-	c := &cableCar{n: n, cfg: cfg, link: link, byIP: map[netip.Addr]*Link{}, dests: cfg.Destinations}
+	c := &cableCar{n: n, cfg: cfg, link: link, byIP: map[netip.Addr]*Link{}, dests: cfg.Destinations,
+		perSource: ratelimit.New(cfg.BroadcastRate, int(2*cfg.BroadcastRate)+1, maxRateSources),
+		total:     ratelimit.New(cfg.BroadcastTotal, int(2*cfg.BroadcastTotal)+1, 1),
+		redial:    ratelimit.New(1/cableCarRedial.Seconds(), 1, maxRateSources)}
 	if len(c.dests) == 0 {
 		c.dests = []netip.AddrPort{netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), uint16(cfg.BeaconPort))}
 	}
@@ -150,8 +228,8 @@ func startCableCar(n *Node) (*cableCar, error) {
 		c.udp.Close()
 		return nil, fmt.Errorf("mesh: cable_car sender: %w", err)
 	}
-	n.wg.Add(3)
-	go c.acceptLoop()
+	n.acc.serve(c.ln, c.incoming)
+	n.wg.Add(2)
 	go c.listenLoop()
 	go c.broadcastLoop()
 	return c, nil
@@ -199,12 +277,75 @@ func (c *cableCar) listenLoop() {
 		if !bytes.Equal(buf[:n], []byte(cableCarBeacon)) || (int(from.Port()) == own && c.isLocal(ip)) {
 			continue // not cable_car's, or our own
 		}
-		if !c.want(ip) {
+		c.heard(ip)
+	}
+}
+
+// heard takes a "BROADCAST" from ip and dials ip if that is plausible and
+// within the bounds.
+func (c *cableCar) heard(ip netip.Addr) {
+	c.counters.heard.Add(1)
+	now := time.Now()
+	if !c.perSource.Allow(ip, now) || !c.total.Allow(netip.Addr{}, now) {
+		c.counters.rateDropped.Add(1)
+		return
+	}
+	if !c.plausible(ip) {
+		c.counters.implausible.Add(1)
+		c.n.log.Debug("mesh: cable_car BROADCAST from an implausible source ignored", "ip", ip)
+		return
+	}
+	if !c.want(ip) {
+		return
+	}
+	if c.dialing.Add(1) > cableCarMaxDials || !c.redial.Allow(ip, now) {
+		c.dialing.Add(-1)
+		c.counters.dialsSkipped.Add(1)
+		c.release(ip, nil)
+		return
+	}
+	c.counters.dials.Add(1)
+	c.n.wg.Add(1)
+	go c.dial(ip)
+}
+
+// plausible reports whether a cable_car program may be at ip: an IPv4
+// host address (not a network or broadcast address) on the subnet of one
+// of this host's up interfaces, loopback only with AllowLoopback. (The
+// interface the datagram came in on is not known to a plain UDP socket:
+// any of the host's subnets is accepted.)
+func (c *cableCar) plausible(ip netip.Addr) bool {
+	c.localMu.Lock()
+	c.refreshLocked()
+	ifs := c.ifs
+	c.localMu.Unlock()
+	return plausibleCableCar(ip, ifs, c.cfg.AllowLoopback)
+}
+
+// plausibleCableCar is plausible's rule, on an interface list.
+func plausibleCableCar(ip netip.Addr, ifs []ifaddr.Interface, allowLoopback bool) bool {
+	ip = ip.Unmap()
+	if !ip.Is4() || ip.IsUnspecified() || ip.IsMulticast() || ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return false
+	}
+	if ip.IsLoopback() && !allowLoopback {
+		return false
+	}
+	for _, it := range ifs {
+		if !it.Up || it.Loopback != ip.IsLoopback() {
 			continue
 		}
-		c.n.wg.Add(1)
-		go c.dial(ip)
+		for _, p := range it.Prefixes {
+			if !p.Contains(ip) {
+				continue
+			}
+			if bc, ok := ifaddr.DirectedBroadcast(p); ok && (ip == bc || ip == p.Masked().Addr()) && !ip.IsLoopback() {
+				return false
+			}
+			return true
+		}
 	}
+	return false
 }
 
 // want claims ip for a dial: no link or dial to it yet, not a lanmesh peer,
@@ -235,41 +376,41 @@ func (c *cableCar) dial(ip netip.Addr) {
 	ctx, cancel := context.WithTimeout(c.n.ctx, cableCarDialTime)
 	defer cancel()
 	conn, err := c.n.tr.Dial(ctx, netip.AddrPortFrom(ip, uint16(c.cfg.PeerPort)).String())
+	c.dialing.Add(-1)
 	if err != nil {
+		c.counters.dialFailures.Add(1)
 		c.n.log.Debug("mesh: cable_car dial", "ip", ip, "err", err)
 		c.release(ip, nil)
 		return
 	}
-	c.attach(conn, ip)
+	c.attach(conn, ip, nil)
 }
 
-func (c *cableCar) acceptLoop() {
-	defer c.n.wg.Done()
-	for {
-		conn, err := c.ln.Accept()
-		if err != nil {
-			if c.n.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		ap, err := netip.ParseAddrPort(conn.RemoteAddr().String())
-		if err != nil || !c.want(ap.Addr().Unmap()) {
-			// cable_car keeps the first connection per address; so do we.
-			conn.Close()
-			continue
-		}
-		c.attach(conn, ap.Addr().Unmap())
+// incoming takes a connection the node's accept loop let in on cable_car's
+// port, holding slot until the link sends its first whole message.
+func (c *cableCar) incoming(conn net.Conn, slot *slot) {
+	ap, err := netip.ParseAddrPort(conn.RemoteAddr().String())
+	ip := ap.Addr().Unmap()
+	if err != nil || !c.want(ip) {
+		// cable_car keeps the first connection per address; so do we.
+		slot.release()
+		conn.Close()
+		return
 	}
+	c.attach(conn, ip, slot)
 }
 
-// attach makes conn the link to the cable_car program at ip.
-func (c *cableCar) attach(conn net.Conn, ip netip.Addr) {
+// attach makes conn the link to the cable_car program at ip. An incoming
+// link holds its handshake slot until its first whole message.
+func (c *cableCar) attach(conn net.Conn, ip netip.Addr, slot *slot) {
 	id := cableCarID(ip)
 	remote := Hello{NodeID: id, InstanceID: id, Name: "cablecar@" + ip.String(),
 		Mesh: c.n.link.Mesh, Codec: c.link.Codec}
 	l, err := c.n.attachQuiet(conn, c.link, remote)
 	if err != nil {
+		if slot != nil {
+			slot.release()
+		}
 		c.n.log.Debug("mesh: cable_car link refused", "ip", ip, "err", err)
 		c.release(ip, nil)
 		return
@@ -277,12 +418,45 @@ func (c *cableCar) attach(conn net.Conn, ip netip.Addr) {
 	c.mu.Lock()
 	c.byIP[ip] = l
 	c.mu.Unlock()
+	// Evicted on the accept loop's goroutine: end the link without waiting
+	// to flush anything to a peer that has said nothing.
+	evict := func() {
+		l.shutdown(closeErr(ErrClosed, false, "evicted: too many connections in progress"), closeAbrupt)
+	}
+	if slot != nil && !slot.setEvict(evict) {
+		evict()
+	}
 	c.n.wg.Add(1)
-	go func() {
-		defer c.n.wg.Done()
-		<-l.Done()
-		c.release(ip, l)
-	}()
+	go c.watch(l, ip, slot)
+}
+
+// watch waits for the first whole message of a cable_car link (giving back
+// its handshake slot), closing it after IdleTimeout without one, and frees
+// its address when it ends.
+func (c *cableCar) watch(l *Link, ip netip.Addr, slot *slot) {
+	defer c.n.wg.Done()
+	idle := time.NewTimer(c.cfg.IdleTimeout)
+	defer idle.Stop()
+	select {
+	case <-l.meter.first:
+	case <-idle.C:
+		c.counters.idleClosed.Add(1)
+		c.n.log.Debug("mesh: cable_car link closed: no message", "ip", ip, "after", c.cfg.IdleTimeout)
+		l.CloseReason(fmt.Sprintf("no message for %v", c.cfg.IdleTimeout))
+	case <-l.Done():
+	}
+	if slot != nil {
+		slot.release()
+	}
+	<-l.Done()
+	c.release(ip, l)
+}
+
+func (c *cableCar) stats() CableCarStats {
+	k := &c.counters
+	return CableCarStats{Heard: k.heard.Load(), RateDropped: k.rateDropped.Load(), Implausible: k.implausible.Load(),
+		Dials: k.dials.Load(), DialFailures: k.dialFailures.Load(), DialsSkipped: k.dialsSkipped.Load(),
+		IdleClosed: k.idleClosed.Load()}
 }
 
 // isLocal reports whether ip is an address of this host.
@@ -292,17 +466,27 @@ func (c *cableCar) isLocal(ip netip.Addr) bool {
 	}
 	c.localMu.Lock()
 	defer c.localMu.Unlock()
-	if time.Since(c.localAt) > time.Second {
-		c.local, c.localAt = c.local[:0], time.Now()
-		if addrs, err := net.InterfaceAddrs(); err == nil {
-			for _, a := range addrs {
-				if p, err := netip.ParsePrefix(a.String()); err == nil {
-					c.local = append(c.local, p.Addr().Unmap())
-				}
+	c.refreshLocked()
+	return slices.Contains(c.local, ip)
+}
+
+// refreshLocked re-reads the host's addresses and interfaces if the last
+// read is over a second old. c.localMu is held.
+func (c *cableCar) refreshLocked() {
+	if time.Since(c.localAt) <= time.Second {
+		return
+	}
+	c.local, c.localAt = c.local[:0], time.Now()
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil {
+				c.local = append(c.local, p.Addr().Unmap())
 			}
 		}
 	}
-	return slices.Contains(c.local, ip)
+	if ifs, err := ifaddr.List(nil); err == nil {
+		c.ifs = ifs
+	}
 }
 
 // knowsLanmeshAt reports whether a lanmesh peer (not a cable_car one) is
@@ -328,7 +512,7 @@ func (n *Node) attachQuiet(conn net.Conn, cfg Config, remote Hello) (*Link, erro
 	local := n.hello
 	local.Codec = cfg.Codec
 	sink := &nodeSink{n: n, quiet: true, attached: make(chan struct{})}
-	l, err := newLink(conn, cfg, local, remote, sink, true, nil)
+	l, err := newLink(withBudget(conn, n.budget), cfg, local, remote, sink, true, nil)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -343,6 +527,12 @@ func (n *Node) attachQuiet(conn net.Conn, cfg Config, remote Hello) (*Link, erro
 		return nil, ErrNodeClosed
 	}
 	p := n.peers[remote.NodeID]
+	if why := n.admitLocked(p, l, conn, true); why != "" {
+		n.mu.Unlock()
+		release()
+		l.CloseReason(why)
+		return nil, fmt.Errorf("mesh: cable_car peer %s refused: %s", remote.Name, why)
+	}
 	if p == nil {
 		p = &peer{id: remote.NodeID, wake: make(chan struct{}, 1)}
 		n.peers[p.id] = p

@@ -70,20 +70,28 @@ func (f *fakeCableCar) hearBroadcast() {
 
 func cableCarNode(t *testing.T, codecName string, beaconPort int, peerPort int) *Node {
 	t.Helper()
+	return cableCarNodeWith(t, codecName, beaconPort, peerPort, nil)
+}
+
+func cableCarNodeWith(t *testing.T, codecName string, beaconPort int, peerPort int, adjust func(*NodeConfig)) *Node {
+	t.Helper()
 	cfg := DefaultNodeConfig()
 	cfg.Link = testConfig(t)
 	cfg.Link.AutoFlush = true
 	cfg.Listen = []string{"127.0.0.1:0"}
 	cfg.NoDiscovery = true
-	cfg.CableCar = CableCarConfig{
-		Enabled:       true,
-		Listen:        "127.0.0.1:0",
-		PeerPort:      peerPort,
-		BeaconPort:    beaconPort,
-		Destinations:  []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.255.255.255"), uint16(beaconPort))},
-		Interval:      50 * time.Millisecond,
-		Codec:         codecName,
-		AllowLoopback: true,
+	cc := DefaultCableCarConfig()
+	cc.Enabled = true
+	cc.Listen = "127.0.0.1:0"
+	cc.PeerPort = peerPort
+	cc.BeaconPort = beaconPort
+	cc.Destinations = []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.255.255.255"), uint16(beaconPort))}
+	cc.Interval = 50 * time.Millisecond
+	cc.Codec = codecName
+	cc.AllowLoopback = true
+	cfg.CableCar = cc
+	if adjust != nil {
+		adjust(&cfg)
 	}
 	n, err := NewNode(cfg)
 	if err != nil {

@@ -103,6 +103,10 @@ type Config struct {
 	// frames, Error once per link for what an operator can act on. Default
 	// (nil): nothing is logged.
 	Logger *slog.Logger
+	// Accept bounds what incoming connections and partial frames may cost
+	// a Node or a Listener (see AcceptConfig). Default
+	// DefaultAcceptConfig().
+	Accept AcceptConfig
 }
 
 // Default values of Config.
@@ -142,6 +146,7 @@ func DefaultConfig() Config {
 		CloseTimeout:      DefaultCloseTimeout,
 		SendBufferLimit:   DefaultSendBufferLimit,
 		ReceiveQueueLimit: DefaultReceiveQueueLimit,
+		Accept:            DefaultAcceptConfig(),
 	}
 }
 
@@ -178,6 +183,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Keyring.Validate(); err != nil {
 		return bad("Keyring: %v", err)
+	}
+	if err := c.Accept.validate(); err != nil {
+		return err
 	}
 	return nil
 }

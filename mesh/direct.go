@@ -2,14 +2,11 @@ package mesh
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/lanmesh/lanmesh/meshkey"
 )
@@ -47,20 +44,22 @@ func Dial(ctx context.Context, cfg Config, addr string) (*Messenger, error) {
 // one never holds up the others; failures are logged and the connection
 // dropped, and Accept returns only links that are up.
 //
-// At most DefaultMaxHandshakes connections are handshaken at once, a quarter
-// of them from any one source address, so that a flood of silent
-// connections costs bounded memory and cannot shut out other hosts. A
-// connection past either bound is closed at once, before any handshake
-// work, and counted (Refused).
+// cfg.Accept bounds what connections may cost (see AcceptConfig): a rate
+// per source address, handshakes in progress in all (the oldest evicted
+// for a newcomer) and per source (the rest refused), partial frames, and
+// the backlog of links that wait for Accept (past it, new links are
+// closed with the reason "listener backlog full"). Refused counts the
+// connections and links so closed.
 type Listener struct {
 	cfg       Config
 	keys      *meshkey.Set // cfg.Keyring derived for cfg.Mesh; nil: unkeyed
 	lns       []net.Listener
-	ready     chan *Messenger
+	ready     chan *Messenger // the backlog, of cfg.Accept.Backlog
 	ctx       context.Context // ends handshakes in progress on Close
 	cancel    context.CancelFunc
-	slots     hsSlots
-	refused   atomic.Uint64
+	acc       *acceptor
+	budget    *frameBudget
+	refused   atomic.Uint64 // links closed on a full backlog
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
@@ -75,9 +74,10 @@ func Listen(cfg Config, addrs ...string) (*Listener, error) {
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("%w: Listen needs at least one address", ErrConfig)
 	}
-	l := &Listener{cfg: cfg, keys: cfg.Keyring.Derive(cfg.Mesh), ready: make(chan *Messenger)}
-	l.slots.init(DefaultMaxHandshakes)
+	l := &Listener{cfg: cfg, keys: cfg.Keyring.Derive(cfg.Mesh), ready: make(chan *Messenger, cfg.Accept.Backlog),
+		budget: newFrameBudget(cfg.Accept.PartialFrameBudget)}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.acc = newAcceptor(l.ctx, &l.wg, cfg.Accept, cfg.logger())
 	for _, addr := range addrs {
 		ln, err := cfg.transport().Listen(addr)
 		if err != nil {
@@ -93,8 +93,7 @@ func Listen(cfg Config, addrs ...string) (*Listener, error) {
 		}
 	}
 	for _, ln := range l.lns {
-		l.wg.Add(1)
-		go l.acceptLoop(ln)
+		l.acc.serve(ln, l.handshake)
 	}
 	return l, nil
 }
@@ -111,9 +110,14 @@ func (l *Listener) Addrs() []net.Addr {
 	return out
 }
 
-// Refused returns how many connections were closed unhandshaken because
-// too many handshakes were in progress, in all or from their source.
-func (l *Listener) Refused() uint64 { return l.refused.Load() }
+// Refused returns how many connections were closed unhandshaken (over
+// their source's ConnRate, or past PerSourceHandshakes) and how many links
+// were closed because the backlog was full.
+func (l *Listener) Refused() uint64 { return l.acc.refused.Load() + l.refused.Load() }
+
+// Evicted returns how many handshakes in progress were closed to make room
+// for a new connection when all of cfg.Accept.MaxHandshakes were taken.
+func (l *Listener) Evicted() uint64 { return l.acc.evicted.Load() }
 
 // Accept returns the next link that completed its handshake, waiting until
 // ctx ends or the Listener is closed (ErrListenerClosed).
@@ -139,46 +143,20 @@ func (l *Listener) Close() error {
 		}
 	})
 	l.wg.Wait()
-	return nil
-}
-
-func (l *Listener) acceptLoop(ln net.Listener) {
-	defer l.wg.Done()
-	delay := time.Duration(0)
 	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if l.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of file descriptors and the like: back off, bounded.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			l.cfg.logger().Warn("mesh: accept failed", "addr", ln.Addr(), "err", err, "retry", delay)
-			select {
-			case <-time.After(delay):
-				continue
-			case <-l.ctx.Done():
-				return
-			}
+		select {
+		case m := <-l.ready:
+			m.CloseReason("listener closed")
+		default:
+			return nil
 		}
-		delay = 0
-		src := sourceAddr(conn.RemoteAddr())
-		if !l.slots.acquire(src) {
-			l.refused.Add(1)
-			l.cfg.logger().Debug("mesh: connection refused: too many handshakes in progress", "remote", conn.RemoteAddr())
-			conn.Close()
-			continue
-		}
-		l.wg.Add(1)
-		go l.handshake(conn, src)
 	}
 }
 
-func (l *Listener) handshake(conn net.Conn, src netip.Addr) {
-	defer l.wg.Done()
+func (l *Listener) handshake(conn net.Conn, slot *slot) {
 	local := l.cfg.Hello()
 	s, err := handshake(l.ctx, conn, local, l.cfg, hsOptions{keys: l.keys})
-	l.slots.release(src)
+	slot.release()
 	if err != nil {
 		conn.Close()
 		if l.ctx.Err() == nil { // else the Listener is closing: no news
@@ -186,15 +164,22 @@ func (l *Listener) handshake(conn net.Conn, src netip.Addr) {
 		}
 		return
 	}
-	m, err := newMessenger(conn, l.cfg, local, s)
+	m, err := newMessenger(withBudget(conn, l.budget), l.cfg, local, s)
 	if err != nil {
 		conn.Close()
 		return
 	}
+	if l.ctx.Err() != nil {
+		m.CloseReason("listener closed")
+		return
+	}
 	select {
 	case l.ready <- m:
-	case <-l.ctx.Done():
-		m.CloseReason("listener closed")
+	default:
+		l.refused.Add(1)
+		l.cfg.logger().Warn("mesh: incoming link closed: the Listener's backlog is full (call Accept)",
+			"addr", conn.RemoteAddr(), "backlog", cap(l.ready))
+		m.CloseReason("listener backlog full")
 	}
 }
 

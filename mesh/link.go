@@ -105,7 +105,9 @@ type Link struct {
 	// Owned by the reader goroutine.
 	pong      message.Pong
 	batch     []any     // decoded, not yet delivered
+	sizes     []int     // the frame size of each of batch, for the traffic log
 	readArmed time.Time // when the read deadline was last set
+	meter     frameMeter
 }
 
 // NewLink starts a link on conn, over which Handshake has succeeded with
@@ -125,6 +127,7 @@ func NewLink(conn net.Conn, cfg Config, local, remote Hello, sink Sink) (*Link, 
 // newLink starts a link; sec carries a keyed handshake's keys (nil:
 // unkeyed).
 func newLink(conn net.Conn, cfg Config, local, remote Hello, sink Sink, quiet bool, sec *session) (*Link, error) {
+	conn, budget := takeBudget(conn)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -149,7 +152,9 @@ func newLink(conn net.Conn, cfg Config, local, remote Hello, sink Sink, quiet bo
 		done:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 		batch:      make([]any, 0, min(readBatch, cfg.ReceiveQueueLimit)),
+		sizes:      make([]int, 0, min(readBatch, cfg.ReceiveQueueLimit)),
 	}
+	l.meter.init(conn, cfg.Accept, budget)
 	if sec != nil && sec.keyed {
 		l.keyed, l.keyID = true, sec.keyID
 		l.seal, l.open = sec.send, sec.recv
@@ -170,30 +175,42 @@ func newLink(conn net.Conn, cfg Config, local, remote Hello, sink Sink, quiet bo
 // the link's *CloseError once it is closing. Control messages (Ping, Pong,
 // Bye) are the link's own: do not send them.
 func (l *Link) Send(msg any) error {
+	_, err := l.send(msg)
+	return err
+}
+
+// send is Send that also returns the size of msg's frame, which the
+// traffic log records.
+func (l *Link) send(msg any) (int, error) {
 	l.sendMu.Lock()
 	if l.closing {
 		l.sendMu.Unlock()
-		return l.cause.Load()
+		return 0, l.cause.Load()
 	}
 	n := len(l.pending)
 	buf, err := l.codec.AppendFrame(l.pending, msg)
-	return l.finishSend(n, buf, err)
+	size := len(buf) - n
+	return size, l.finishSend(n, buf, err)
 }
 
 // sendPair queues a marker (a request or reply header) and the message it
-// marks together, so that no other Send can come between them.
-func (l *Link) sendPair(marker, msg any) error {
+// marks together, so that no other Send can come between them. It returns
+// the size of msg's frame.
+func (l *Link) sendPair(marker, msg any) (int, error) {
 	l.sendMu.Lock()
 	if l.closing {
 		l.sendMu.Unlock()
-		return l.cause.Load()
+		return 0, l.cause.Load()
 	}
 	n := len(l.pending)
 	buf, err := l.codec.AppendFrame(l.pending, marker)
+	size := 0
 	if err == nil {
+		m := len(buf)
 		buf, err = l.codec.AppendFrame(buf, msg)
+		size = len(buf) - m
 	}
-	return l.finishSend(n, buf, err)
+	return size, l.finishSend(n, buf, err)
 }
 
 // sendFrame queues a frame already encoded with this link's codec
@@ -441,9 +458,13 @@ func (l *Link) readLoop() {
 	if l.open != nil {
 		src = newRecordReader(src, l.open)
 	}
+	src = l.meter.reader(src)
 	dec := l.codec.NewDecoder(src)
 	for {
-		msg, _, err := dec.Decode()
+		msg, size, err := dec.Decode()
+		if size > 0 && l.meter.frame(size) {
+			dec = l.codec.NewDecoder(src) // gives back a large buffer
+		}
 		if err != nil {
 			if errors.Is(err, codec.ErrUnknownType) {
 				// A newer peer may know types this node does not: skip.
@@ -476,6 +497,7 @@ func (l *Link) readLoop() {
 			return
 		}
 		l.batch = append(l.batch, msg)
+		l.sizes = append(l.sizes, size)
 		if len(l.batch) == cap(l.batch) {
 			l.deliver()
 		}
@@ -494,6 +516,7 @@ func (l *Link) deliver() {
 	}
 	clear(l.batch)
 	l.batch = l.batch[:0]
+	l.sizes = l.sizes[:0]
 }
 
 func (l *Link) drop(n int, why string, err error) {
@@ -522,7 +545,7 @@ func (l *Link) readFailed(err error) {
 	case errors.As(err, &ne) && ne.Timeout():
 		l.shutdown(closeErr(ErrSilence, false, fmt.Sprintf("nothing from the peer for %v", l.cfg.Silence)), closeAbrupt)
 	case errors.Is(err, codec.ErrFrameTooLarge) || errors.Is(err, codec.ErrBadLength) ||
-		errors.Is(err, codec.ErrNoBinaryForm) || errors.Is(err, io.ErrNoProgress):
+		errors.Is(err, codec.ErrNoBinaryForm) || errors.Is(err, io.ErrNoProgress) || errors.Is(err, errPartialFrame):
 		l.shutdown(closeErr(ErrProtocol, false, err.Error()), closeBadInput)
 	default:
 		l.shutdown(closeErr(ErrConnLost, true, err.Error()), closeAbrupt)
@@ -668,6 +691,7 @@ func (l *Link) teardown() {
 	}
 	_ = l.conn.Close()
 	<-l.readerDone
+	l.meter.stop()
 	l.log.Debug("mesh: link closed", "err", l.cause.Load(), "stats", l.stats.snapshot())
 	close(l.done)
 }

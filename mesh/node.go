@@ -17,7 +17,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lanmesh/lanmesh/discovery"
-	"github.com/lanmesh/lanmesh/internal/ratelimit"
 	"github.com/lanmesh/lanmesh/meshkey"
 )
 
@@ -43,10 +42,10 @@ type Node struct {
 
 	// keys is the keyring derived for the mesh name (nil: unkeyed);
 	// SetKeyring replaces it.
-	keys      atomic.Pointer[meshkey.Set]
-	connLimit *ratelimit.Limiter
-	hsSlots   hsSlots
-	counters  nodeCounters
+	keys     atomic.Pointer[meshkey.Set]
+	acc      *acceptor    // the one accept loop: Listen, cable_car
+	budget   *frameBudget // for the links' partial frames
+	counters nodeCounters
 
 	ctx    context.Context // ends when Close begins: waits, dials, accepts
 	cancel context.CancelFunc
@@ -155,8 +154,8 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		events:   newEventQueue(cfg.MaxQueuedEvents),
 	}
 	n.keys.Store(cfg.Link.Keyring.Derive(cfg.Link.Mesh))
-	n.connLimit = ratelimit.New(cfg.ConnRate, int(2*cfg.ConnRate)+1, maxRateSources)
-	n.hsSlots.init(cfg.MaxHandshakes)
+	n.acc = newAcceptor(ctx, &n.wg, cfg.Link.Accept, n.log)
+	n.budget = newFrameBudget(cfg.Link.Accept.PartialFrameBudget)
 	n.traffic.init(cfg.TrafficLogSize)
 	n.reqs.init()
 	n.links.Store(&linkTable{byID: map[uuid.UUID]*Link{}})
@@ -186,8 +185,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		cfg.Responder.start(n)
 	}
 	for _, ln := range n.lns {
-		n.wg.Add(1)
-		go n.acceptLoop(ln)
+		n.acc.serve(ln, n.handshakeIncoming)
 	}
 	for _, addr := range cfg.Peers {
 		n.wg.Add(1)
@@ -346,52 +344,18 @@ func (n *Node) waitDetached(links []*Link) {
 	}
 }
 
-// acceptLoop accepts links until the listener closes. Each is handshaken on
-// a goroutine of its own, unless its source has made too many attempts
-// lately (ConnRate) or too many handshakes are in progress (MaxHandshakes,
-// a quarter of them per source): then it is closed at once, before any
-// handshake work, and counted.
-func (n *Node) acceptLoop(ln net.Listener) {
-	defer n.wg.Done()
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if n.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			n.log.Warn("mesh: accept failed", "addr", ln.Addr(), "err", err)
-			select {
-			case <-time.After(50 * time.Millisecond):
-				continue
-			case <-n.ctx.Done():
-				return
-			}
-		}
-		src := sourceAddr(conn.RemoteAddr())
-		if !n.connLimit.Allow(src, time.Now()) || !n.hsSlots.acquire(src) {
-			n.counters.refusedConns.Add(1)
-			n.log.Debug("mesh: connection refused by the flood limits", "remote", conn.RemoteAddr())
-			conn.Close()
-			continue
-		}
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			defer n.hsSlots.release(src)
-			s, err := handshake(n.hsCtx, conn, n.hello, n.link, hsOptions{keys: n.keys.Load()})
-			if err != nil {
-				n.counters.failedHandshakes.Add(1)
-				n.log.Debug("mesh: inbound handshake failed", "remote", conn.RemoteAddr(), "err", err)
-				conn.Close()
-				return
-			}
-			n.attach(conn, s, false, "")
-		}()
+// handshakeIncoming handshakes a connection the accept loop let in (see
+// AcceptConfig) and attaches it.
+func (n *Node) handshakeIncoming(conn net.Conn, slot *slot) {
+	s, err := handshake(n.hsCtx, conn, n.hello, n.link, hsOptions{keys: n.keys.Load()})
+	slot.release()
+	if err != nil {
+		n.counters.failedHandshakes.Add(1)
+		n.log.Debug("mesh: inbound handshake failed", "remote", conn.RemoteAddr(), "err", err)
+		conn.Close()
+		return
 	}
+	n.attach(conn, s, false, "")
 }
 
 // dial connects to addr and handshakes. It returns the remote Hello once
@@ -437,7 +401,7 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 		return
 	}
 	sink := &nodeSink{n: n, initiator: initiator, attached: make(chan struct{})}
-	l, err := newLink(conn, n.link, n.hello, remote, sink, false, &s)
+	l, err := newLink(withBudget(conn, n.budget), n.link, n.hello, remote, sink, false, &s)
 	if err != nil {
 		conn.Close()
 		n.log.Error("mesh: starting a link", "err", err)
@@ -458,12 +422,10 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 		return
 	}
 	p := n.peers[remote.NodeID]
-	if (p == nil || p.link == nil) && len(n.links.Load().all) >= n.cfg.MaxPeers {
+	if why := n.admitLocked(p, l, conn, initiator); why != "" {
 		n.mu.Unlock()
 		release()
-		n.counters.refusedPeers.Add(1)
-		n.log.Warn("mesh: peer refused: MaxPeers linked already", "peer", remote.NodeID, "max", n.cfg.MaxPeers)
-		l.CloseReason("too many peers")
+		l.CloseReason(why)
 		return
 	}
 	if p == nil {

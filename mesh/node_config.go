@@ -72,19 +72,16 @@ type NodeConfig struct {
 	// it has a rule for never reach Get. See Responder.
 	Responder *Responder
 
-	// MaxHandshakes bounds the incoming handshakes in progress at once; one
-	// source address may hold at most a quarter of them (at least one). A
-	// connection past either bound is closed at once, before any handshake
-	// work, and counted (NodeStats.RefusedConns); a silent one holds its
-	// slot for at most Link.HandshakeTimeout. Default 64.
-	MaxHandshakes int
-	// ConnRate is how many incoming connections per second one source
-	// address may open (with bursts of twice as many); past it they are
-	// closed at once and counted. 0 turns the limit off. Default 20.
-	ConnRate float64
-	// MaxPeers bounds the peers linked at once; a new peer past it is
-	// refused (its link closed with the reason "too many peers") and
-	// counted. Default 256.
+	// MaxPeers bounds the peers linked at once, cable_car ones included.
+	// A new peer past it is refused (its link closed with the reason "too
+	// many peers") and counted, unless one source address holds at least
+	// two more links than the newcomer's would: then the youngest unkeyed
+	// link from the address holding the most is closed for it ("evicted:
+	// too many peers from one address") and counted, so that made-up node
+	// ids from many addresses cannot shut out a newcomer. Keyed links,
+	// static peers and links from this host itself are never evicted; for
+	// a moment one link more than MaxPeers may be up. Default 256. The
+	// other bounds on incoming connections are in Link.Accept.
 	MaxPeers int
 
 	// CableCar, when Enabled, makes the node also speak to Python cable_car
@@ -104,8 +101,6 @@ const (
 	DefaultNodeReceiveQueue  = 16384
 	DefaultMaxQueuedEvents   = 1024
 	DefaultTrafficLogSize    = 1024
-	DefaultMaxHandshakes     = 64
-	DefaultConnRate          = 20
 	DefaultMaxPeers          = 256
 	defaultNodeListenAddress = ":0"
 )
@@ -123,8 +118,6 @@ func DefaultNodeConfig() NodeConfig {
 		ReceiveQueueLimit: DefaultNodeReceiveQueue,
 		MaxQueuedEvents:   DefaultMaxQueuedEvents,
 		TrafficLogSize:    DefaultTrafficLogSize,
-		MaxHandshakes:     DefaultMaxHandshakes,
-		ConnRate:          DefaultConnRate,
 		MaxPeers:          DefaultMaxPeers,
 		CableCar:          DefaultCableCarConfig(),
 	}
@@ -151,10 +144,6 @@ func (c *NodeConfig) Validate() error {
 		return bad("MaxQueuedEvents must be positive")
 	case c.TrafficLogSize <= 0:
 		return bad("TrafficLogSize must be positive")
-	case c.MaxHandshakes <= 0:
-		return bad("MaxHandshakes must be positive")
-	case c.ConnRate < 0:
-		return bad("ConnRate is negative")
 	case c.MaxPeers <= 0:
 		return bad("MaxPeers must be positive")
 	}

@@ -216,8 +216,9 @@ func TestNodeConnFlood(t *testing.T) {
 	nn := nodeNet{name: "loopback"}
 	nodes := startNodes(t, nn, 2, func(i int, c *NodeConfig) {
 		c.NoDiscovery = true
-		c.MaxHandshakes = 8
-		c.ConnRate = 10
+		c.Link.Accept.MaxHandshakes = 8
+		c.Link.Accept.PerSourceHandshakes = 2
+		c.Link.Accept.ConnRate = 10
 		c.Link.HandshakeTimeout = 300 * time.Millisecond
 		c.Link.Keyring = meshkey.Keyring{Primary: testKey(1)}
 	})

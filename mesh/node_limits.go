@@ -4,101 +4,165 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lanmesh/lanmesh/discovery"
 	"github.com/lanmesh/lanmesh/meshkey"
 )
 
-// maxRateSources bounds the source addresses ConnRate remembers.
-const maxRateSources = 4096
-
 // NodeStats are a node's counters of what it refused or dropped, for
 // operators and tests.
 type NodeStats struct {
 	// RefusedConns counts incoming connections closed before any handshake
-	// work: over their source's ConnRate, or past MaxHandshakes.
+	// work: over their source's ConnRate, or past PerSourceHandshakes
+	// (see AcceptConfig).
 	RefusedConns uint64
+	// EvictedHandshakes counts incoming handshakes in progress (and
+	// cable_car links that had not yet sent a whole message) closed to
+	// make room for a new connection when all MaxHandshakes were taken.
+	EvictedHandshakes uint64
 	// FailedHandshakes counts handshakes, incoming and outgoing, that
-	// failed: garbage, timeouts, wrong or missing keys, mismatches.
+	// failed: garbage, timeouts, wrong or missing keys, mismatches,
+	// evictions.
 	FailedHandshakes uint64
 	// RefusedPeers counts links closed because MaxPeers were linked.
 	RefusedPeers uint64
+	// EvictedPeers counts links closed to let in a newcomer from an
+	// address that held fewer links while MaxPeers were linked.
+	EvictedPeers uint64
 	// KeyClosed counts links closed because SetKeyring removed their key.
 	KeyClosed uint64
+	// RefusedIDs counts incoming links closed because their source address
+	// already had NewIDsPerSource young links with other node ids.
+	RefusedIDs uint64
+	// PartialFrameStalled counts links closed because a frame larger than
+	// PartialFrameFree did not arrive within PartialFrameTimeout;
+	// PartialFrameOverBudget those closed because the links' partial
+	// frames would have passed PartialFrameBudget.
+	PartialFrameStalled, PartialFrameOverBudget uint64
+	// PartialFrameBytes is what the links buffer now for frames larger
+	// than PartialFrameFree, charged to PartialFrameBudget.
+	PartialFrameBytes int64
+	// CableCar holds the counters of cable_car compatibility (zero when it
+	// is off).
+	CableCar CableCarStats
 	// Discovery holds discovery's counters (zero without discovery).
 	Discovery discovery.Stats
 }
 
 type nodeCounters struct {
-	refusedConns, failedHandshakes, refusedPeers, keyClosed atomic.Uint64
+	failedHandshakes, refusedPeers, evictedPeers, refusedIDs, keyClosed atomic.Uint64
 }
 
 // Stats returns the node's counters.
 func (n *Node) Stats() NodeStats {
 	st := NodeStats{
-		RefusedConns:     n.counters.refusedConns.Load(),
-		FailedHandshakes: n.counters.failedHandshakes.Load(),
-		RefusedPeers:     n.counters.refusedPeers.Load(),
-		KeyClosed:        n.counters.keyClosed.Load(),
+		RefusedConns:           n.acc.refused.Load(),
+		EvictedHandshakes:      n.acc.evicted.Load(),
+		FailedHandshakes:       n.counters.failedHandshakes.Load(),
+		RefusedPeers:           n.counters.refusedPeers.Load(),
+		EvictedPeers:           n.counters.evictedPeers.Load(),
+		RefusedIDs:             n.counters.refusedIDs.Load(),
+		KeyClosed:              n.counters.keyClosed.Load(),
+		PartialFrameStalled:    n.budget.stalled.Load(),
+		PartialFrameOverBudget: n.budget.refused.Load(),
+		PartialFrameBytes:      n.budget.used.Load(),
 	}
 	n.mu.Lock()
-	d := n.disc
+	d, cc := n.disc, n.cc
 	n.mu.Unlock()
 	if d != nil {
 		st.Discovery = d.Stats()
 	}
+	if cc != nil {
+		st.CableCar = cc.stats()
+	}
 	return st
 }
 
-// hsSlots bounds the incoming handshakes in progress: in all, and per
-// source address (a quarter of all, at least one), so that one host's
-// silent connections cannot take every slot.
-type hsSlots struct {
-	// mu guards the counts.
-	mu        sync.Mutex
-	total     int
-	max       int
-	perSource int
-	bySource  map[netip.Addr]int
+// reasonEvicted is the Bye reason of a link closed for a newcomer.
+const reasonEvicted = "evicted: too many peers from one address"
+
+// linkSource is the address a link's peer connects from.
+func linkSource(l *Link) netip.Addr { return sourceAddr(l.RemoteAddr()) }
+
+// evictable reports whether p's link may be closed for a newcomer: not
+// keyed (a key proves membership), not a configured peer, not from this
+// host.
+func evictable(p *peer) bool {
+	return p.link != nil && p.link.Err() == nil && !p.link.keyed && !p.static && !sameHost(p.link.conn)
 }
 
-func (s *hsSlots) init(limit int) {
-	s.max = limit
-	s.perSource = max(1, limit/4)
-	s.bySource = make(map[netip.Addr]int)
-}
-
-func (s *hsSlots) acquire(src netip.Addr) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.total >= s.max || s.bySource[src] >= s.perSource {
-		return false
+// admitLocked decides whether l, a new link to p (nil: unknown so far) on
+// conn, may join the table: it returns "" to admit it, or the reason to
+// close it with. It applies NewIDsPerSource and MaxPeers, evicting a link
+// from the address that holds the most when the table is full and that
+// address holds at least two more than the newcomer's. n.mu is held.
+func (n *Node) admitLocked(p *peer, l *Link, conn net.Conn, initiator bool) string {
+	if p != nil && p.link != nil {
+		return "" // a second link to a linked peer: no new peer
 	}
-	s.total++
-	s.bySource[src]++
-	return true
-}
-
-func (s *hsSlots) release(src netip.Addr) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.total--
-	if s.bySource[src]--; s.bySource[src] <= 0 {
-		delete(s.bySource, src)
-	}
-}
-
-// sourceAddr is the IP a connection comes from; the zero Addr for
-// transports without one (the memory network), which then share limits.
-func sourceAddr(a net.Addr) netip.Addr {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
-			return ip.Unmap()
+	acc := n.link.Accept
+	src := sourceAddr(conn.RemoteAddr())
+	now := time.Now()
+	if !initiator && !l.keyed && !sameHost(conn) {
+		young := 0
+		for _, q := range n.peers {
+			if q.link != nil && !q.link.keyed && !q.link.sink.(*nodeSink).initiator &&
+				linkSource(q.link) == src && now.Sub(q.joined) < acc.ConfirmAfter {
+				young++
+			}
+		}
+		if young >= acc.NewIDsPerSource {
+			n.counters.refusedIDs.Add(1)
+			n.log.Debug("mesh: peer refused: too many new node ids from its address", "peer", l.Remote().NodeID,
+				"addr", src, "max", acc.NewIDsPerSource)
+			return "too many new node ids from one address"
 		}
 	}
-	return netip.Addr{}
+	all := n.links.Load().all
+	if len(all) < n.cfg.MaxPeers {
+		return ""
+	}
+	// Full. Evict for the newcomer only from an address that holds at
+	// least two links more than the newcomer's will: each eviction evens
+	// the table out, and two addresses never take turns evicting.
+	count := make(map[netip.Addr]int, len(all))
+	for _, q := range all {
+		count[linkSource(q)]++
+	}
+	var victim *peer
+	for _, q := range n.peers {
+		if !evictable(q) {
+			continue
+		}
+		qs := linkSource(q.link)
+		if count[qs] < count[src]+2 {
+			continue
+		}
+		if victim == nil || count[qs] > count[linkSource(victim.link)] ||
+			count[qs] == count[linkSource(victim.link)] && q.joined.After(victim.joined) {
+			victim = q
+		}
+	}
+	if victim == nil {
+		n.counters.refusedPeers.Add(1)
+		n.log.Warn("mesh: peer refused: MaxPeers linked already", "peer", l.Remote().NodeID, "max", n.cfg.MaxPeers)
+		return "too many peers"
+	}
+	n.counters.evictedPeers.Add(1)
+	gone := victim.link
+	n.log.Warn("mesh: peer evicted for a newcomer: MaxPeers linked, most of them from one address",
+		"evicted", victim.id, "from", linkSource(gone), "newcomer", l.Remote().NodeID, "max", n.cfg.MaxPeers)
+	// Begun here, so that the next newcomer picks another victim.
+	gone.shutdown(closeErr(ErrClosed, false, reasonEvicted), closeLocal)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		gone.CloseReason(reasonEvicted)
+	}()
+	return ""
 }
 
 // SetKeyring replaces the node's mesh keys while it runs: new links use the

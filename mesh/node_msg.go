@@ -73,7 +73,7 @@ func (s *nodeSink) Deliver(l *Link, msgs []any, stop <-chan struct{}) int {
 		}
 		marker, id := s.marker, s.id
 		s.marker = 0
-		s.n.traffic.note(l, In, msg)
+		s.n.traffic.note(l, In, msg, l.sizes[i])
 		if marker == message.CodeReply {
 			s.n.reqs.resolve(remote.NodeID, id, msg, nil)
 			continue
@@ -153,12 +153,13 @@ func (n *Node) Send(id uuid.UUID, msg any) error {
 	if err != nil {
 		return err
 	}
-	err = l.Send(msg)
+	size, err := l.send(msg)
 	if errors.Is(err, ErrClosed) {
 		// The link may have just been replaced (the one-link rule): the
 		// message goes on the new one.
 		if l2, err2 := n.linkTo(id); err2 == nil && l2 != l {
-			l, err = l2, l2.Send(msg)
+			l = l2
+			size, err = l2.send(msg)
 		} else if errors.Is(err2, ErrBackpressure) {
 			return err2
 		}
@@ -166,7 +167,7 @@ func (n *Node) Send(id uuid.UUID, msg any) error {
 	if err != nil {
 		return n.sendErr(l, err)
 	}
-	n.traffic.note(l, Out, msg)
+	n.traffic.note(l, Out, msg, size)
 	return nil
 }
 
@@ -238,7 +239,7 @@ func (n *Node) Broadcast(msg any) (int, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", l.Remote().Name, err))
 			continue
 		}
-		n.traffic.note(l, Out, msg)
+		n.traffic.note(l, Out, msg, len(frame))
 		sent++
 	}
 	return sent, errors.Join(errs...)
@@ -358,10 +359,11 @@ func (n *Node) Request(ctx context.Context, id uuid.UUID, msg any) (any, error) 
 	}
 	w, rid := n.reqs.add(id)
 	defer n.reqs.remove(rid)
-	if err := l.sendPair(&message.Request{ID: rid}, msg); err != nil {
+	size, err := l.sendPair(&message.Request{ID: rid}, msg)
+	if err != nil {
 		return nil, n.sendErr(l, err)
 	}
-	n.traffic.note(l, Out, msg)
+	n.traffic.note(l, Out, msg, size)
 	l.Flush()
 	select {
 	case r := <-w:
@@ -401,9 +403,10 @@ func (n *Node) answer(m Message, marker, reply any) error {
 	if reply == nil {
 		err = l.Send(marker)
 	} else {
-		err = l.sendPair(marker, reply)
+		var size int
+		size, err = l.sendPair(marker, reply)
 		if err == nil {
-			n.traffic.note(l, Out, reply)
+			n.traffic.note(l, Out, reply, size)
 		}
 	}
 	l.Flush()

@@ -43,6 +43,9 @@ func TestHelperProcess(t *testing.T) {
 	case strings.HasPrefix(role, "flood-"):
 		floodHelper(role)
 		return
+	case strings.HasPrefix(role, "cablecar-"):
+		cableCarFloodHelper(role)
+		return
 	case role != "node":
 		return
 	}

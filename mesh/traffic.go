@@ -47,13 +47,10 @@ type TrafficLog struct {
 	count int
 	total uint64
 	subs  []chan Record
-
-	scratch sync.Pool // *[]byte, to measure frames
 }
 
 func (t *TrafficLog) init(size int) {
 	t.ring = make([]Record, size)
-	t.scratch.New = func() any { b := make([]byte, 0, 512); return &b }
 }
 
 // Start starts recording.
@@ -126,21 +123,17 @@ func (t *TrafficLog) Watch(buffer int) (records <-chan Record, cancel func()) {
 	}
 }
 
-// note records a message on l if the log is on.
-func (t *TrafficLog) note(l *Link, dir Direction, msg any) {
+// note records a message on l, whose frame was size bytes, if the log is
+// on. The size is what the link's codec wrote or read: nothing is encoded
+// again to measure it.
+func (t *TrafficLog) note(l *Link, dir Direction, msg any, size int) {
 	if !t.on.Load() {
 		return
 	}
-	r := Record{Time: time.Now(), Dir: dir, Peer: l.Remote().NodeID, PeerName: l.Remote().Name}
+	r := Record{Time: time.Now(), Dir: dir, Peer: l.Remote().NodeID, PeerName: l.Remote().Name, Size: size}
 	if ty, err := l.cfg.registry().TypeOf(msg); err == nil {
 		r.Type = ty.Name
 	}
-	buf := t.scratch.Get().(*[]byte)
-	if frame, err := l.codec.AppendFrame((*buf)[:0], msg); err == nil {
-		r.Size = len(frame)
-		*buf = frame[:0]
-	}
-	t.scratch.Put(buf)
 	t.mu.Lock()
 	t.ring[t.next] = r
 	t.next = (t.next + 1) % len(t.ring)
