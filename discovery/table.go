@@ -191,6 +191,11 @@ type table struct {
 	lostAfter time.Duration
 	maxPeers  int
 	clock     clock
+	// leaveHold is how long a leaving beacon keeps its instance out of the
+	// table: long enough for packets already in flight to arrive, short
+	// enough that a spoofed leaving beacon (unkeyed, anyone can send one)
+	// cannot keep a live node out: its next beacons find it again.
+	leaveHold time.Duration
 
 	peers   map[uuid.UUID]*entry
 	tombs   map[uuid.UUID]tomb
@@ -207,6 +212,7 @@ func newTable(mesh string, self uuid.UUID, lostAfter time.Duration, maxPeers int
 		lostAfter: lostAfter,
 		maxPeers:  maxPeers,
 		clock:     c,
+		leaveHold: lostAfter / 3,
 		peers:     make(map[uuid.UUID]*entry),
 		tombs:     make(map[uuid.UUID]tomb),
 	}
@@ -295,9 +301,11 @@ func (t *table) observeNew(s sighting, now time.Time, evs []Event) []Event {
 	if s.Leaving {
 		return evs
 	}
-	if buried && tb.leaving && tb.peer.Instance == s.Instance {
+	if buried && tb.leaving && tb.peer.Instance == s.Instance && now.Sub(tb.at) < t.leaveHold {
 		// The node said goodbye; this is a packet that was already in
-		// flight, not a return.
+		// flight, not a return. Past leaveHold the goodbye is not believed
+		// any more: a node that left sends nothing, so a beacon of its
+		// instance means the goodbye was forged.
 		return evs
 	}
 	if len(t.peers) >= t.maxPeers {

@@ -43,6 +43,9 @@ func TestHelperProcess(t *testing.T) {
 	case strings.HasPrefix(role, "flood-"):
 		floodHelper(role)
 		return
+	case strings.HasPrefix(role, "hostile-"):
+		hostileHelper(role)
+		return
 	case role != "node":
 		return
 	}
