@@ -50,8 +50,8 @@ type Stats struct {
 	Replayed uint64 // keyed beacons that verified but were replays (an old sequence number or instance)
 	Unkeyed  uint64 // beacons ignored for want of a key: unkeyed ones heard by a keyed node, or keyed ones by an unkeyed node
 	// Hostile hosts:
-	Disputed    uint64 // claims (a new instance, a leaving) about a node that Config.Contest said has a live link: ignored
-	Implausible uint64 // beacons and mDNS answers from, or naming, an address this node would not dial (another subnet, loopback, broadcast)
+	Disputed          uint64 // claims (a new instance, a leaving) about a node that Config.Contest said has a live link: ignored
+	Implausible       uint64 // beacons and mDNS answers from, or naming, an address this node would not dial (another subnet, loopback, broadcast)
 	QueriesUnanswered uint64 // queries not answered by unicast: their source (or all sources) already had its answer this Interval
 }
 
