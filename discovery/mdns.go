@@ -337,7 +337,14 @@ func (a *mdnsAgent) handle(e *mdns.ServiceEntry) {
 	if !ok {
 		return
 	}
-	if s.ID == a.d.self.ID || s.Mesh != a.d.cfg.Mesh || !a.d.believable(s.Addr.Addr()) {
+	if s.ID == a.d.self.ID || s.Mesh != a.d.cfg.Mesh {
+		return
+	}
+	if !a.d.believable(s.Addr.Addr()) {
+		// An A record of another subnet, or loopback: not an address to
+		// dial on a stranger's word.
+		a.d.implausible.Add(1)
+		a.d.log.Debug("discovery: mDNS answer names an address that is not on this LAN", "id", s.ID, "addr", s.Addr)
 		return
 	}
 	a.d.log.Debug("discovery: mDNS answer", "id", s.ID, "addr", s.Addr)
