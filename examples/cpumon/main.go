@@ -28,6 +28,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lanmesh/lanmesh/mesh"
+	"github.com/lanmesh/lanmesh/safetext"
 )
 
 func main() {
@@ -172,7 +173,7 @@ func render(w io.Writer, rows map[uuid.UUID]Stats, self uuid.UUID, now time.Time
 	fmt.Fprintln(tw, "HOST\tCPU\tLOAD 1/5/15\tMEM\tTOTAL\tSWAP\tTOTAL\tTEMP")
 	for _, id := range ids {
 		s := rows[id]
-		host := s.Host
+		host := safetext.Line(s.Host)
 		if id == self {
 			host += " *"
 		}
