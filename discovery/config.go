@@ -50,7 +50,10 @@ type Config struct {
 	// which the kernel routes out of whichever interface it likes), mDNS
 	// runs only on them, and beacons and mDNS answers are believed only
 	// from addresses on their subnets (or from seeds). Use it on machines
-	// with VPNs or container bridges.
+	// with VPNs or container bridges. Whatever it holds, an address off
+	// the subnets of the interfaces in use, or a loopback address (unless
+	// discovery runs on loopback), is never believed: it is what the node
+	// would dial.
 	Interfaces []string
 	// Destinations, when not empty, replaces the computed broadcast
 	// destinations entirely, for example with 127.255.255.255:port to keep

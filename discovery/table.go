@@ -148,6 +148,7 @@ type sighting struct {
 	Via      Via // exactly one bit
 	Leaving  bool
 	KeyID    meshkey.ID
+	NoName   bool // the source does not carry the name (keyed mDNS): Name is not news
 }
 
 // entry is a peer in the table with the bookkeeping behind it.
@@ -254,7 +255,7 @@ func (t *table) observe(s sighting, evs []Event) []Event {
 	e.KeyID = s.KeyID
 	e.Via = t.viaNow(e, now)
 	changed := false
-	if s.Name != e.Name {
+	if s.Name != e.Name && !s.NoName {
 		e.Name = s.Name
 		changed = true
 	}
