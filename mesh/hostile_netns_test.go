@@ -760,3 +760,36 @@ func heapInUse() uint64 {
 	runtime.ReadMemStats(&ms)
 	return ms.HeapInuse
 }
+
+// TestNetnsHostileRealRestart: the probe does not hide a real restart. A
+// node's process is frozen (SIGSTOP: its host keeps the old connection
+// open, so nothing resets it) and the node starts again with the same id:
+// the others' probes of the old link go unanswered, and each reports the
+// node restarted and links to the new instance.
+func TestNetnsHostileRealRestart(t *testing.T) {
+	lab := netlab.New(t, 3)
+	ids := sortedIDs(3)
+	nodes := make([]*nsNode, 3)
+	for i, h := range lab.Hosts {
+		nodes[i] = startHostileNode(t, h, ids[i])
+	}
+	for _, n := range nodes {
+		n.waitEvents(t, 10*time.Second, 0, "joined", nodes)
+	}
+	old := nodes[2]
+	m := marks(nodes)
+	if err := old.proc.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	frozen := time.Now()
+	fresh := startHostileNode(t, old.host, old.id)
+	var seen time.Time
+	for i, n := range nodes[:2] {
+		if at := n.waitEvents(t, 10*time.Second, m[i], "restarted", []*nsNode{fresh}); at.After(seen) {
+			seen = at
+		}
+	}
+	fresh.waitEvents(t, 10*time.Second, 0, "joined|restarted", nodes[:2])
+	t.Logf("a node frozen and started again: seen as restarted by both others %v after the freeze (silence %v)",
+		seen.Sub(frozen).Round(time.Millisecond), nsSilence)
+}
