@@ -731,8 +731,10 @@ func (d *Discoverer) nextInterval() time.Duration {
 
 // sweep reports peers silent for LostAfter and returns when to sweep
 // next: when the quietest peer is due, so that Lost comes on time rather
-// than up to a polling period late. With no peers it polls every
-// LostAfter, which is never later than a new peer's due time.
+// than up to a polling period late, but not sooner than LostAfter/16: a
+// sweep reads the whole table, and a flood of forged peers, each due at
+// its own instant, must not make it run once per peer. With no peers it
+// polls every LostAfter, which is never later than a new peer's due time.
 func (d *Discoverer) sweep() time.Duration {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -741,7 +743,7 @@ func (d *Discoverer) sweep() time.Duration {
 	if next.IsZero() {
 		return d.cfg.LostAfter
 	}
-	return max(time.Until(next), time.Millisecond)
+	return max(time.Until(next), d.cfg.LostAfter/16, time.Millisecond)
 }
 
 // sendLoop sends periodic beacons, startup queries, seed queries and

@@ -373,16 +373,22 @@ func (t *table) expire(evs []Event) []Event {
 
 func (t *table) bury(p Peer, leaving bool, now time.Time) {
 	if len(t.tombs) >= maxTombs {
-		// Forget the oldest; a node that has been gone that long comes
-		// back as Found rather than Restarted.
-		var oldest uuid.UUID
-		var at time.Time
-		for id, tb := range t.tombs {
-			if at.IsZero() || tb.at.Before(at) {
-				oldest, at = id, tb.at
-			}
+		// Forget the oldest quarter at once (a flood of forged peers that
+		// expire together must not cost a scan per burial); a node that
+		// has been gone that long comes back as Found rather than
+		// Restarted.
+		type aged struct {
+			id uuid.UUID
+			at time.Time
 		}
-		delete(t.tombs, oldest)
+		all := make([]aged, 0, len(t.tombs))
+		for id, tb := range t.tombs {
+			all = append(all, aged{id, tb.at})
+		}
+		slices.SortFunc(all, func(a, b aged) int { return a.at.Compare(b.at) })
+		for _, x := range all[:len(all)/4+1] {
+			delete(t.tombs, x.id)
+		}
 	}
 	t.tombs[p.ID] = tomb{peer: p, leaving: leaving, at: now}
 }

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	ossignal "os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -135,6 +136,12 @@ func hostileNode() {
 		os.Exit(1)
 	}
 	fmt.Printf("ready %s\n", n.ID())
+	if f := os.Getenv("CPUPROFILE"); f != "" {
+		if out, err := os.Create(f); err == nil {
+			pprof.StartCPUProfile(out)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	if to := os.Getenv("SEND_TO"); to != "" {
 		go hostileSend(n, uuid.MustParse(to))
 	}
@@ -154,10 +161,10 @@ func hostileNode() {
 			cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 			heap := heapInUse()
 			fmt.Printf("stats honest=%d impostor=%d refuted=%d upheld=%d hellos=%d dials=%d dialsrefused=%d "+
-				"disputed=%d implausible=%d ratelimited=%d watched=%d loopdials=%d goroutines=%d heap=%d cpums=%d peers=%d now=%d\n",
+				"disputed=%d implausible=%d ratelimited=%d watched=%d loopdials=%d goroutines=%d heap=%d cpums=%d peers=%d fds=%d now=%d\n",
 				honest.Load(), impostor.Load(), g.ClaimsRefuted, g.ClaimsUpheld, g.HellosRefused, g.Dials, g.DialsRefused,
 				st.Disputed, st.Implausible, st.RateLimited, len(watched), loopDials.Load(), numGoroutine(), heap,
-				cpu.Milliseconds(), len(n.Peers()), time.Now().UnixNano())
+				cpu.Milliseconds(), len(n.Peers()), openFDs(), time.Now().UnixNano())
 		case <-sigs:
 			n.CloseReason("test over")
 			return
@@ -712,7 +719,11 @@ func TestNetnsHostileDials(t *testing.T) {
 func TestNetnsHostileFlood(t *testing.T) {
 	lab := netlab.New(t, 3)
 	ids := sortedIDs(2)
-	a := startHostileNode(t, lab.Hosts[0], ids[0])
+	var prof []string
+	if f := os.Getenv("LANMESH_FLOOD_PROFILE"); f != "" {
+		prof = append(prof, "CPUPROFILE="+f)
+	}
+	a := startHostileNode(t, lab.Hosts[0], ids[0], prof...)
 	b := startHostileNode(t, lab.Hosts[1], ids[1], "SEND_TO="+ids[0].String())
 	a.waitEvents(t, 10*time.Second, 0, "joined", []*nsNode{b})
 	b.waitLine(t, 10*time.Second, 0, func(f []string) bool { return f[0] == "linked" })
@@ -723,7 +734,7 @@ func TestNetnsHostileFlood(t *testing.T) {
 	end := time.Now().UnixNano()
 	after := a.statsUntil(t, 5*time.Second, m, func(st hostileStats) bool { return st["now"] > end })
 	var peak hostileStats
-	peakHeap := int64(0)
+	peakHeap, peakFDs := int64(0), int64(0)
 	for _, l := range a.lines[m:] {
 		if l.fields[0] != "stats" {
 			continue
@@ -736,15 +747,35 @@ func TestNetnsHostileFlood(t *testing.T) {
 			peak = st
 		}
 		peakHeap = max(peakHeap, st["heap"])
+		peakFDs = max(peakFDs, st["fds"])
+	}
+	// The most dials in any second of the flood.
+	var series []hostileStats
+	for _, l := range a.lines[m:] {
+		if l.fields[0] == "stats" {
+			series = append(series, parseStats(l.fields))
+		}
+	}
+	maxDials := int64(0)
+	for i, st := range series {
+		for j := i; j < len(series) && series[j]["now"]-st["now"] <= int64(time.Second); j++ {
+			maxDials = max(maxDials, series[j]["dials"]-st["dials"])
+		}
 	}
 	sent := b.waitLine(t, 20*time.Second, 0, func(f []string) bool { return f[0] == "sent" })
 	final := a.statsUntil(t, 10*time.Second, a.mark(), func(st hostileStats) bool { return st["honest"] >= hostileMsgs })
 	cpu := time.Duration(after["cpums"]-before["cpums"]) * time.Millisecond
-	t.Logf("flood: %v datagrams in 3 s; A before: %d goroutines, heap %d KiB; peak: %d goroutines, heap %d KiB, %d peers; "+
-		"CPU %v over the flood (%.0f%% of one core); dials %d, refused %d, rate-limited %d, implausible %d; B: %v; A got %d",
-		done["sent"], before["goroutines"], before["heap"]>>10, peak["goroutines"], peakHeap>>10, peak["peers"],
-		cpu, 100*cpu.Seconds()/3, after["dials"], after["dialsrefused"], after["ratelimited"], after["implausible"],
+	t.Logf("flood: %v datagrams in 3 s; A before: %d goroutines, heap %d KiB, %d fds; peak: %d goroutines, heap %d KiB, %d fds, %d peers; "+
+		"CPU %v over the flood (%.0f%% of one core); dials %d (at most %d in a second), refused %d, rate-limited %d, implausible %d; B: %v; A got %d",
+		done["sent"], before["goroutines"], before["heap"]>>10, before["fds"], peak["goroutines"], peakHeap>>10, peakFDs, peak["peers"],
+		cpu, 100*cpu.Seconds()/3, after["dials"], maxDials, after["dialsrefused"], after["ratelimited"], after["implausible"],
 		sent.fields[1:], final["honest"])
+	if len(prof) > 0 {
+		a.proc.Stop(5 * time.Second) // SIGTERM: the profile is written
+	}
+	if maxDials > claimDialBurst+claimDialRate {
+		t.Errorf("%d dials in one second of the flood; want at most %d", maxDials, claimDialBurst+claimDialRate)
+	}
 	if d := peak["goroutines"] - before["goroutines"]; d > 400 {
 		t.Errorf("the flood grew A's goroutines by %d; want at most 400", d)
 	}
@@ -792,4 +823,12 @@ func TestNetnsHostileRealRestart(t *testing.T) {
 	fresh.waitEvents(t, 10*time.Second, 0, "joined|restarted", nodes[:2])
 	t.Logf("a node frozen and started again: seen as restarted by both others %v after the freeze (silence %v)",
 		seen.Sub(frozen).Round(time.Millisecond), nsSilence)
+}
+
+func openFDs() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	return len(ents)
 }
