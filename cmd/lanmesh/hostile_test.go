@@ -5,7 +5,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/lanmesh/lanmesh/discovery"
 	"github.com/lanmesh/lanmesh/internal/leaktest"
+	"github.com/lanmesh/lanmesh/internal/udpshare"
 	"github.com/lanmesh/lanmesh/mesh"
 	"github.com/lanmesh/lanmesh/message"
 	"github.com/lanmesh/lanmesh/safetext"
@@ -65,16 +65,7 @@ func startHostilePeer(t *testing.T, meshName string, beaconPort int) *mesh.Node 
 // the loopback broadcast address.
 func spoofBeacons(t *testing.T, meshName string, beaconPort int, stop <-chan struct{}) {
 	t.Helper()
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		if err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
-	pc, err := lc.ListenPacket(t.Context(), "udp4", "127.0.0.1:0")
+	pc, err := udpshare.ListenSender()
 	if err != nil {
 		t.Fatal(err)
 	}
