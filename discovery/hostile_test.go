@@ -3,6 +3,7 @@ package discovery
 import (
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -116,5 +117,63 @@ func TestQueryNotAnAmplifier(t *testing.T) {
 	}
 	if answers != 1 {
 		t.Errorf("20 queries from one address got %d unicast answers, want 1", answers)
+	}
+}
+
+// TestContestedClaims: a claim that Config.Contest disputes (a linked node
+// restarted or leaves) changes nothing in the table and is counted; one it
+// does not dispute is believed.
+func TestContestedClaims(t *testing.T) {
+	port := freeUDPPort(t)
+	cfg := loopbackConfig(t, port)
+	linked, linkedInst := uuid.New(), uuid.New()
+	var asked atomic.Int64
+	cfg.Contest = func(id, instance uuid.UUID, leaving bool) bool {
+		asked.Add(1)
+		return id == linked && (instance != linkedInst) != leaving
+	}
+	ev := newEvents()
+	cfg.OnEvent = ev.on
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	send := func(b Beacon) {
+		p, err := b.AppendBinary(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	honest := Beacon{ID: linked, Instance: linkedInst, Port: 9, Mesh: "loop", Name: "honest"}
+	send(honest)
+	ev.waitFor(t, 2*time.Second, "the linked node found", func(e Event) bool { return e.Kind == Found && e.Peer.ID == linked })
+	forged := honest
+	forged.Instance = uuid.New()
+	send(forged) // "it restarted"
+	bye := honest
+	bye.Flags = FlagLeaving
+	send(bye) // "it leaves"
+	waitFor(t, 2*time.Second, "two claims disputed", func() bool { return d.Stats().Disputed == 2 })
+	if p := d.Peers(); len(p) != 1 || p[0].Instance != linkedInst {
+		t.Fatalf("after disputed claims the table holds %+v", p)
+	}
+	// Another node's goodbye is not disputed.
+	other := Beacon{ID: uuid.New(), Instance: uuid.New(), Port: 9, Mesh: "loop"}
+	send(other)
+	ev.waitFor(t, 2*time.Second, "another node", func(e Event) bool { return e.Kind == Found && e.Peer.ID == other.ID })
+	other.Flags = FlagLeaving
+	send(other)
+	ev.waitFor(t, 2*time.Second, "its goodbye", func(e Event) bool { return e.Kind == Lost && e.Peer.ID == other.ID })
+	if d.Stats().Disputed != 2 || asked.Load() < 5 {
+		t.Fatalf("disputed %d, asked %d", d.Stats().Disputed, asked.Load())
 	}
 }

@@ -132,8 +132,8 @@ func TestHostileNamesPrintEscaped(t *testing.T) {
 	if code != 0 || !strings.Contains(table, escaped) {
 		t.Errorf("peers: exit %d, no %q in:\n%s", code, escaped, table)
 	}
-	if strings.Contains(table, "spoofed") {
-		t.Errorf("peers printed the name of a node that never linked:\n%s", table)
+	if strings.Contains(table, "spoofed") || !strings.Contains(table, unverifiedName) {
+		t.Errorf("peers printed the name of a node that never linked, or did not list it as %s:\n%s", unverifiedName, table)
 	}
 
 	evil.CloseReason("gone\x1b[2J\r\a\u202e")
