@@ -467,12 +467,15 @@ func (n *Node) dialAllowed(p *peer, addr string) bool {
 	case !r.lastDial.IsZero() && !seen.After(r.lastDial):
 		ok = false
 	default:
-		if g.refilled.IsZero() {
-			g.tokens = claimDialBurst
-		} else if dt := now.Sub(g.refilled); dt > 0 {
+		// now was read before the lock: diallers that race here must not
+		// move refilled back, or a stretch of time would refill twice.
+		switch dt := now.Sub(g.refilled); {
+		case g.refilled.IsZero():
+			g.tokens, g.refilled = claimDialBurst, now
+		case dt > 0:
 			g.tokens = min(claimDialBurst, g.tokens+dt.Seconds()*claimDialRate)
+			g.refilled = now
 		}
-		g.refilled = now
 		if g.tokens < 1 {
 			ok = false
 		} else {
