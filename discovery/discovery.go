@@ -25,13 +25,14 @@ import (
 var startupQueries = []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, 700 * time.Millisecond}
 
 // answerGap spaces broadcast answers to queries: when many nodes start at
-// once, one answer covers every query heard in the gap. It is at least
-// Interval/answerDiv, so that a flood of queries (from any number of spoofed
-// sources) makes each node broadcast at most answerDiv answers per Interval.
-const (
-	answerGap = 10 * time.Millisecond
-	answerDiv = 8
-)
+// once, one answer covers every query heard in the gap.
+const answerGap = 10 * time.Millisecond
+
+// Each asker (a node instance) gets one answer per Interval, and all askers
+// together answersPerInterval (bursts of twice as many): a flood of queries
+// under any number of forged ids makes a node answer a bounded number of
+// times.
+const answersPerInterval = 8
 
 // maxUnicastAnswers bounds the unicast answers to queries per Interval, from
 // all sources together; each source gets at most one per Interval.
@@ -52,7 +53,7 @@ type Stats struct {
 	// Hostile hosts:
 	Disputed          uint64 // claims (a new instance, a leaving) about a node that Config.Contest said has a live link: ignored
 	Implausible       uint64 // beacons and mDNS answers from, or naming, an address this node would not dial (another subnet, loopback, broadcast)
-	QueriesUnanswered uint64 // queries not answered by unicast: their source (or all sources) already had its answer this Interval
+	QueriesUnanswered uint64 // queries not answered: their asker (or all askers together) already had its answers this Interval
 }
 
 // Discoverer finds the other nodes of a mesh and keeps the peer table.
@@ -101,8 +102,9 @@ type Discoverer struct {
 	beaconLimit *sourceLimiter
 	// answerLimit allows one unicast answer per source per Interval, and
 	// maxUnicastAnswers in all: a query never turns this node into a
-	// reflector aimed at a spoofed source.
-	answerLimit *sourceLimiter
+	// reflector aimed at a spoofed source. askerLimit allows one answer
+	// per asking instance per Interval, answersPerInterval in all.
+	answerLimit, askerLimit *sourceLimiter
 	// loopback: the node runs discovery on loopback (a loopback interface
 	// or destination was chosen), so loopback sources are believed.
 	loopback bool
@@ -152,8 +154,11 @@ func New(cfg Config) (*Discoverer, error) {
 	}
 	d.keys.Store(cfg.Keyring.Derive(cfg.Mesh))
 	d.beaconLimit = newSourceLimiter(cfg.BeaconRate, int(2*cfg.BeaconRate)+1, maxBeaconRate(cfg.BeaconRate))
-	perIv := 1 / cfg.Interval.Seconds()
+	// A quarter more than one per Interval: a seed's queries come every
+	// Interval with jitter, and each must be answered.
+	perIv := 1.25 / cfg.Interval.Seconds()
 	d.answerLimit = newSourceLimiter(perIv, 1, maxUnicastAnswers*perIv)
+	d.askerLimit = newSourceLimiter(perIv, 1, answersPerInterval*perIv)
 	d.replay = newReplayGuard(4 * cfg.MaxPeers)
 	d.replayMDNS = newReplayGuard(4 * cfg.MaxPeers)
 	d.refresh()
@@ -565,7 +570,7 @@ func (d *Discoverer) handlePacket(p []byte, from netip.AddrPort) {
 	}
 	d.log.Debug("discovery: beacon", "from", from, "id", b.ID, "flags", b.Flags)
 	if b.Flags&FlagQuery != 0 && b.Flags&FlagLeaving == 0 {
-		d.answer(from, b.Nonce)
+		d.answer(from, b.Instance, b.Nonce)
 	}
 	d.observe(sighting{
 		ID:       b.ID,
@@ -632,19 +637,26 @@ func (d *Discoverer) fresh(b Beacon, mdns bool) bool {
 // way back on a network that carries no broadcast), and by broadcast,
 // paced by answerGap, for nodes that share the asker's port on its host
 // and so may miss the unicast.
-func (d *Discoverer) answer(to netip.AddrPort, nonce uint64) {
+//
+// A node answers each asker (a node instance) once per Interval, and a
+// source address by unicast once per Interval: the startup queries that
+// follow a node's first are for a lost answer, and the next periodic beacon
+// serves as well.
+func (d *Discoverer) answer(to netip.AddrPort, asker uuid.UUID, nonce uint64) {
 	now := time.Now()
+	if !d.askerLimit.allowKey(asker[:], now) {
+		d.unanswered.Add(1)
+		return
+	}
 	if d.answerLimit.allow(to.Addr(), now) {
 		d.sendTo(0, nonce, []netip.AddrPort{to})
-	} else {
-		d.unanswered.Add(1)
 	}
 	d.mu.Lock()
 	if d.answerPending {
 		d.mu.Unlock()
 		return
 	}
-	if now.Sub(d.lastAnswer) >= d.answerGap() {
+	if now.Sub(d.lastAnswer) >= answerGap {
 		d.lastAnswer = now
 		d.mu.Unlock()
 		d.send(0, false)
@@ -657,9 +669,6 @@ func (d *Discoverer) answer(to netip.AddrPort, nonce uint64) {
 	default:
 	}
 }
-
-// answerGap is the least time between two broadcast answers.
-func (d *Discoverer) answerGap() time.Duration { return max(answerGap, d.cfg.Interval/answerDiv) }
 
 // contested asks Config.Contest about a claim the sighting makes against a
 // node: that it restarted (a new instance) or is leaving. True means a live
@@ -787,7 +796,7 @@ func (d *Discoverer) sendLoop() {
 			sweepT.Reset(d.sweep())
 		case <-d.kick:
 			d.mu.Lock()
-			wait := d.answerGap() - time.Since(d.lastAnswer)
+			wait := answerGap - time.Since(d.lastAnswer)
 			d.mu.Unlock()
 			answerT.Reset(max(wait, 0))
 		case <-answerT.C:

@@ -69,12 +69,16 @@ func newSourceLimiter(rate float64, burst int, total float64) *sourceLimiter {
 
 // allow reports whether a datagram from a may be processed now.
 func (l *sourceLimiter) allow(a netip.Addr, now time.Time) bool {
+	raw := a.Unmap().As16()
+	return l.allowKey(raw[:], now)
+}
+
+// allowKey is allow for a key other than an address (a node instance).
+func (l *sourceLimiter) allowKey(key []byte, now time.Time) bool {
 	if l == nil {
 		return true
 	}
-	a = a.Unmap()
-	raw := a.As16()
-	i := maphash.Bytes(l.seed, raw[:]) % sourceSlots
+	i := maphash.Bytes(l.seed, key) % sourceSlots
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.slots[i].take(now, l.rate, l.burst) {
