@@ -50,7 +50,10 @@ type Config struct {
 	// which the kernel routes out of whichever interface it likes), mDNS
 	// runs only on them, and beacons and mDNS answers are believed only
 	// from addresses on their subnets (or from seeds). Use it on machines
-	// with VPNs or container bridges.
+	// with VPNs or container bridges. Whatever it holds, an address off
+	// the subnets of the interfaces in use, or a loopback address (unless
+	// discovery runs on loopback), is never believed: it is what the node
+	// would dial.
 	Interfaces []string
 	// Destinations, when not empty, replaces the computed broadcast
 	// destinations entirely, for example with 127.255.255.255:port to keep
@@ -117,11 +120,27 @@ type Config struct {
 	Keyring meshkey.Keyring
 	// BeaconRate is how many datagrams per second one source address may
 	// have processed (with bursts of twice as many), before any parsing or
-	// MAC work; the rest are dropped and counted (Stats.RateLimited). 0
-	// turns the limit off. Default 50: a node sends about one a second,
+	// MAC work; the rest are dropped and counted (Stats.RateLimited). The
+	// sources share a fixed table of buckets (an address is hashed to one),
+	// so spoofed sources cannot each get a fresh bucket, and all sources
+	// together get at most 64 times BeaconRate (at least 1000) a second. 0
+	// turns the limits off. Default 50: a node sends about one a second,
 	// and a few more when others start.
 	BeaconRate float64
 
+	// Contest, if set, is asked about every claim that a beacon or an mDNS
+	// record makes against a node: that node id now runs instance (a
+	// restart, if the caller's link to it is of another instance) or, with
+	// leaving, that instance is leaving. Unkeyed, anyone on the LAN can
+	// make such a claim. Contest returns true when the caller holds a live
+	// link to id that the claim would condemn; the sighting is then dropped
+	// and counted (Stats.Disputed), and Contest should check the link
+	// itself, without blocking (a probe the peer must answer), and close it
+	// if it fails, so that the claim's next repetition (a restarted node
+	// beacons every Interval) is believed. It runs on a socket read loop and
+	// must return at once; it must not call the Discoverer while holding a
+	// lock that OnEvent takes. Default: nil, every claim is believed.
+	Contest func(id, instance uuid.UUID, leaving bool) bool
 	// OnEvent, if set, receives every event in order, on one goroutine
 	// owned by the Discoverer (never on a socket read loop, never with a
 	// lock held). It may call Peers. It should return promptly: while it

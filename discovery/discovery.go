@@ -16,7 +16,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lanmesh/lanmesh/internal/ifaddr"
-	"github.com/lanmesh/lanmesh/internal/ratelimit"
 	"github.com/lanmesh/lanmesh/meshkey"
 )
 
@@ -28,6 +27,16 @@ var startupQueries = []time.Duration{100 * time.Millisecond, 300 * time.Millisec
 // answerGap spaces broadcast answers to queries: when many nodes start at
 // once, one answer covers every query heard in the gap.
 const answerGap = 10 * time.Millisecond
+
+// Each asker (a node instance) gets one answer per Interval, and all askers
+// together answersPerInterval (bursts of twice as many): a flood of queries
+// under any number of forged ids makes a node answer a bounded number of
+// times.
+const answersPerInterval = 8
+
+// maxUnicastAnswers bounds the unicast answers to queries per Interval, from
+// all sources together; each source gets at most one per Interval.
+const maxUnicastAnswers = 16
 
 // Stats are counters of things dropped or refused, for operators and tests.
 type Stats struct {
@@ -41,6 +50,10 @@ type Stats struct {
 	WrongKey uint64 // keyed beacons under a key id this node does not hold, or with a bad MAC
 	Replayed uint64 // keyed beacons that verified but were replays (an old sequence number or instance)
 	Unkeyed  uint64 // beacons ignored for want of a key: unkeyed ones heard by a keyed node, or keyed ones by an unkeyed node
+	// Hostile hosts:
+	Disputed          uint64 // claims (a new instance, a leaving) about a node that Config.Contest said has a live link: ignored
+	Implausible       uint64 // beacons and mDNS answers from, or naming, an address this node would not dial (another subnet, loopback, broadcast)
+	QueriesUnanswered uint64 // queries not answered: their asker (or all askers together) already had its answers this Interval
 }
 
 // Discoverer finds the other nodes of a mesh and keeps the peer table.
@@ -81,11 +94,20 @@ type Discoverer struct {
 
 	rejected, ignored, droppedEvents, sendErrors atomic.Uint64
 	rateLimited, wrongKey, replayed, unkeyed     atomic.Uint64
+	disputed, implausible, unanswered            atomic.Uint64
 
 	// keys is the keyring derived for the mesh (nil: unkeyed).
 	keys        atomic.Pointer[meshkey.Set]
 	seq         atomic.Uint64 // of the keyed beacons this instance sends
-	beaconLimit *ratelimit.Limiter
+	beaconLimit *sourceLimiter
+	// answerLimit allows one unicast answer per source per Interval, and
+	// maxUnicastAnswers in all: a query never turns this node into a
+	// reflector aimed at a spoofed source. askerLimit allows one answer
+	// per asking instance per Interval, answersPerInterval in all.
+	answerLimit, askerLimit *sourceLimiter
+	// loopback: the node runs discovery on loopback (a loopback interface
+	// or destination was chosen), so loopback sources are believed.
+	loopback bool
 	// replay and replayMDNS are the replay state of beacons and of mDNS
 	// records (whose sequence numbers are their own); guarded by mu.
 	replay, replayMDNS *replayGuard
@@ -131,7 +153,12 @@ func New(cfg Config) (*Discoverer, error) {
 		qsig:   make(chan struct{}, 1),
 	}
 	d.keys.Store(cfg.Keyring.Derive(cfg.Mesh))
-	d.beaconLimit = ratelimit.New(cfg.BeaconRate, int(2*cfg.BeaconRate)+1, maxRateSources)
+	d.beaconLimit = newSourceLimiter(cfg.BeaconRate, int(2*cfg.BeaconRate)+1, maxBeaconRate(cfg.BeaconRate))
+	// A quarter more than one per Interval: a seed's queries come every
+	// Interval with jitter, and each must be answered.
+	perIv := 1.25 / cfg.Interval.Seconds()
+	d.answerLimit = newSourceLimiter(perIv, 1, maxUnicastAnswers*perIv)
+	d.askerLimit = newSourceLimiter(perIv, 1, answersPerInterval*perIv)
 	d.replay = newReplayGuard(4 * cfg.MaxPeers)
 	d.replayMDNS = newReplayGuard(4 * cfg.MaxPeers)
 	d.refresh()
@@ -194,11 +221,29 @@ func (d *Discoverer) Stats() Stats {
 		WrongKey:      d.wrongKey.Load(),
 		Replayed:      d.replayed.Load(),
 		Unkeyed:       d.unkeyed.Load(),
+
+		Disputed:          d.disputed.Load(),
+		Implausible:       d.implausible.Load(),
+		QueriesUnanswered: d.unanswered.Load(),
 	}
 }
 
-// maxRateSources bounds the source addresses BeaconRate remembers.
-const maxRateSources = 4096
+// maxBeaconRate is the ceiling on datagrams processed per second from all
+// sources together: 64 sources' worth of BeaconRate, and at least 1000.
+func maxBeaconRate(perSource float64) float64 { return max(64*perSource, 1000) }
+
+// Seen returns when any source last heard of the node id, and false if the
+// table does not hold it. A dialler uses it to dial an address that has not
+// proved itself only once per sighting.
+func (d *Discoverer) Seen(id uuid.UUID) (time.Time, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.tbl.peers[id]
+	if e == nil {
+		return time.Time{}, false
+	}
+	return e.LastSeen, true
+}
 
 // SetKeyring replaces the mesh keys: beacons sent from now on are signed
 // with kr's primary key, and beacons are checked against all of kr. A
@@ -258,9 +303,25 @@ func (d *Discoverer) refresh() {
 		ap := ua.AddrPort()
 		seeds = append(seeds, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
 	}
+	loopback := false
+	for _, a := range d.cfg.Destinations {
+		loopback = loopback || a.Addr().IsLoopback()
+	}
+	var prefixes []netip.Prefix
+	for _, it := range ifs {
+		if it.Loopback {
+			// Loopback sources are judged by d.loopback alone.
+			loopback = loopback || len(d.cfg.Interfaces) > 0
+			continue
+		}
+		if it.Up {
+			prefixes = append(prefixes, it.Prefixes...)
+		}
+	}
 	d.mu.Lock()
 	d.ifs = ifs
-	d.prefixes = ifaddr.AllPrefixes(ifs)
+	d.prefixes = prefixes
+	d.loopback = loopback
 	d.dests = dests
 	d.seeds = seeds
 	d.mu.Unlock()
@@ -313,16 +374,15 @@ func (d *Discoverer) warnOnce(key, msg string, args ...any) {
 }
 
 // classify says which source a beacon from addr came through, and whether
-// to believe it at all: with Interfaces set, only addresses on their
-// subnets (and seeds) are believed, so a VPN or a container bridge cannot
-// inject peers with addresses unreachable here.
+// to believe it at all: only seeds and plausible addresses are believed,
+// because a peer's address is what the node will dial.
 func (d *Discoverer) classify(from netip.AddrPort) (Via, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if slices.Contains(d.seeds, from) {
 		return ViaSeed, true
 	}
-	if len(d.cfg.Interfaces) == 0 || ifaddr.OnLink(d.prefixes, from.Addr()) {
+	if d.plausibleLocked(from.Addr()) {
 		return ViaBroadcast, true
 	}
 	return 0, false
@@ -330,15 +390,44 @@ func (d *Discoverer) classify(from netip.AddrPort) (Via, bool) {
 
 // believable applies classify's rule to an address learnt from mDNS.
 func (d *Discoverer) believable(a netip.Addr) bool {
-	if len(d.cfg.Interfaces) == 0 {
-		return true
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return ifaddr.OnLink(d.prefixes, a)
+	return d.plausibleLocked(a)
+}
+
+// plausibleLocked says whether a is an address a node of this LAN can
+// have: an IPv4 unicast address on the subnet of one of the interfaces
+// discovery runs on (Config.Interfaces, or every interface), not the
+// subnet's own or broadcast address; loopback only when discovery runs on
+// loopback. A beacon is a claim, and this is the one part of it that costs
+// a dial: an address from another subnet (or the node's own loopback) is
+// never the address of a peer on this LAN. Seeds are checked by classify.
+func (d *Discoverer) plausibleLocked(a netip.Addr) bool {
+	a = a.Unmap()
+	switch {
+	case !a.Is4() || a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return false
+	case a.IsLoopback():
+		return d.loopback
+	}
+	for _, p := range d.prefixes {
+		if !p.Contains(a) {
+			continue
+		}
+		if bc, ok := ifaddr.DirectedBroadcast(p); ok && (a == bc || a == p.Masked().Addr()) {
+			return false
+		}
+		return true
+	}
+	return false
 }
 
 func (d *Discoverer) observe(s sighting) {
+	if d.contested(s) {
+		d.disputed.Add(1)
+		d.log.Debug("discovery: claim disputed by a live link", "id", s.ID, "instance", s.Instance, "leaving", s.Leaving, "addr", s.Addr)
+		return
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.emitLocked(d.tbl.observe(s, nil))
@@ -449,7 +538,7 @@ func (d *Discoverer) readLoop() {
 }
 
 func (d *Discoverer) handlePacket(p []byte, from netip.AddrPort) {
-	if !d.beaconLimit.Allow(from.Addr(), time.Now()) {
+	if !d.beaconLimit.allow(from.Addr(), time.Now()) {
 		d.rateLimited.Add(1)
 		return
 	}
@@ -475,13 +564,13 @@ func (d *Discoverer) handlePacket(p []byte, from netip.AddrPort) {
 	}
 	via, ok := d.classify(from)
 	if !ok {
-		d.ignored.Add(1)
-		d.log.Debug("discovery: beacon from outside the chosen interfaces", "from", from)
+		d.implausible.Add(1)
+		d.log.Debug("discovery: beacon from an address that is not on this LAN", "from", from)
 		return
 	}
 	d.log.Debug("discovery: beacon", "from", from, "id", b.ID, "flags", b.Flags)
 	if b.Flags&FlagQuery != 0 && b.Flags&FlagLeaving == 0 {
-		d.answer(from, b.Nonce)
+		d.answer(from, b.Instance, b.Nonce)
 	}
 	d.observe(sighting{
 		ID:       b.ID,
@@ -548,10 +637,21 @@ func (d *Discoverer) fresh(b Beacon, mdns bool) bool {
 // way back on a network that carries no broadcast), and by broadcast,
 // paced by answerGap, for nodes that share the asker's port on its host
 // and so may miss the unicast.
-func (d *Discoverer) answer(to netip.AddrPort, nonce uint64) {
-	d.sendTo(0, nonce, []netip.AddrPort{to})
-	d.mu.Lock()
+//
+// A node answers each asker (a node instance) once per Interval, and a
+// source address by unicast once per Interval: the startup queries that
+// follow a node's first are for a lost answer, and the next periodic beacon
+// serves as well.
+func (d *Discoverer) answer(to netip.AddrPort, asker uuid.UUID, nonce uint64) {
 	now := time.Now()
+	if !d.askerLimit.allowKey(asker[:], now) {
+		d.unanswered.Add(1)
+		return
+	}
+	if d.answerLimit.allow(to.Addr(), now) {
+		d.sendTo(0, nonce, []netip.AddrPort{to})
+	}
+	d.mu.Lock()
 	if d.answerPending {
 		d.mu.Unlock()
 		return
@@ -568,6 +668,16 @@ func (d *Discoverer) answer(to netip.AddrPort, nonce uint64) {
 	case d.kick <- struct{}{}:
 	default:
 	}
+}
+
+// contested asks Config.Contest about a claim the sighting makes against a
+// node: that it restarted (a new instance) or is leaving. True means a live
+// link disputes it, and the sighting is dropped whole.
+func (d *Discoverer) contested(s sighting) bool {
+	if d.cfg.Contest == nil || s.ID == d.self.ID {
+		return false
+	}
+	return d.cfg.Contest(s.ID, s.Instance, s.Leaving)
 }
 
 // sendQuery asks every node within reach to answer at once.
@@ -630,8 +740,10 @@ func (d *Discoverer) nextInterval() time.Duration {
 
 // sweep reports peers silent for LostAfter and returns when to sweep
 // next: when the quietest peer is due, so that Lost comes on time rather
-// than up to a polling period late. With no peers it polls every
-// LostAfter, which is never later than a new peer's due time.
+// than up to a polling period late, but not sooner than LostAfter/16: a
+// sweep reads the whole table, and a flood of forged peers, each due at
+// its own instant, must not make it run once per peer. With no peers it
+// polls every LostAfter, which is never later than a new peer's due time.
 func (d *Discoverer) sweep() time.Duration {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -640,7 +752,7 @@ func (d *Discoverer) sweep() time.Duration {
 	if next.IsZero() {
 		return d.cfg.LostAfter
 	}
-	return max(time.Until(next), time.Millisecond)
+	return max(time.Until(next), d.cfg.LostAfter/16, time.Millisecond)
 }
 
 // sendLoop sends periodic beacons, startup queries, seed queries and

@@ -58,11 +58,42 @@
 // only. SPEC.md section 7 gives every byte, and the mDNS records.
 //
 // A keyed node (Config.Keyring) sends and accepts only keyed beacons,
-// version 2 (AppendSigned, ParseSignedBeacon): the same facts with the key's
-// id, a sequence number and a nonce, signed with a truncated HMAC-SHA256.
-// The MAC is checked before anything after the key id is read; replays (a
-// sequence number not above the last of that instance, a retired instance)
-// are dropped. SPEC.md section 10 gives every byte.
+// version 3: magic, version 3, the 8-byte key id and a 12-byte random nonce
+// in the clear, then the flags, ids, an 8-byte sequence number that grows
+// with each beacon, an 8-byte query nonce (echoed in answers), port, mesh
+// and node name, padded with zeros to a multiple of 64 bytes and sealed
+// with ChaCha20-Poly1305 under a key derived from the mesh key. A listener
+// without the key learns only that some keyed node is at the source
+// address. Replays (a sequence number not above the last of that instance,
+// a retired instance) are dropped. SPEC.md section 10 has the details.
+//
+// The mDNS service carries the same facts in TXT records: lanmesh=1 (the
+// version), id=<node id>, inst=<instance id>, mesh=<mesh>, name=<node name>;
+// the SRV record carries the TCP port. A keyed node's records are only
+// lanmesh=3 and sig=<a sealed beacon>, under a host and instance name drawn
+// at random at start.
+//
+// A beacon or an mDNS answer is a claim, not a proof. Only addresses on the
+// subnet of an interface discovery runs on (loopback only when it runs on
+// loopback) and seeds are believed; Config.Contest lets the owner of the
+// links refuse a claim that a linked node restarted or left; each source
+// shares a fixed table of rate buckets (BeaconRate).
+//
+// # Use
+//
+//	cfg := discovery.DefaultConfig()
+//	cfg.Mesh = "demo"
+//	cfg.Port = 7946 // where this node accepts links
+//	cfg.OnEvent = func(ev discovery.Event) { log.Println(ev.Kind, ev.Peer.Addr) }
+//	d, err := discovery.New(cfg)
+//	if err != nil { ... }
+//	defer d.Close()
+//
+// OnEvent runs on one goroutine owned by the Discoverer, in order; Peers
+// returns the table at any time. A peer's Addr is the source address of its
+// beacons with its advertised port, so it is reachable from the interface it
+// was heard on; Config.Interfaces restricts discovery to chosen interfaces on
+// machines with VPNs or container bridges.
 //
 // Tests never run discovery with its defaults in a machine's own network
 // namespace: they restrict it to loopback (Config.UseLoopback: interface lo,

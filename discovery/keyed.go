@@ -2,93 +2,144 @@ package discovery
 
 import (
 	"container/list"
+	"crypto/cipher"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"slices"
 
 	"github.com/google/uuid"
+	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/lanmesh/lanmesh/meshkey"
 )
 
-// Keyed beacons (version 2); SPEC.md section 10 gives the layout.
+// Keyed beacons (version 3, sealed); see SPEC.md section 10 for the layout.
+// Everything but the magic, the version and the key id is encrypted, so a
+// listener without the key learns only that a node of some keyed mesh is at
+// the source address: not the mesh, the node's name, id or instance, nor
+// its port.
 const (
 	// KeyedBeaconVersion is the version byte of a keyed beacon.
-	KeyedBeaconVersion = 2
+	KeyedBeaconVersion = 3
 
-	keyedFixedLen = 4 + 1 + 1 + 8 + 16 + 16 + 8 + 8 + 2 // up to the mesh name
-	// BeaconMACLen is the length of a keyed beacon's truncated HMAC-SHA256.
-	BeaconMACLen = 16
-	keyedMinLen  = keyedFixedLen + 1 + 1 + 1 + BeaconMACLen
+	sealNonceLen  = chacha20poly1305.NonceSize             // 12
+	sealHeaderLen = 4 + 1 + 8 + sealNonceLen               // magic, version, key id, nonce
+	sealFixedLen  = 1 + 16 + 16 + 8 + 8 + 2                // flags, ids, sequence, query nonce, port
+	sealPad       = 64                                     // the plaintext is padded to a multiple of it
+	sealTagLen    = chacha20poly1305.Overhead              // 16
+	sealMinLen    = sealHeaderLen + sealPad + sealTagLen   // the shortest keyed beacon
+	sealLabel     = "lanmesh beacon seal"                  // derives the seal key from the beacon MAC key
+	maxSealedLen  = sealHeaderLen + 6*sealPad + sealTagLen // 413 bytes of plaintext at most, padded to 384
 )
 
-// AppendSigned appends the keyed (version 2) wire form of b, signed with
-// key's beacon MAC key and naming key's id; b.Seq and b.Nonce go in as
-// they are. It fails, leaving dst unchanged, for a beacon ParseBeacon
+// BeaconMACLen is the length of a keyed beacon's authentication tag.
+const BeaconMACLen = sealTagLen
+
+// sealKey derives the beacon seal key of a mesh key: HMAC-SHA256 keyed with
+// the beacon MAC key (itself an HKDF output of the mesh key and the mesh
+// name) over a label.
+func sealKey(key meshkey.Derived) cipher.AEAD {
+	m := hmac.New(sha256.New, key.BeaconMAC[:])
+	m.Write([]byte(sealLabel))
+	aead, err := chacha20poly1305.New(m.Sum(nil))
+	if err != nil {
+		panic(fmt.Sprintf("discovery: seal key: %v", err)) // a 32-byte key never fails
+	}
+	return aead
+}
+
+// AppendSigned appends the keyed (version 3) wire form of b, sealed with
+// key and naming key's id, under a fresh random nonce; b.Seq and b.Nonce go
+// in as they are. It fails, leaving dst unchanged, for a beacon ParseBeacon
 // would reject.
 func (b Beacon) AppendSigned(dst []byte, key meshkey.Derived) ([]byte, error) {
+	var nonce [sealNonceLen]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return dst, err
+	}
+	return b.appendSealed(dst, key, nonce)
+}
+
+func (b Beacon) appendSealed(dst []byte, key meshkey.Derived, nonce [sealNonceLen]byte) ([]byte, error) {
 	if err := b.validate(); err != nil {
 		return dst, err
 	}
+	var arr [6 * sealPad]byte
+	pt := append(arr[:0], byte(b.Flags))
+	pt = append(pt, b.ID[:]...)
+	pt = append(pt, b.Instance[:]...)
+	pt = binary.BigEndian.AppendUint64(pt, b.Seq)
+	pt = binary.BigEndian.AppendUint64(pt, b.Nonce)
+	pt = binary.BigEndian.AppendUint16(pt, b.Port)
+	pt = append(pt, byte(len(b.Mesh)))
+	pt = append(pt, b.Mesh...)
+	pt = append(pt, byte(len(b.Name)))
+	pt = append(pt, b.Name...)
+	for len(pt)%sealPad != 0 {
+		pt = append(pt, 0)
+	}
 	start := len(dst)
 	dst = append(dst, beaconMagic...)
-	dst = append(dst, KeyedBeaconVersion, byte(b.Flags))
+	dst = append(dst, KeyedBeaconVersion)
 	dst = append(dst, key.ID[:]...)
-	dst = append(dst, b.ID[:]...)
-	dst = append(dst, b.Instance[:]...)
-	dst = binary.BigEndian.AppendUint64(dst, b.Seq)
-	dst = binary.BigEndian.AppendUint64(dst, b.Nonce)
-	dst = binary.BigEndian.AppendUint16(dst, b.Port)
-	dst = append(dst, byte(len(b.Mesh)))
-	dst = append(dst, b.Mesh...)
-	dst = append(dst, byte(len(b.Name)))
-	dst = append(dst, b.Name...)
-	m := hmac.New(sha256.New, key.BeaconMAC[:])
-	m.Write(dst[start:])
-	var sum [sha256.Size]byte
-	return append(dst, m.Sum(sum[:0])[:BeaconMACLen]...), nil
+	dst = append(dst, nonce[:]...)
+	return sealKey(key).Seal(dst, nonce[:], pt, dst[start:]), nil
 }
 
-// ParseSignedBeacon decodes a keyed beacon. Before it parses anything past
-// the key id it finds the key of that id in keys (ErrBeaconKey) and checks
-// the MAC over everything before it with a constant-time compare
-// (ErrBeaconMAC); then it applies ParseBeacon's rules to the rest. The
-// returned Beacon's KeyID says which key signed it.
+// ParseSignedBeacon decodes a keyed (sealed) beacon. Before it reads
+// anything past the key id it finds the key of that id in keys
+// (ErrBeaconKey) and opens the sealed part (ErrBeaconMAC: forged, changed,
+// or sealed under another key); then it applies ParseBeacon's rules to
+// what it opened, and requires the padding to be zeros. The returned
+// Beacon's KeyID says which key sealed it.
 func ParseSignedBeacon(p []byte, keys *meshkey.Set) (Beacon, error) {
 	switch {
 	case len(p) > MaxBeaconLen:
 		return Beacon{}, fmt.Errorf("%w: %d bytes", ErrBeaconLength, len(p))
 	case len(p) < len(beaconMagic) || string(p[:len(beaconMagic)]) != beaconMagic:
 		return Beacon{}, ErrBeaconMagic
-	case len(p) < keyedMinLen:
-		return Beacon{}, fmt.Errorf("%w: %d bytes is short", ErrBeaconLength, len(p))
-	case p[4] != KeyedBeaconVersion:
+	case len(p) < 5 || p[4] != KeyedBeaconVersion:
+		if len(p) < 5 {
+			return Beacon{}, fmt.Errorf("%w: %d bytes is short", ErrBeaconLength, len(p))
+		}
 		return Beacon{}, fmt.Errorf("%w: %d", ErrBeaconVersion, p[4])
+	case len(p) < sealMinLen || len(p) > maxSealedLen || (len(p)-sealHeaderLen-sealTagLen)%sealPad != 0:
+		return Beacon{}, fmt.Errorf("%w: %d bytes is not a sealed beacon's length", ErrBeaconLength, len(p))
 	}
-	id := meshkey.ID(p[6:14])
+	id := meshkey.ID(p[5:13])
 	key, ok := keys.Lookup(id)
 	if !ok {
 		return Beacon{}, fmt.Errorf("%w: key id %s", ErrBeaconKey, id)
 	}
-	body, tag := p[:len(p)-BeaconMACLen], p[len(p)-BeaconMACLen:]
-	m := hmac.New(sha256.New, key.BeaconMAC[:])
-	m.Write(body)
-	var sum [sha256.Size]byte
-	if !hmac.Equal(m.Sum(sum[:0])[:BeaconMACLen], tag) {
+	var arr [6 * sealPad]byte
+	pt, err := sealKey(key).Open(arr[:0], p[13:sealHeaderLen], p[sealHeaderLen:], p[:sealHeaderLen])
+	if err != nil {
 		return Beacon{}, fmt.Errorf("%w: key id %s", ErrBeaconMAC, id)
 	}
-	b := Beacon{Flags: Flags(p[5]), KeyID: id}
-	copy(b.ID[:], p[14:30])
-	copy(b.Instance[:], p[30:46])
-	b.Seq = binary.BigEndian.Uint64(p[46:54])
-	b.Nonce = binary.BigEndian.Uint64(p[54:62])
-	b.Port = binary.BigEndian.Uint16(p[62:64])
-	var err error
-	if b.Mesh, b.Name, err = parseNames(body[64:]); err != nil {
-		return Beacon{}, err
+	b := Beacon{Flags: Flags(pt[0]), KeyID: id}
+	copy(b.ID[:], pt[1:17])
+	copy(b.Instance[:], pt[17:33])
+	b.Seq = binary.BigEndian.Uint64(pt[33:41])
+	b.Nonce = binary.BigEndian.Uint64(pt[41:49])
+	b.Port = binary.BigEndian.Uint16(pt[49:51])
+	names := pt[sealFixedLen:]
+	// The names end where the padding (zeros, less than sealPad of them)
+	// begins; find that end from the two length bytes.
+	m, rest, ok := lengthPrefixed(names)
+	if !ok {
+		return Beacon{}, fmt.Errorf("%w: mesh name overruns the beacon", ErrBeaconLength)
 	}
+	n, rest, ok := lengthPrefixed(rest)
+	if !ok {
+		return Beacon{}, fmt.Errorf("%w: node name overruns the beacon", ErrBeaconLength)
+	}
+	if len(rest) >= sealPad || !allZero(rest) {
+		return Beacon{}, fmt.Errorf("%w: bad padding", ErrBeaconLength)
+	}
+	b.Mesh, b.Name = string(m), string(n)
 	if b.Seq == 0 {
 		return Beacon{}, fmt.Errorf("%w: sequence number 0", ErrBeaconLength)
 	}
@@ -96,6 +147,15 @@ func ParseSignedBeacon(p []byte, keys *meshkey.Set) (Beacon, error) {
 		return Beacon{}, err
 	}
 	return b, nil
+}
+
+func allZero(p []byte) bool {
+	for _, c := range p {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // beaconVersion returns the version byte of something that starts like a

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,11 +22,14 @@ func testRing(seed byte) meshkey.Keyring {
 	return meshkey.Keyring{Primary: k}
 }
 
+// goldenSealNonce is the seal nonce of the golden keyed beacon.
+var goldenSealNonce = [sealNonceLen]byte{0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab}
+
 func signedGolden(t testing.TB) ([]byte, *meshkey.Set) {
 	keys := testRing(1).Derive("demo")
 	b := goldenBeacon
 	b.Seq, b.Nonce = 5, 0x0102030405060708
-	p, err := b.AppendSigned(nil, keys.Primary())
+	p, err := b.appendSealed(nil, keys.Primary(), goldenSealNonce)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,13 +38,29 @@ func signedGolden(t testing.TB) ([]byte, *meshkey.Set) {
 
 func TestKeyedBeaconGolden(t *testing.T) {
 	p, keys := signedGolden(t)
-	// The fixed part, as in SPEC.md section 10; the MAC (16 bytes) ends it.
-	fixed := "4c4d5348" + "02" + "01" + keys.Primary().ID.String() +
-		"00112233445566778899aabbccddeeff" + "0f1e2d3c4b5a69788796a5b4c3d2e1f0" +
-		"0000000000000005" + "0102030405060708" + // sequence, nonce
-		"1f0a" + "04" + "64656d6f" + "02" + "6e31"
-	if got := hex.EncodeToString(p[:len(p)-BeaconMACLen]); got != fixed {
-		t.Fatalf("keyed beacon\n%s\nwant\n%s", got, fixed)
+	// The clear header, as in SPEC.md section 10; then 64 bytes sealed
+	// (51 fixed, 8 of names, 5 of padding) and the 16-byte tag.
+	header := "4c4d5348" + "03" + keys.Primary().ID.String() + hex.EncodeToString(goldenSealNonce[:])
+	if got := hex.EncodeToString(p[:sealHeaderLen]); got != header || len(p) != sealHeaderLen+64+BeaconMACLen {
+		t.Fatalf("keyed beacon of %d bytes\n%s\nwant a header\n%s", len(p), got, header)
+	}
+	// Nothing but the key id is in the clear: not the mesh, the name, the
+	// ids or the port.
+	for _, secret := range [][]byte{[]byte("demo"), []byte("n1"), goldenBeacon.ID[:8], goldenBeacon.Instance[:8], {0x1f, 0x0a}} {
+		if bytes.Contains(p, secret) {
+			t.Errorf("keyed beacon shows %x in the clear", secret)
+		}
+	}
+	// The plaintext, opened by hand.
+	pt, err := sealKey(keys.Primary()).Open(nil, goldenSealNonce[:], p[sealHeaderLen:], p[:sealHeaderLen])
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := "01" + "00112233445566778899aabbccddeeff" + "0f1e2d3c4b5a69788796a5b4c3d2e1f0" +
+		"0000000000000005" + "0102030405060708" + // sequence, query nonce
+		"1f0a" + "04" + "64656d6f" + "02" + "6e31" + "0000000000"
+	if got := hex.EncodeToString(pt); got != plain {
+		t.Fatalf("plaintext\n%s\nwant\n%s", got, plain)
 	}
 	b, err := ParseSignedBeacon(p, keys)
 	if err != nil {
@@ -225,14 +245,47 @@ func FuzzParseSignedBeacon(f *testing.F) {
 	p, keys := signedGolden(f)
 	f.Add(p)
 	f.Add(p[:40])
+	long := goldenBeacon
+	long.Seq, long.Name, long.Mesh = 1, strings.Repeat("n", MaxNameLen), strings.Repeat("m", MaxMeshLen)
+	if q, err := long.appendSealed(nil, keys.Primary(), goldenSealNonce); err == nil {
+		f.Add(q)
+	}
 	f.Fuzz(func(t *testing.T, p []byte) {
 		b, err := ParseSignedBeacon(p, keys)
 		if err != nil {
 			return
 		}
-		q, err := b.AppendSigned(nil, keys.Primary())
+		var nonce [sealNonceLen]byte
+		copy(nonce[:], p[13:sealHeaderLen])
+		q, err := b.appendSealed(nil, keys.Primary(), nonce)
 		if err != nil || !bytes.Equal(p, q) {
-			t.Fatalf("a beacon that parsed does not append back: %v", err)
+			t.Fatalf("a beacon that parsed does not seal back: %v", err)
+		}
+	})
+}
+
+// FuzzSealedPlaintext seals arbitrary plaintexts (what a holder of the key
+// could send): the parser must reject or round-trip each, never panic.
+func FuzzSealedPlaintext(f *testing.F) {
+	keys := testRing(1).Derive("demo")
+	f.Add(make([]byte, 64))
+	f.Add(bytes.Repeat([]byte{0xff}, 128))
+	f.Fuzz(func(t *testing.T, pt []byte) {
+		if len(pt) > 6*sealPad {
+			return
+		}
+		hdr := append([]byte(beaconMagic), KeyedBeaconVersion)
+		id := keys.Primary().ID
+		hdr = append(hdr, id[:]...)
+		hdr = append(hdr, goldenSealNonce[:]...)
+		p := sealKey(keys.Primary()).Seal(bytes.Clone(hdr), goldenSealNonce[:], pt, hdr)
+		b, err := ParseSignedBeacon(p, keys)
+		if err != nil {
+			return
+		}
+		q, err := b.appendSealed(nil, keys.Primary(), goldenSealNonce)
+		if err != nil || !bytes.Equal(p, q) {
+			t.Fatalf("a sealed plaintext that parsed does not seal back: %v", err)
 		}
 	})
 }

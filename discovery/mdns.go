@@ -29,8 +29,9 @@ const (
 	txtInstance = "inst"
 	txtMesh     = "mesh"
 	txtName     = "name"
-	// txtSig is a keyed node's signed record: a keyed beacon (without the
-	// node name, to fit a TXT string), in base64 without padding.
+	// txtSig is a keyed node's only record besides the version: a sealed
+	// keyed beacon (without the node name, to fit a TXT string), in base64
+	// without padding. Nothing else a keyed node publishes names it.
 	txtSig = "sig"
 
 	maxTXTLen = 255 // one character-string of a TXT record
@@ -46,6 +47,7 @@ var mdnsStartup = []time.Duration{150 * time.Millisecond, 500 * time.Millisecond
 type mdnsAgent struct {
 	d     *Discoverer
 	quiet *log.Logger
+	token string // keyed: the opaque name of the node's mDNS records
 	// kick asks the loop for a browse now: a node just started browsing,
 	// and browsing back finds it at once instead of at the next round.
 	kick chan struct{}
@@ -64,6 +66,7 @@ type mdnsServer struct {
 
 func newMDNSAgent(d *Discoverer) *mdnsAgent {
 	return &mdnsAgent{
+		token:   fmt.Sprintf("%016x", rand.Uint64()),
 		d:       d,
 		quiet:   log.New(io.Discard, "", 0),
 		kick:    make(chan struct{}, 1),
@@ -72,6 +75,21 @@ func newMDNSAgent(d *Discoverer) *mdnsAgent {
 }
 
 func (a *mdnsAgent) txt() []string {
+	if keys := a.d.keys.Load(); keys != nil {
+		b := a.d.self
+		b.Name = ""
+		b.Seq = a.d.seq.Add(1)
+		var arr [MaxBeaconLen]byte
+		p, err := b.AppendSigned(arr[:0], keys.Primary())
+		if err != nil {
+			// Validate guarantees a valid beacon; crypto/rand failed.
+			a.d.log.Warn("discovery: sealing the mDNS record", "err", err)
+		}
+		return []string{
+			txtVersion + "=" + strconv.Itoa(KeyedBeaconVersion),
+			txtSig + "=" + base64.RawStdEncoding.EncodeToString(p),
+		}
+	}
 	name := a.d.self.Name
 	for len(txtName)+1+len(name) > maxTXTLen {
 		// Cut at a rune boundary so the TXT value stays UTF-8.
@@ -85,17 +103,18 @@ func (a *mdnsAgent) txt() []string {
 		txtMesh + "=" + a.d.self.Mesh,
 		txtName + "=" + name,
 	}
-	if keys := a.d.keys.Load(); keys != nil {
-		b := a.d.self
-		b.Name = ""
-		b.Seq = a.d.seq.Add(1)
-		var arr [MaxBeaconLen]byte
-		if p, err := b.AppendSigned(arr[:0], keys.Primary()); err == nil {
-			txt[0] = txtVersion + "=" + strconv.Itoa(KeyedBeaconVersion)
-			txt = append(txt, txtSig+"="+base64.RawStdEncoding.EncodeToString(p))
-		}
-	}
 	return txt
+}
+
+// publicName is what names this node in the mDNS records (the host name and
+// the service instance): its node id, or, keyed, a token drawn at random
+// when the Discoverer starts, which says nothing of the node and changes at
+// each start.
+func (a *mdnsAgent) publicName() string {
+	if a.d.keys.Load() != nil {
+		return a.token
+	}
+	return a.d.self.ID.String()
 }
 
 // resign restarts the servers, so that their records are signed with the
@@ -160,13 +179,13 @@ func (a *mdnsAgent) startServer(it ifaddr.Interface) (*mdns.Server, error) {
 	}
 	// Host name and addresses are given so that the library never asks a
 	// resolver; the id keeps host names of nodes on one machine apart.
-	host := "lanmesh-" + a.d.self.ID.String()[:8] + ".local."
+	host := "lanmesh-" + a.publicName()[:8] + ".local."
 	// One service instance per interface, each naming only that
 	// interface's addresses. Linux hands a query that arrives on one
 	// interface to the servers of all of them, and hashicorp/mdns reports
 	// only the first complete answer per instance name: with one name, a
 	// browser could be told only an address it cannot reach.
-	instance := fmt.Sprintf("%s-%d", a.d.self.ID, it.Index)
+	instance := fmt.Sprintf("%s-%d", a.publicName(), it.Index)
 	svc, err := mdns.NewMDNSService(instance, a.d.cfg.MDNSService, "local.", host,
 		a.d.cfg.Port, ips, a.txt())
 	if err != nil {
@@ -337,7 +356,14 @@ func (a *mdnsAgent) handle(e *mdns.ServiceEntry) {
 	if !ok {
 		return
 	}
-	if s.ID == a.d.self.ID || s.Mesh != a.d.cfg.Mesh || !a.d.believable(s.Addr.Addr()) {
+	if s.ID == a.d.self.ID || s.Mesh != a.d.cfg.Mesh {
+		return
+	}
+	if !a.d.believable(s.Addr.Addr()) {
+		// An A record of another subnet, or loopback: not an address to
+		// dial on a stranger's word.
+		a.d.implausible.Add(1)
+		a.d.log.Debug("discovery: mDNS answer names an address that is not on this LAN", "id", s.ID, "addr", s.Addr)
 		return
 	}
 	a.d.log.Debug("discovery: mDNS answer", "id", s.ID, "addr", s.Addr)
@@ -366,47 +392,64 @@ func (a *mdnsAgent) verify(e *mdns.ServiceEntry) (sighting, bool) {
 		a.d.unkeyed.Add(1)
 		return sighting{}, false
 	}
-	s, ok := parseEntry(e, keyed)
-	if !ok {
-		a.d.ignored.Add(1)
-		return s, false
-	}
 	if !keyed {
-		return s, true
+		s, ok := parseEntry(e)
+		if !ok {
+			a.d.ignored.Add(1)
+		}
+		return s, ok
+	}
+	ip, ok := entryAddr(e)
+	if !ok || len(sig) > base64.RawStdEncoding.EncodedLen(MaxBeaconLen) {
+		a.d.ignored.Add(1)
+		return sighting{}, false
 	}
 	raw, err := base64.RawStdEncoding.DecodeString(sig)
 	if err != nil {
 		a.d.ignored.Add(1)
-		return s, false
+		return sighting{}, false
 	}
 	b, err := ParseSignedBeacon(raw, keys)
 	if err != nil {
 		a.d.wrongKey.Add(1)
-		return s, false
+		return sighting{}, false
 	}
-	if b.ID != s.ID || b.Instance != s.Instance || b.Port != s.Addr.Port() || b.Mesh != s.Mesh {
+	if b.Port != uint16(e.Port) {
 		a.d.wrongKey.Add(1)
-		return s, false
+		return sighting{}, false
 	}
 	if b.ID != a.d.self.ID && !a.d.fresh(b, true) {
 		a.d.replayed.Add(1)
-		return s, false
+		return sighting{}, false
 	}
-	return s, true
+	// The sealed record has no node name (it would not fit a TXT string):
+	// the name stays what beacons or the link said.
+	return sighting{ID: b.ID, Instance: b.Instance, Mesh: b.Mesh, Addr: netip.AddrPortFrom(ip, b.Port),
+		Via: ViaMDNS, KeyID: b.KeyID, NoName: true}, true
 }
 
-// parseEntry validates an mDNS answer with the same care as a beacon.
-func parseEntry(e *mdns.ServiceEntry, keyed bool) (sighting, bool) {
-	var s sighting
+// entryAddr is an mDNS answer's IPv4 address, if it has a usable one.
+func entryAddr(e *mdns.ServiceEntry) (netip.Addr, bool) {
 	if e == nil || e.Port <= 0 || e.Port > 65535 {
-		return s, false
+		return netip.Addr{}, false
 	}
 	ip, ok := netip.AddrFromSlice(e.AddrV4)
 	if !ok {
-		return s, false
+		return netip.Addr{}, false
 	}
 	ip = ip.Unmap()
 	if !ip.Is4() || ip.IsUnspecified() {
+		return netip.Addr{}, false
+	}
+	return ip, true
+}
+
+// parseEntry validates an unkeyed mDNS answer with the same care as a
+// beacon.
+func parseEntry(e *mdns.ServiceEntry) (sighting, bool) {
+	var s sighting
+	ip, ok := entryAddr(e)
+	if !ok {
 		return s, false
 	}
 	fields := make(map[string]string, len(e.InfoFields))
@@ -414,11 +457,7 @@ func parseEntry(e *mdns.ServiceEntry, keyed bool) (sighting, bool) {
 		k, v, _ := strings.Cut(f, "=")
 		fields[k] = v
 	}
-	version := BeaconVersion
-	if keyed {
-		version = KeyedBeaconVersion
-	}
-	if fields[txtVersion] != strconv.Itoa(version) {
+	if fields[txtVersion] != strconv.Itoa(BeaconVersion) {
 		return s, false
 	}
 	id, err1 := uuid.Parse(fields[txtID])

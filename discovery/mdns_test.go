@@ -1,11 +1,13 @@
 package discovery
 
 import (
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
 	"github.com/hashicorp/mdns"
 )
 
@@ -19,7 +21,7 @@ func TestParseMDNSEntry(t *testing.T) {
 				"mesh=m", "name=node a"},
 		}
 	}
-	s, ok := parseEntry(good(), false)
+	s, ok := parseEntry(good())
 	if !ok {
 		t.Fatal("valid entry rejected")
 	}
@@ -40,7 +42,7 @@ func TestParseMDNSEntry(t *testing.T) {
 	} {
 		e := good()
 		f(e)
-		if _, ok := parseEntry(e, false); ok {
+		if _, ok := parseEntry(e); ok {
 			t.Errorf("%s: accepted", name)
 		}
 	}
@@ -53,5 +55,44 @@ func TestMDNSTXTFitsOneString(t *testing.T) {
 		if len(txt) > maxTXTLen || !utf8.ValidString(txt) {
 			t.Fatalf("TXT string of %d bytes, valid UTF-8 %v", len(txt), utf8.ValidString(txt))
 		}
+	}
+}
+
+// TestMDNSKeyedRevealsNothing: a keyed node's TXT records are the version
+// and a sealed beacon, and its host and instance names are a random token:
+// nothing names the mesh, the node or its id. Another keyed node opens the
+// record into a sighting.
+func TestMDNSKeyedRevealsNothing(t *testing.T) {
+	ring := testRing(1)
+	mk := func(self Beacon) *mdnsAgent {
+		d := &Discoverer{self: self, cfg: Config{Mesh: self.Mesh}, log: slog.New(slog.DiscardHandler)}
+		d.keys.Store(ring.Derive(self.Mesh))
+		d.replay, d.replayMDNS = newReplayGuard(8), newReplayGuard(8)
+		return newMDNSAgent(d)
+	}
+	self := goldenBeacon
+	self.Flags = 0
+	a := mk(self)
+	txt := a.txt()
+	if len(txt) != 2 || txt[0] != "lanmesh=3" || !strings.HasPrefix(txt[1], "sig=") || len(txt[1]) > maxTXTLen {
+		t.Fatalf("keyed TXT %q", txt)
+	}
+	for _, s := range append(txt, a.publicName()) {
+		for _, secret := range []string{self.Mesh, self.Name, self.ID.String()[:8], self.Instance.String()[:8]} {
+			if strings.Contains(s, secret) {
+				t.Errorf("%q shows %q", s, secret)
+			}
+		}
+	}
+	other := goldenBeacon
+	other.ID = uuid.New()
+	b := mk(other)
+	s, ok := b.verify(&mdns.ServiceEntry{AddrV4: net.IPv4(10, 77, 1, 2), Port: int(self.Port), InfoFields: txt})
+	if !ok || s.ID != self.ID || s.Instance != self.Instance || s.Mesh != self.Mesh || s.Addr.String() != "10.77.1.2:7946" || !s.NoName {
+		t.Fatalf("verify: %v %+v", ok, s)
+	}
+	// The port of the SRV record must be the sealed one.
+	if _, ok := b.verify(&mdns.ServiceEntry{AddrV4: net.IPv4(10, 77, 1, 2), Port: 22, InfoFields: txt}); ok {
+		t.Fatal("a sealed record with another SRV port was believed")
 	}
 }

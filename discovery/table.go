@@ -148,6 +148,7 @@ type sighting struct {
 	Via      Via // exactly one bit
 	Leaving  bool
 	KeyID    meshkey.ID
+	NoName   bool // the source does not carry the name (keyed mDNS): Name is not news
 }
 
 // entry is a peer in the table with the bookkeeping behind it.
@@ -191,6 +192,11 @@ type table struct {
 	lostAfter time.Duration
 	maxPeers  int
 	clock     clock
+	// leaveHold is how long a leaving beacon keeps its instance out of the
+	// table: long enough for packets already in flight to arrive, short
+	// enough that a spoofed leaving beacon (unkeyed, anyone can send one)
+	// cannot keep a live node out: its next beacons find it again.
+	leaveHold time.Duration
 
 	peers   map[uuid.UUID]*entry
 	tombs   map[uuid.UUID]tomb
@@ -207,6 +213,7 @@ func newTable(mesh string, self uuid.UUID, lostAfter time.Duration, maxPeers int
 		lostAfter: lostAfter,
 		maxPeers:  maxPeers,
 		clock:     c,
+		leaveHold: lostAfter / 3,
 		peers:     make(map[uuid.UUID]*entry),
 		tombs:     make(map[uuid.UUID]tomb),
 	}
@@ -248,7 +255,7 @@ func (t *table) observe(s sighting, evs []Event) []Event {
 	e.KeyID = s.KeyID
 	e.Via = t.viaNow(e, now)
 	changed := false
-	if s.Name != e.Name {
+	if s.Name != e.Name && !s.NoName {
 		e.Name = s.Name
 		changed = true
 	}
@@ -295,9 +302,11 @@ func (t *table) observeNew(s sighting, now time.Time, evs []Event) []Event {
 	if s.Leaving {
 		return evs
 	}
-	if buried && tb.leaving && tb.peer.Instance == s.Instance {
+	if buried && tb.leaving && tb.peer.Instance == s.Instance && now.Sub(tb.at) < t.leaveHold {
 		// The node said goodbye; this is a packet that was already in
-		// flight, not a return.
+		// flight, not a return. Past leaveHold the goodbye is not believed
+		// any more: a node that left sends nothing, so a beacon of its
+		// instance means the goodbye was forged.
 		return evs
 	}
 	if len(t.peers) >= t.maxPeers {
@@ -364,16 +373,22 @@ func (t *table) expire(evs []Event) []Event {
 
 func (t *table) bury(p Peer, leaving bool, now time.Time) {
 	if len(t.tombs) >= maxTombs {
-		// Forget the oldest; a node that has been gone that long comes
-		// back as Found rather than Restarted.
-		var oldest uuid.UUID
-		var at time.Time
-		for id, tb := range t.tombs {
-			if at.IsZero() || tb.at.Before(at) {
-				oldest, at = id, tb.at
-			}
+		// Forget the oldest quarter at once (a flood of forged peers that
+		// expire together must not cost a scan per burial); a node that
+		// has been gone that long comes back as Found rather than
+		// Restarted.
+		type aged struct {
+			id uuid.UUID
+			at time.Time
 		}
-		delete(t.tombs, oldest)
+		all := make([]aged, 0, len(t.tombs))
+		for id, tb := range t.tombs {
+			all = append(all, aged{id, tb.at})
+		}
+		slices.SortFunc(all, func(a, b aged) int { return a.at.Compare(b.at) })
+		for _, x := range all[:len(all)/4+1] {
+			delete(t.tombs, x.id)
+		}
 	}
 	t.tombs[p.ID] = tomb{peer: p, leaving: leaving, at: now}
 }

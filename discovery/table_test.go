@@ -237,3 +237,19 @@ func TestEventString(t *testing.T) {
 		t.Fatalf("String() = %q, want %q", got, want)
 	}
 }
+
+// TestTableGraveDoesNotBlock: a leaving beacon (unkeyed, anyone can forge
+// one) keeps the instance out only for leaveHold; a node that is still
+// there beacons again and is found.
+func TestTableGraveDoesNotBlock(t *testing.T) {
+	tb, c := newTestTable()
+	tb.observe(see(peerA, inst1, addr1, ViaBroadcast), nil)
+	bye := see(peerA, inst1, addr1, ViaBroadcast)
+	bye.Leaving = true
+	for range 3 {
+		tb.observe(bye, nil)
+	}
+	wantKinds(t, "beacon in flight", tb.observe(see(peerA, inst1, addr1, ViaBroadcast), nil))
+	c.now = c.now.Add(tb.leaveHold)
+	wantKinds(t, "beacon after the hold", tb.observe(see(peerA, inst1, addr1, ViaBroadcast), nil), Found)
+}

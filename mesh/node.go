@@ -46,6 +46,7 @@ type Node struct {
 	acc      *acceptor    // the one accept loop: Listen, cable_car
 	budget   *frameBudget // for the links' partial frames
 	counters nodeCounters
+	guard    guard // against a hostile LAN: node_peers.go
 
 	ctx    context.Context // ends when Close begins: waits, dials, accepts
 	cancel context.CancelFunc
@@ -210,6 +211,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 			dc.Logger = cfg.Logger
 		}
 		dc.OnEvent = n.onDiscovery
+		dc.Contest = n.contest
 		d, err := discovery.New(dc)
 		if err != nil {
 			return fail(err)
@@ -409,6 +411,12 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 	}
 	release := sync.OnceFunc(func() { close(sink.attached) })
 	defer release()
+	if n.refuseClaim(l) {
+		// Closed before release: nothing it carried is delivered.
+		l.CloseReason(reasonDuplicate)
+		return
+	}
+	n.guard.provenLink(l, dialAddr)
 
 	var ev *PeerEvent
 	var loser *Link
@@ -661,7 +669,7 @@ func (n *Node) keyedLink(p *peer) (meshkey.ID, bool) {
 // lower id dials at once; the other waits DialGrace for it first. After a
 // lost link (again), the wait is the backoff.
 func (n *Node) startDialLocked(p *peer, again bool) {
-	if p.dialing || n.closed || p.addr == "" {
+	if p.dialing || n.closed || p.addr == "" || !n.takeDialSlotLocked() {
 		return
 	}
 	p.dialing = true
@@ -676,6 +684,7 @@ func (n *Node) dialLoop(p *peer, again bool) {
 		n.mu.Lock()
 		if n.closed || p.link != nil || !p.wanted() || n.peers[p.id] != p {
 			p.dialing = false
+			n.freeDialSlotLocked()
 			n.mu.Unlock()
 			return
 		}
@@ -710,12 +719,13 @@ func (n *Node) dialLoop(p *peer, again bool) {
 		linked := p.link != nil
 		o := hsOptions{initiator: true, prefer: p.keyID, hasPrefer: p.keyID != meshkey.ID{}, keyIndex: p.attempts}
 		n.mu.Unlock()
-		if linked || addr == "" {
+		if linked || addr == "" || !n.dialAllowed(p, addr) {
 			continue
 		}
 		_, err := n.dial(n.ctx, addr, o)
 		n.mu.Lock()
 		if err != nil {
+			n.guard.dialFailed(addr)
 			p.attempts++
 			n.log.Debug("mesh: dial failed", "peer", p.id, "addr", addr, "attempt", p.attempts, "err", err)
 		}

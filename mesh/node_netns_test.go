@@ -45,6 +45,8 @@ func TestHelperProcess(t *testing.T) {
 		return
 	case strings.HasPrefix(role, "cablecar-"):
 		cableCarFloodHelper(role)
+	case strings.HasPrefix(role, "hostile-"):
+		hostileHelper(role)
 		return
 	case role != "node":
 		return

@@ -3,8 +3,10 @@ package mesh
 import (
 	"context"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -274,4 +276,369 @@ func (q *eventQueue) droppedCount() uint64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.dropped
+}
+
+// A hostile LAN. Unkeyed, a beacon, an mDNS record or a Hello is anyone's
+// word: it may claim that a linked peer restarted or left, or name an
+// address for the node to dial. The guard below makes such words cheap to
+// ignore: a claim against a peer with a live link is checked against that
+// link (a probe it must answer) and ignored while it answers; an address is
+// dialled only once per sighting until it proves to be a node of the mesh,
+// a few times in all, and within a dial rate for the whole node; and only
+// so many diallers run at once.
+const (
+	// maxClaimDials is how many failed dials an address that has not proved
+	// itself (no handshake with a node there yet) may cost.
+	maxClaimDials = 3
+	// maxAddrRecords bounds the addresses the guard remembers; addrForget
+	// is how long it remembers one that failed.
+	maxAddrRecords = 4096
+	addrForget     = 10 * time.Minute
+	// claimDialRate and claimDialBurst bound the dials per second, for the
+	// whole node, to addresses that have not proved themselves.
+	claimDialRate  = 20
+	claimDialBurst = 40
+	// maxDiallers bounds the diallers running at once; peers beyond it wait
+	// for one to end (a peer that dials this node links all the same).
+	maxDiallers = 128
+)
+
+// GuardStats counts what a node refused to believe or to do on a peer's
+// word alone.
+type GuardStats struct {
+	// ClaimsRefuted counts claims that a linked peer restarted or left (a
+	// beacon, an mDNS record, a second Hello with its id) that its live
+	// link refuted by answering a probe.
+	ClaimsRefuted uint64
+	// ClaimsUpheld counts such claims whose link failed the probe and was
+	// closed: the peer had restarted (or was gone).
+	ClaimsUpheld uint64
+	// HellosRefused counts links closed at once because they carried the
+	// id of a peer whose live link answered the probe.
+	HellosRefused uint64
+	// Dials counts dials the node made to peers that discovery reported.
+	Dials uint64
+	// DialsRefused counts dials not made: an address that failed
+	// maxClaimDials times without proving itself, no new sighting since its
+	// last failure, or over the node's dial rate.
+	DialsRefused uint64
+	// DiallersWaiting is how many peers wait for a dialler now.
+	DiallersWaiting int
+}
+
+// Guard returns the counters of the node's guard against a hostile LAN.
+func (n *Node) Guard() GuardStats {
+	g := &n.guard
+	st := GuardStats{
+		ClaimsRefuted: g.refuted.Load(),
+		ClaimsUpheld:  g.upheld.Load(),
+		HellosRefused: g.hellosRefused.Load(),
+		Dials:         g.dials.Load(),
+		DialsRefused:  g.dialsRefused.Load(),
+	}
+	n.mu.Lock()
+	for _, p := range n.peers {
+		if p.wanted() && p.link == nil && !p.dialing && p.addr != "" {
+			st.DiallersWaiting++
+		}
+	}
+	n.mu.Unlock()
+	return st
+}
+
+// guard is the node's state against a hostile LAN. Its zero value is ready.
+type guard struct {
+	refuted, upheld, hellosRefused, dials, dialsRefused atomic.Uint64
+
+	// mu guards everything below.
+	mu       sync.Mutex
+	probing  map[*Link]bool         // links with a probe in flight
+	addrs    map[string]*addrRecord // by dial address
+	tokens   float64                // of the claim dial rate
+	refilled time.Time
+	// diallers counts the dialLoops running; guarded by Node.mu, not mu.
+	diallers int
+}
+
+type addrRecord struct {
+	fails    int
+	proven   bool
+	lastDial time.Time
+	touched  time.Time
+}
+
+// record returns addr's record, making room for it. g.mu is held.
+func (g *guard) record(addr string, now time.Time) *addrRecord {
+	if g.addrs == nil {
+		g.addrs = map[string]*addrRecord{}
+	}
+	r := g.addrs[addr]
+	if r != nil && !r.proven && now.Sub(r.touched) > addrForget {
+		r = nil
+	}
+	if r == nil {
+		if len(g.addrs) >= maxAddrRecords {
+			g.evict(now)
+		}
+		r = &addrRecord{}
+		g.addrs[addr] = r
+	}
+	r.touched = now
+	return r
+}
+
+// evict forgets what is stale, or else the least recently touched record.
+func (g *guard) evict(now time.Time) {
+	var oldest string
+	var at time.Time
+	for a, r := range g.addrs {
+		if now.Sub(r.touched) > addrForget {
+			delete(g.addrs, a)
+			continue
+		}
+		if at.IsZero() || r.touched.Before(at) {
+			oldest, at = a, r.touched
+		}
+	}
+	if len(g.addrs) >= maxAddrRecords {
+		delete(g.addrs, oldest)
+	}
+}
+
+// proven records that a node of the mesh answers at addr (a handshake
+// with it succeeded).
+func (g *guard) proven(addr string) {
+	if addr == "" {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	r := g.record(addr, time.Now())
+	r.proven, r.fails = true, 0
+}
+
+// provenLink records the address a linked peer accepts links on: the
+// dialled address, or the link's source address with the Hello's port.
+func (g *guard) provenLink(l *Link, dialAddr string) {
+	if dialAddr != "" {
+		g.proven(dialAddr)
+		return
+	}
+	if port := l.Remote().ListenPort; port != 0 {
+		if ap, err := netip.ParseAddrPort(l.RemoteAddr().String()); err == nil {
+			g.proven(netip.AddrPortFrom(ap.Addr().Unmap(), port).String())
+		}
+	}
+}
+
+// dialFailed records a failed dial of addr.
+func (g *guard) dialFailed(addr string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	r := g.record(addr, time.Now())
+	if !r.proven {
+		r.fails++
+	}
+}
+
+// dialAllowed decides whether the dialler of p may dial addr now. An
+// address that proved itself, or one the program configured, may always
+// be dialled; any other only after a sighting of p newer than its last
+// dial, at most maxClaimDials times without success, and within the
+// node's claim dial rate. A refusal counts as a failed attempt, so that the
+// dialler backs off rather than asks again at once. Called without n.mu.
+func (n *Node) dialAllowed(p *peer, addr string) bool {
+	n.mu.Lock()
+	static, d := p.static, n.disc
+	n.mu.Unlock()
+	g := &n.guard
+	now := time.Now()
+	var seen time.Time
+	if d != nil {
+		seen, _ = d.Seen(p.id)
+	}
+	g.mu.Lock()
+	r := g.record(addr, now)
+	ok := true
+	switch {
+	case r.proven || static || d == nil:
+	case r.fails >= maxClaimDials:
+		ok = false
+	case !r.lastDial.IsZero() && !seen.After(r.lastDial):
+		ok = false
+	default:
+		// now was read before the lock: diallers that race here must not
+		// move refilled back, or a stretch of time would refill twice.
+		switch dt := now.Sub(g.refilled); {
+		case g.refilled.IsZero():
+			g.tokens, g.refilled = claimDialBurst, now
+		case dt > 0:
+			g.tokens = min(claimDialBurst, g.tokens+dt.Seconds()*claimDialRate)
+			g.refilled = now
+		}
+		if g.tokens < 1 {
+			ok = false
+		} else {
+			g.tokens--
+		}
+	}
+	if ok {
+		r.lastDial = now
+	}
+	g.mu.Unlock()
+	if ok {
+		g.dials.Add(1)
+		return true
+	}
+	g.dialsRefused.Add(1)
+	n.mu.Lock()
+	p.attempts++
+	n.mu.Unlock()
+	return false
+}
+
+// takeDialSlotLocked reports whether a dialler may start for p: fewer
+// than maxDiallers run. n.mu is held.
+func (n *Node) takeDialSlotLocked() bool {
+	if n.guard.diallers >= maxDiallers {
+		return false
+	}
+	n.guard.diallers++
+	return true
+}
+
+// freeDialSlotLocked ends a dialler's turn and starts a waiting peer's.
+// n.mu is held.
+func (n *Node) freeDialSlotLocked() {
+	n.guard.diallers--
+	if n.closed {
+		return
+	}
+	for _, q := range n.peers {
+		if n.guard.diallers >= maxDiallers {
+			return
+		}
+		if q.wanted() && q.link == nil && !q.dialing && q.addr != "" {
+			n.startDialLocked(q, q.attempts > 0)
+		}
+	}
+}
+
+// contest is discovery's Config.Contest: a beacon or mDNS record claims
+// that node id now runs instance (or, leaving, that instance leaves). While
+// the node holds a live link to id that the claim would condemn, the claim
+// is refused and the link probed; a link that fails the probe is closed,
+// so that the claim's next repetition is believed. Runs on discovery's
+// read loop: it never blocks.
+func (n *Node) contest(id, instance uuid.UUID, leaving bool) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.peers[id]
+	if n.closed || p == nil || p.link == nil {
+		return false
+	}
+	l := p.link
+	if cur := l.Remote().InstanceID; leaving != (instance == cur) {
+		// A restart claim of the linked instance, or a goodbye of another:
+		// nothing the link would lose.
+		return false
+	}
+	n.probeLocked(l)
+	return true
+}
+
+// refuseClaim is asked by attach about a new link l: does it carry the id
+// of a peer whose link is live and answers? Only two links of one instance,
+// opened from opposite ends within HandshakeTimeout, are left to the
+// one-link rule (both ends dialled at once, and both must choose the same
+// link); a peer that opens a second link, or claims a new instance, while
+// its first link still answers is not the peer.
+// Called without n.mu, on the new link's handshake goroutine: it may wait
+// for the probe.
+func (n *Node) refuseClaim(l *Link) bool {
+	outbound := func(l *Link) bool { return l.sink.(*nodeSink).initiator }
+	n.mu.Lock()
+	p := n.peers[l.Remote().NodeID]
+	var old *Link
+	if p != nil && p.link != nil && p.link != l {
+		old = p.link
+		if outbound(old) != outbound(l) && old.Remote().InstanceID == l.Remote().InstanceID &&
+			time.Since(p.joined) < n.link.HandshakeTimeout {
+			old = nil
+		}
+	}
+	n.mu.Unlock()
+	if old == nil {
+		return false
+	}
+	if n.probe(old) {
+		n.guard.refuted.Add(1)
+		n.guard.hellosRefused.Add(1)
+		n.log.Warn("mesh: refused a Hello with the id of a linked peer that still answers", "peer", old.Remote().NodeID, "remote", l.RemoteAddr())
+		return true
+	}
+	n.guard.upheld.Add(1)
+	return false
+}
+
+// probeLocked starts a probe of l unless one is in flight; a link that
+// fails it is closed. n.mu is held.
+func (n *Node) probeLocked(l *Link) {
+	g := &n.guard
+	g.mu.Lock()
+	if g.probing == nil {
+		g.probing = map[*Link]bool{}
+	}
+	busy := g.probing[l]
+	g.probing[l] = true
+	g.mu.Unlock()
+	if busy {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		ok := n.probe(l)
+		g.mu.Lock()
+		delete(g.probing, l)
+		g.mu.Unlock()
+		if ok {
+			g.refuted.Add(1)
+			return
+		}
+		g.upheld.Add(1)
+		n.log.Debug("mesh: a linked peer failed a probe after a claim that it restarted or left", "peer", l.Remote().NodeID)
+		l.CloseReason("peer restarted")
+	}()
+}
+
+// probe pings l and reports whether anything arrives on it within half of
+// Silence: a peer that still runs the link answers a ping (and sends its own
+// every PingInterval). A peer that restarted fails at once: its host resets
+// the old connection when the ping reaches it. The wait is long because a
+// false verdict costs an honest link, and only a peer that cannot be
+// reached at all makes the probe wait it out.
+func (n *Node) probe(l *Link) bool {
+	before := l.stats.bytesIn.Load()
+	l.queuePing()
+	signal(l.flushReq)
+	wait := max(n.link.PingInterval, n.link.Silence/2)
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(max(wait/64, time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			if l.stats.bytesIn.Load() > before {
+				return true
+			}
+		case <-l.Done():
+			return false
+		case <-deadline.C:
+			return l.stats.bytesIn.Load() > before
+		case <-n.ctx.Done():
+			return true // closing: no verdict, and nothing to replace
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/lanmesh/lanmesh/codec"
 	"github.com/lanmesh/lanmesh/mesh"
 	"github.com/lanmesh/lanmesh/message"
+	"github.com/lanmesh/lanmesh/safetext"
 )
 
 // ChatLine is a line of chat. Its code, name and binary form are those of
@@ -53,16 +54,16 @@ func runChat(ctx context.Context, args []string, std stdio) error {
 	cfg.OnPeer = func(ev mesh.PeerEvent) {
 		switch ev.Kind {
 		case mesh.PeerJoined:
-			out.printf("* %s joined", ev.Peer.Name)
+			out.printf("* %s joined", safetext.Line(ev.Peer.Name))
 		case mesh.PeerRestarted:
-			out.printf("* %s restarted", ev.Peer.Name)
+			out.printf("* %s restarted", safetext.Line(ev.Peer.Name))
 		case mesh.PeerLeft:
-			out.printf("* %s left: %s", ev.Peer.Name, oneLine(fmt.Sprint(ev.Err)))
+			out.printf("* %s left: %s", safetext.Line(ev.Peer.Name), oneLine(fmt.Sprint(ev.Err)))
 		}
 	}
 	cfg.OnMessage = func(m mesh.Message) {
 		if c, ok := m.Msg.(*ChatLine); ok {
-			out.printf("%s: %s", m.FromName, c.Text)
+			out.printf("%s: %s", safetext.Line(m.FromName), safetext.Line(c.Text))
 		}
 	}
 	n, err := startNode(cfg, nf)
@@ -119,7 +120,7 @@ func chatCommand(n *mesh.Node, line string) string {
 		var names []string
 		for _, p := range n.Peers() {
 			if p.State == mesh.StateLinked {
-				names = append(names, p.Name)
+				names = append(names, safetext.Line(p.Name))
 			}
 		}
 		if len(names) == 0 {
@@ -133,7 +134,7 @@ func chatCommand(n *mesh.Node, line string) string {
 		}
 		for _, part := range splitText(text) {
 			if err := n.SendTo(name, &ChatLine{Text: part}); err != nil {
-				return err.Error()
+				return safetext.Line(err.Error())
 			}
 		}
 		return ""

@@ -12,6 +12,7 @@ import (
 	"github.com/lanmesh/lanmesh/codec"
 	"github.com/lanmesh/lanmesh/mesh"
 	"github.com/lanmesh/lanmesh/message"
+	"github.com/lanmesh/lanmesh/safetext"
 )
 
 const demoSummary = `Show lanmesh at work: four nodes start in this process, find each other,
@@ -103,7 +104,7 @@ func demoMesh(ctx context.Context, w io.Writer) error {
 	for _, n := range nodes {
 		var parts []string
 		for _, p := range n.Peers() {
-			parts = append(parts, fmt.Sprintf("%s (rtt %v, found by %s)", p.Name, p.Link.RTT.Round(time.Microsecond), how(p)))
+			parts = append(parts, fmt.Sprintf("%s (rtt %v, found by %s)", safetext.Line(p.Name), p.Link.RTT.Round(time.Microsecond), how(p)))
 		}
 		say("%s is linked with %s", n.Name(), strings.Join(parts, ", "))
 	}
@@ -148,7 +149,7 @@ func demoMesh(ctx context.Context, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		say("%s saw dan leave: %v", n.Name(), ev.Err)
+		say("%s saw dan leave: %s", n.Name(), oneLine(fmt.Sprint(ev.Err)))
 	}
 	if err := bob.SendTo("dan", &ChatLine{Text: "still there?"}); err != nil {
 		say("bob tries to send to dan: %v", err)
@@ -226,7 +227,7 @@ func receiveChat(ctx context.Context, n *mesh.Node, say func(string, ...any)) er
 	if !ok {
 		return fmt.Errorf("%s received a %T", n.Name(), m.Msg)
 	}
-	say("%s got a ChatLine from %s: %q", n.Name(), m.FromName, c.Text)
+	say("%s got a ChatLine from %s: %q", n.Name(), safetext.Line(m.FromName), c.Text)
 	return nil
 }
 

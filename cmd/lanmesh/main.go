@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/lanmesh/lanmesh/safetext"
 )
 
 // stdio is a command's standard input and outputs, so that tests can run
@@ -70,7 +72,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			case errors.Is(err, errUsage):
 				return 2
 			}
-			fmt.Fprintf(stderr, "lanmesh %s: %v\n", c.name, err)
+			// An error may quote a peer (a name, a reason): escaped.
+			fmt.Fprintf(stderr, "lanmesh %s: %s\n", c.name, safetext.Line(err.Error()))
 			return 1
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lanmesh/lanmesh/mesh"
+	"github.com/lanmesh/lanmesh/safetext"
 )
 
 const peersSummary = `Look for the nodes of a mesh for a while (--wait), linking with each to
@@ -83,11 +84,21 @@ func rtt(p mesh.PeerInfo) string {
 	return p.Link.RTT.Round(time.Microsecond).String()
 }
 
+// unverifiedName stands in the table for the name of a peer that was heard
+// of but never linked.
+const unverifiedName = "(not linked)"
+
 func writePeersTable(w io.Writer, peers []mesh.PeerInfo) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tID\tADDRESS\tRTT\tFOUND BY\tSTATE")
 	for _, p := range peers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, shortID(p.ID), p.Addr, rtt(p), how(p), p.State)
+		// A name is only what a beacon claimed until a handshake with the
+		// node behind it: a peer never linked is listed without one.
+		name := unverifiedName
+		if p.State == mesh.StateLinked {
+			name = safetext.Line(p.Name)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, shortID(p.ID), p.Addr, rtt(p), how(p), p.State)
 	}
 	tw.Flush()
 }

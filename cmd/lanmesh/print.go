@@ -12,6 +12,7 @@ import (
 
 	"github.com/lanmesh/lanmesh/mesh"
 	"github.com/lanmesh/lanmesh/message"
+	"github.com/lanmesh/lanmesh/safetext"
 )
 
 // lineWriter writes whole lines from several goroutines (the node's
@@ -44,9 +45,9 @@ func describeEvent(ev mesh.PeerEvent) string {
 	p := ev.Peer
 	switch ev.Kind {
 	case mesh.PeerLeft:
-		return fmt.Sprintf("left      %s (%s): %s", p.Name, shortID(p.ID), oneLine(fmt.Sprint(ev.Err)))
+		return fmt.Sprintf("left      %s (%s): %s", safetext.Line(p.Name), shortID(p.ID), oneLine(fmt.Sprint(ev.Err)))
 	default:
-		return fmt.Sprintf("%-9s %s (%s) at %s, found by %s", ev.Kind, p.Name, shortID(p.ID), p.Addr, how(p))
+		return fmt.Sprintf("%-9s %s (%s) at %s, found by %s", ev.Kind, safetext.Line(p.Name), shortID(p.ID), p.Addr, how(p))
 	}
 }
 
@@ -61,10 +62,13 @@ func describeMessage(reg *message.Registry, m mesh.Message) string {
 	if v.Kind() == reflect.Pointer && !v.IsNil() {
 		v = v.Elem()
 	}
-	return fmt.Sprintf("message   %s (%s): %s %s", m.FromName, shortID(m.From), name, oneLine(fmt.Sprintf("%+v", v.Interface())))
+	return fmt.Sprintf("message   %s (%s): %s %s", safetext.Line(m.FromName), shortID(m.From), name, oneLine(fmt.Sprintf("%+v", v.Interface())))
 }
 
-func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+// oneLine makes text that came from the network (a name, a reason, a
+// message's fields) safe to print as (part of) one line of a terminal:
+// newlines, escape sequences and bidirectional overrides are shown escaped.
+func oneLine(s string) string { return safetext.Line(s) }
 
 func stamp(t time.Time) string { return t.Format("15:04:05.000") }
 
@@ -72,7 +76,7 @@ func stamp(t time.Time) string { return t.Format("15:04:05.000") }
 // line a command prints.
 func describeNode(n *mesh.Node, cfg mesh.NodeConfig) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "node %s (%s) in mesh %q, codec %s, listening on", n.Name(), shortID(n.ID()), cfg.Link.Mesh, cfg.Link.Codec)
+	fmt.Fprintf(&b, "node %s (%s) in mesh %q, codec %s, listening on", safetext.Line(n.Name()), shortID(n.ID()), cfg.Link.Mesh, cfg.Link.Codec)
 	for _, a := range n.Addrs() {
 		fmt.Fprintf(&b, " %s", a)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/lanmesh/lanmesh/mesh"
+	"github.com/lanmesh/lanmesh/safetext"
 )
 
 const watchSummary = `Join a mesh and print its traffic log live: one line per message this
@@ -34,7 +35,7 @@ func runWatch(ctx context.Context, args []string, std stdio) error {
 	for {
 		select {
 		case r := <-records:
-			out.printf("%s %-3s %-16s %-20s %d", stamp(r.Time), r.Dir, r.PeerName, r.Type, r.Size)
+			out.printf("%s %-3s %-16s %-20s %d", stamp(r.Time), r.Dir, safetext.Line(r.PeerName), safetext.Line(r.Type), r.Size)
 		case <-ctx.Done():
 			return n.CloseReason("interrupted")
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/lanmesh/lanmesh/mesh"
 	"github.com/lanmesh/lanmesh/message"
+	"github.com/lanmesh/lanmesh/safetext"
 )
 
 // ChatLine is one line of chat. Who sent it comes with every message.
@@ -48,14 +49,14 @@ func main() {
 	cfg.Link.AutoFlush = true // not a game loop: each line goes out at once
 	cfg.OnPeer = func(ev mesh.PeerEvent) {
 		if ev.Kind == mesh.PeerLeft {
-			fmt.Printf("* %s left: %v\n", ev.Peer.Name, ev.Err)
+			fmt.Printf("* %s left: %s\n", safetext.Line(ev.Peer.Name), safetext.Line(fmt.Sprint(ev.Err)))
 		} else {
-			fmt.Printf("* %s %s\n", ev.Peer.Name, ev.Kind)
+			fmt.Printf("* %s %s\n", safetext.Line(ev.Peer.Name), ev.Kind)
 		}
 	}
 	cfg.OnMessage = func(m mesh.Message) {
 		if c, ok := m.Msg.(*ChatLine); ok {
-			fmt.Printf("%s: %s\n", m.FromName, c.Text)
+			fmt.Printf("%s: %s\n", safetext.Line(m.FromName), safetext.Line(c.Text))
 		}
 	}
 	node, err := mesh.NewNode(cfg)

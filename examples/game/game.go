@@ -9,6 +9,7 @@ import (
 
 	"github.com/lanmesh/lanmesh/mesh"
 	"github.com/lanmesh/lanmesh/message"
+	"github.com/lanmesh/lanmesh/safetext"
 )
 
 // The board every player shares. Positions are clamped to it.
@@ -114,7 +115,7 @@ func (g *game) pump() error {
 		if !isMove {
 			continue
 		}
-		p := g.peer(m.From, m.FromName)
+		p := g.peer(m.From, safetext.Line(m.FromName))
 		fresh := mv.Step > p.step
 		p.x, p.y, p.step = clamp(int(mv.X), boardW), clamp(int(mv.Y), boardH), max(p.step, mv.Step)
 		switch {
@@ -130,15 +131,15 @@ func (g *game) pump() error {
 	for ev, ok := g.node.PollEvent(); ok; ev, ok = g.node.PollEvent() {
 		switch ev.Kind {
 		case mesh.PeerJoined, mesh.PeerRestarted:
-			g.peer(ev.Peer.ID, ev.Peer.Name)
-			g.note("join %s", ev.Peer.Name)
+			g.peer(ev.Peer.ID, safetext.Line(ev.Peer.Name))
+			g.note("join %s", safetext.Line(ev.Peer.Name))
 			// The newcomer learns where this player stands.
 			g.node.Send(ev.Peer.ID, g.own())
 		case mesh.PeerLeft:
 			if p, ok := g.others[ev.Peer.ID]; ok {
 				delete(g.others, ev.Peer.ID)
 				g.gone = append(g.gone, p)
-				g.note("leave %s %v", p.name, ev.Err)
+				g.note("leave %s %s", p.name, safetext.Line(fmt.Sprint(ev.Err)))
 			}
 		}
 	}

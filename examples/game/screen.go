@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lanmesh/lanmesh/mesh"
+	"github.com/lanmesh/lanmesh/safetext"
 )
 
 var palette = []tcell.Color{tcell.ColorRed, tcell.ColorGreen, tcell.ColorYellow, tcell.ColorBlue, tcell.ColorFuchsia, tcell.ColorAqua}
@@ -146,7 +147,7 @@ func draw(s tcell.Screen, g *game, notes []string) {
 		if p.Link.RTTSamples > 0 {
 			rtt = p.Link.RTT.Round(10 * time.Microsecond).String()
 		}
-		put(col, row, fmt.Sprintf("%c %-12s %s", glyph(p.Name), p.Name, rtt), plain.Foreground(colorOf(p.ID)))
+		put(col, row, fmt.Sprintf("%c %-12s %s", glyph(p.Name), safetext.Line(p.Name), rtt), plain.Foreground(colorOf(p.ID)))
 		row++
 	}
 	if row == 2 {
