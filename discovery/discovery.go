@@ -60,6 +60,8 @@ type Discoverer struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 	kick      chan struct{} // asks sendLoop for a deferred broadcast answer
+	// ifaceChanged: an interface or address may have changed (watch_iface.go)
+	ifaceChanged chan struct{}
 
 	// mu guards the table, the interface snapshot derived from the system
 	// and the answer pacing; events are queued under it so that their
@@ -135,6 +137,7 @@ func New(cfg Config) (*Discoverer, error) {
 	d.replay = newReplayGuard(4 * cfg.MaxPeers)
 	d.replayMDNS = newReplayGuard(4 * cfg.MaxPeers)
 	d.refresh()
+	d.watchInterfaces()
 	if cfg.Broadcast || len(cfg.Seeds) > 0 {
 		conn, err := listenShared(cfg.BeaconPort)
 		if err != nil {
@@ -679,7 +682,15 @@ func (d *Discoverer) sendLoop() {
 			d.sendTo(FlagQuery, queryNonce(FlagQuery), seeds)
 			beaconT.Reset(d.nextInterval())
 		case <-refreshT.C:
-			d.refresh()
+			d.signalIfaceChange() // re-reads them, and announces a change
+		case <-d.ifaceChanged:
+			// A new interface or address: announce at once, and again on
+			// the startup schedule, as a starting node does.
+			if d.interfacesChanged() {
+				d.sendQuery()
+				si = 0
+				startupT.Reset(startupQueries[0])
+			}
 		case <-sweepT.C:
 			sweepT.Reset(d.sweep())
 		case <-d.kick:
@@ -710,7 +721,9 @@ func (d *Discoverer) sweepLoop() {
 		case <-d.done:
 			return
 		case <-refreshT.C:
-			d.refresh()
+			d.signalIfaceChange() // re-reads them, and announces a change
+		case <-d.ifaceChanged:
+			d.interfacesChanged()
 		case <-sweepT.C:
 			sweepT.Reset(d.sweep())
 		}
