@@ -474,6 +474,7 @@ func (d *Discoverer) handlePacket(p []byte, from netip.AddrPort) {
 	if b.Mesh != d.cfg.Mesh {
 		d.ignored.Add(1)
 		d.log.Debug("discovery: beacon of another mesh", "from", from, "mesh", b.Mesh)
+		d.otherMesh(b, from)
 		return
 	}
 	via, ok := d.classify(from)
@@ -509,18 +510,18 @@ func (d *Discoverer) parse(p []byte, from netip.AddrPort) (Beacon, bool) {
 	switch {
 	case keys != nil && v == BeaconVersion:
 		d.unkeyed.Add(1)
-		d.warnOnce("unkeyed beacon", "discovery: ignoring unkeyed beacons: this node has a mesh key and the peer none", "from", from)
+		d.keyMismatch(p, from)
 		return b, false
 	case keys == nil && v == KeyedBeaconVersion:
 		d.unkeyed.Add(1)
-		d.warnOnce("keyed beacon", "discovery: ignoring keyed beacons: peer requires a mesh key", "from", from)
+		d.keyMismatch(p, from)
 		return b, false
 	case keys != nil:
 		b, err = ParseSignedBeacon(p, keys)
 		if errors.Is(err, ErrBeaconKey) || errors.Is(err, ErrBeaconMAC) {
 			d.wrongKey.Add(1)
 			if errors.Is(err, ErrBeaconKey) {
-				d.warnOnce("unknown key", "discovery: ignoring beacons under a key this node does not hold", "from", from, "err", err)
+				d.keyMismatch(p, from)
 			}
 			d.log.Debug("discovery: beacon does not verify", "from", from, "err", err)
 			return b, false
