@@ -71,4 +71,3 @@ func describePeer(b Beacon, from netip.AddrPort) string {
 	where := from.Addr().String()
 	return fmt.Sprintf("%s at %s (mesh %s)", safetext.Line(name), where, safetext.Line(b.Mesh))
 }
-
