@@ -40,7 +40,7 @@ func runBrowse(ctx context.Context, args []string, std stdio) error {
 	}
 	kr, err := keyFromFlags(f.key, f.keyFile, os.Getenv)
 	if err != nil {
-		return err
+		return usageError(fs, err)
 	}
 	lk, err := lookAround(ctx, f, kr, false, false, nil)
 	if err != nil {

@@ -89,7 +89,7 @@ func runDoctor(ctx context.Context, args []string, std stdio) error {
 	}
 	kr, err := keyFromFlags(f.key, f.keyFile, os.Getenv)
 	if err != nil {
-		return err
+		return usageError(fs, err)
 	}
 	if !f.json {
 		fmt.Fprintf(std.out, "lanmesh doctor: a node here would join mesh %q, speak %s, %s; listening %v for beacons on UDP %d%s\n\n",

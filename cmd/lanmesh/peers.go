@@ -44,7 +44,7 @@ func runPeers(ctx context.Context, args []string, std stdio) error {
 	}
 	kr, err := keyFromFlags(f.key, f.keyFile, os.Getenv)
 	if err != nil {
-		return err
+		return usageError(fs, err)
 	}
 	lk, err := lookAround(ctx, f, kr, false, true, nil)
 	if err != nil && lk == nil {
