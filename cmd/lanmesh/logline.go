@@ -23,6 +23,7 @@ type lineHandler struct {
 	level   slog.Level
 	verbose bool
 	attrs   []slog.Attr
+	repeats []string // messages that an event line already tells
 }
 
 func newLineHandler(w io.Writer, verbose bool) *lineHandler {
@@ -30,16 +31,21 @@ func newLineHandler(w io.Writer, verbose bool) *lineHandler {
 	if verbose {
 		level = slog.LevelDebug
 	}
-	return &lineHandler{mu: new(sync.Mutex), w: w, level: level, verbose: verbose}
+	return &lineHandler{mu: new(sync.Mutex), w: w, level: level, verbose: verbose, repeats: []string{"mesh: link failed"}}
+}
+
+// quieting returns a copy of h that also drops records of these messages
+// (unless verbose).
+func (h *lineHandler) quieting(msgs ...string) *lineHandler {
+	c := *h
+	c.repeats = append(append([]string(nil), h.repeats...), msgs...)
+	return &c
 }
 
 func (h *lineHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
 
-// repeats are the messages of records that an event line already tells.
-var repeats = []string{"mesh: link failed"}
-
 func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
-	for _, m := range repeats {
+	for _, m := range h.repeats {
 		if r.Message == m && !h.verbose {
 			return nil
 		}
