@@ -187,5 +187,8 @@ func startNode(cfg mesh.NodeConfig, nf *nodeFlags) (*mesh.Node, error) {
 			return nil, fmt.Errorf("port %d is in use (--port)", nf.port)
 		}
 	}
-	return nil, err
+	if errors.Is(err, discovery.ErrListen) {
+		return nil, plainListenError(err, nf.beaconPort)
+	}
+	return nil, errors.New(plainErr(err))
 }

@@ -39,7 +39,7 @@ func runWatch(ctx context.Context, args []string, std stdio) error {
 	for {
 		select {
 		case r := <-records:
-			out.printf("%s %-3s %-16s %-20s %d", stamp(r.Time), r.Dir, safetext.Line(r.PeerName), r.Type, r.Size)
+			out.printf("%s %-3s %-16s %-20s %d", stamp(r.Time), r.Dir, safetext.Line(r.PeerName), safetext.Line(r.Type), r.Size)
 		case <-ctx.Done():
 			return n.CloseReason("interrupted")
 		}
