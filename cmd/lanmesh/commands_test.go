@@ -250,3 +250,30 @@ func TestPortInUse(t *testing.T) {
 		t.Errorf("exit %d, stderr %q, want %q", code, errOut, want)
 	}
 }
+
+// TestDoctorOnLoopback: doctor, in this process and on loopback, finds a
+// node of another codec (exit 1) and then, that node gone, a healthy mesh
+// (exit 0); its JSON says the same.
+func TestDoctorOnLoopback(t *testing.T) {
+	leaktest.Check(t)
+	port := freeUDP(t)
+	mesh := fmt.Sprintf("doctortest-%d", time.Now().UnixNano())
+	common := []string{"--loopback", "--beacon-port", port, "--mesh", mesh}
+	good := start(t, append([]string{"run", "--name", "good"}, common...)...)
+	bad := start(t, append([]string{"run", "--name", "bad", "--codec", "json"}, common...)...)
+	good.out.waitFor(t, 5*time.Second, "node good (")
+	bad.out.waitFor(t, 5*time.Second, "node bad (")
+	good.err.waitFor(t, 10*time.Second, "warning   heard bad at 127.0.0.1:")
+
+	code, out, errOut := runCmd(t, append([]string{"doctor", "--wait", "1200ms"}, common...)...)
+	if code != 1 || !strings.Contains(out, "[codec] bad (") || !strings.Contains(out, "speaks json; a node here speaks binary: they will never link.") ||
+		!strings.Contains(out, "Broadcast: works") || errOut != "" {
+		t.Errorf("doctor: exit %d\n%s%s", code, out, errOut)
+	}
+	bad.stop(t)
+	code, out, errOut = runCmd(t, append([]string{"doctor", "--json", "--wait", "1200ms"}, common...)...)
+	var r doctorReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil || code != 0 || !r.Healthy || len(r.Nodes) != 1 || r.Nodes[0].Name != "good" {
+		t.Errorf("doctor --json: exit %d, %v\n%s%s", code, err, out, errOut)
+	}
+}

@@ -172,6 +172,9 @@ func doctorInterfaces(r *doctorReport, f *lookFlags) {
 	}
 	if used == 0 {
 		what := "no interface of this machine can carry beacons"
+		if len(f.ifaces) > 0 {
+			what = "none of the chosen interfaces can carry beacons"
+		}
 		if len(skipped) > 0 {
 			what += " (" + strings.Join(skipped, "; ") + ")"
 		}
@@ -257,7 +260,7 @@ func doctorNodes(r *doctorReport, f *lookFlags, kr meshkey.Keyring, lk *lanLook)
 	nodes := lk.sorted()
 	ifs, _ := ifaddr.List(f.ifaces)
 	prefixes := ifaddr.AllPrefixes(ifs)
-	ours, linkable := 0, 0
+	ours := 0
 	var otherMeshes []string
 	type named struct{ mesh, name string }
 	byName := map[named][]*heardNode{}
@@ -273,9 +276,7 @@ func doctorNodes(r *doctorReport, f *lookFlags, kr meshkey.Keyring, lk *lanLook)
 		if n.Mesh == f.mesh {
 			ours++
 			byName[named{n.Mesh, n.Name}] = append(byName[named{n.Mesh, n.Name}], n)
-			if cause == "" {
-				linkable++
-			} else {
+			if cause != "" {
 				r.problem(cause, text, fix)
 			}
 		} else if !slices.Contains(otherMeshes, n.Mesh) {
@@ -295,20 +296,24 @@ func doctorNodes(r *doctorReport, f *lookFlags, kr meshkey.Keyring, lk *lanLook)
 			len(ns), safetext.Line(k.mesh), safetext.Line(k.name), strings.Join(ids, ", ")),
 			"give each node its own --name (the default is the host name: are two nodes on one host, or two hosts of one name?).")
 	}
-	for _, m := range otherMeshes {
-		var names []string
-		for _, n := range nodes {
-			if n.Mesh == m {
-				names = append(names, safetext.Line(n.Name))
+	if len(otherMeshes) > 0 {
+		var groups, flags []string
+		for _, m := range otherMeshes {
+			var names []string
+			for _, n := range nodes {
+				if n.Mesh == m {
+					names = append(names, safetext.Line(n.Name))
+				}
 			}
+			groups = append(groups, fmt.Sprintf("%q (%s)", safetext.Line(m), strings.Join(names, ", ")))
+			flags = append(flags, "--mesh "+shellWord(m))
 		}
-		text := fmt.Sprintf("heard %d node(s) of mesh %q (%s); a node here joins mesh %q: nodes of two meshes never link.",
-			len(names), safetext.Line(m), strings.Join(names, ", "), f.mesh)
-		fix := fmt.Sprintf("to join them, run with --mesh %s.", shellWord(m))
-		if linkable > 0 {
-			r.note("mesh", text, fix)
+		fix := "to join the nodes of another mesh, run with its name: " + strings.Join(flags, " or ") + " (names are compared exactly, case included)."
+		if ours > 0 {
+			r.note("mesh", fmt.Sprintf("also heard nodes of other meshes: %s; nodes of two meshes never link.", strings.Join(groups, "; ")), fix)
 		} else {
-			r.problem("mesh", text, fix)
+			r.problem("mesh", fmt.Sprintf("no node of mesh %q was heard, only nodes of other meshes: %s; nodes of two meshes never link.",
+				f.mesh, strings.Join(groups, "; ")), fix)
 		}
 	}
 	if len(nodes) == 0 {

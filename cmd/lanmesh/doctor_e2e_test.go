@@ -91,7 +91,7 @@ func TestE2EDoctor(t *testing.T) {
 	cases := map[string]want{
 		"healthy":  {[]string{"--mesh", "ok"}, 0, "", ""},
 		"codec":    {[]string{"--mesh", "codec"}, 1, "codec", "cj ("},
-		"mesh":     {[]string{"--mesh", "nosuch"}, 1, "mesh", `of mesh "ok"`},
+		"mesh":     {[]string{"--mesh", "nosuch"}, 1, "mesh", `no node of mesh "nosuch" was heard, only nodes of other meshes: "codec" (cb, cj); "fw" (fw); "keyed" (k1); "ok" (ok1, ok2)`},
 		"nokey":    {[]string{"--mesh", "keyed"}, 1, "key", "signs its beacons with a mesh key; a node here has none"},
 		"haskey":   {[]string{"--mesh", "ok", "--key", key}, 1, "key", "has no mesh key; a node here has one"},
 		"twins":    {[]string{"--mesh", "twins"}, 1, "duplicate-name", "call themselves twin"},
@@ -156,6 +156,15 @@ func TestE2EDoctor(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "speaks json; a node here speaks binary: they will never link.") ||
 		!strings.Contains(out, "Fix: give every node of mesh codec the same --codec") {
 		t.Errorf("doctor text: exit %d\n%s", code, out)
+	}
+
+	if testing.Verbose() {
+		for _, args := range [][]string{{"--mesh", "ok"}, {"--mesh", "fw"}, {"--iface", "tun7"}} {
+			_, out, _ := runHost(t, h3, append([]string{"doctor", "--wait", "1500ms"}, args...)...)
+			t.Logf("lanmesh doctor %v:\n%s", args, out)
+		}
+		_, out, _ := runHost(t, h3, "browse", "--wait", "1500ms")
+		t.Logf("lanmesh browse:\n%s", out)
 	}
 
 	// browse lists every mesh.

@@ -214,12 +214,19 @@ func lookAround(parent context.Context, f *lookFlags, kr meshkey.Keyring, echo, 
 			}
 		}()
 	}
+	// With --iface, a node believes only beacons from those interfaces'
+	// networks; so does the look.
+	var only []netip.Prefix
+	if len(f.ifaces) > 0 {
+		ifs, _ := ifaddr.List(f.ifaces)
+		only = ifaddr.AllPrefixes(ifs)
+	}
 	if echo {
 		lk.echoDests = broadcastDests(f)
 		lk.echoErr = l.SendEcho(lk.echoDests)
 	}
 	err = l.Run(ctx, func(h discovery.Heard) {
-		if h.Flags&discovery.FlagLeaving != 0 {
+		if h.Flags&discovery.FlagLeaving != 0 || (len(f.ifaces) > 0 && !ifaddr.OnLink(only, h.From.Addr())) {
 			return
 		}
 		mu.Lock()
