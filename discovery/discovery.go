@@ -137,7 +137,6 @@ func New(cfg Config) (*Discoverer, error) {
 	d.replay = newReplayGuard(4 * cfg.MaxPeers)
 	d.replayMDNS = newReplayGuard(4 * cfg.MaxPeers)
 	d.refresh()
-	d.watchInterfaces()
 	if cfg.Broadcast || len(cfg.Seeds) > 0 {
 		conn, err := listenShared(cfg.BeaconPort)
 		if err != nil {
@@ -150,6 +149,7 @@ func New(cfg Config) (*Discoverer, error) {
 		d.mdns = newMDNSAgent(d)
 		d.mdns.sync(d.multicastInterfaces())
 	}
+	d.watchInterfaces()
 	if cfg.OnEvent != nil {
 		d.wg.Add(1)
 		go d.dispatch()

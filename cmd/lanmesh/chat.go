@@ -66,15 +66,18 @@ func runChat(ctx context.Context, args []string, std stdio) error {
 		}
 		return safetext.Line(p.Name)
 	}
+	// Comings and goings name the peer as /to does when names repeat:
+	// name#id, so that two nodes of one name are told apart from the start.
 	cfg.OnPeer = func(ev mesh.PeerEvent) {
 		p := viewOf(ev.Peer)
+		full := safetext.Line(p.Name) + "#" + shortID(p.ID)
 		switch ev.Kind {
 		case mesh.PeerJoined:
-			out.printf("* %s joined", label(p))
+			out.printf("* %s joined", full)
 		case mesh.PeerRestarted:
-			out.printf("* %s restarted", label(p))
+			out.printf("* %s restarted", full)
 		case mesh.PeerLeft:
-			out.printf("* %s left: %s", label(p), plainErr(ev.Err))
+			out.printf("* %s left: %s", full, plainErr(ev.Err))
 		}
 	}
 	cfg.OnMessage = func(m mesh.Message) {

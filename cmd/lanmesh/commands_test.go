@@ -135,8 +135,8 @@ func TestCommandsOnLoopback(t *testing.T) {
 	runner.out.waitFor(t, 5*time.Second, `node runner (`)
 	chat := start(t, with("chat", "--name", "chatter")...)
 	watch := start(t, with("watch", "--name", "watcher")...)
-	chat.out.waitFor(t, 10*time.Second, "* runner joined")
-	chat.out.waitFor(t, 10*time.Second, "* watcher joined")
+	chat.out.waitFor(t, 10*time.Second, "* runner#")
+	chat.out.waitFor(t, 10*time.Second, "* watcher#")
 	runner.out.waitFor(t, 10*time.Second, "joined    chatter (")
 	runner.out.waitFor(t, 10*time.Second, "joined    watcher (")
 
@@ -212,7 +212,8 @@ func TestCommandsOnLoopback(t *testing.T) {
 	if code := runner.stop(t); code != 0 {
 		t.Errorf("run: exit %d: %s", code, runner.err.String())
 	}
-	chat.out.waitFor(t, 5*time.Second, "* runner left: peer closed the link (the peer's reason: interrupted)")
+	chat.out.waitFor(t, 5*time.Second, "* runner#")
+	chat.out.waitFor(t, 5*time.Second, " left: peer closed the link (the peer's reason: interrupted)")
 	watch.out.waitFor(t, 5*time.Second, "# left      runner")
 
 	// The end of chat's input ends it gracefully.
@@ -276,4 +277,45 @@ func TestDoctorOnLoopback(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &r); err != nil || code != 0 || !r.Healthy || len(r.Nodes) != 1 || r.Nodes[0].Name != "good" {
 		t.Errorf("doctor --json: exit %d, %v\n%s%s", code, err, out, errOut)
 	}
+}
+
+// TestChatDuplicateNames: two nodes of one name are shown apart (name#id)
+// and addressed apart; /help, /who and /quit are commands, not text.
+func TestChatDuplicateNames(t *testing.T) {
+	leaktest.Check(t)
+	mesh := fmt.Sprintf("chattest-%d", time.Now().UnixNano())
+	common := []string{"--loopback", "--beacon-port", freeUDP(t), "--mesh", mesh, "--interval", "200ms"}
+	twins := []*started{
+		start(t, append([]string{"run", "--name", "twin"}, common...)...),
+		start(t, append([]string{"run", "--name", "twin"}, common...)...),
+	}
+	var ids []string
+	for _, tw := range twins {
+		tw.out.waitFor(t, 5*time.Second, "node twin (")
+		line := tw.out.String()
+		i := strings.Index(line, "node twin (")
+		ids = append(ids, line[i+len("node twin ("):i+len("node twin (")+8])
+	}
+	chat := start(t, append([]string{"chat", "--name", "ann"}, common...)...)
+	chat.out.waitFor(t, 10*time.Second, "* twin#"+ids[0]+" joined")
+	chat.out.waitFor(t, 10*time.Second, "* twin#"+ids[1]+" joined")
+
+	fmt.Fprintln(chat.stdin, "/help")
+	chat.out.waitFor(t, 5*time.Second, "* commands: /who")
+	fmt.Fprintln(chat.stdin, "/who")
+	chat.out.waitFor(t, 5*time.Second, "* here: twin#")
+	fmt.Fprintln(chat.stdin, "/to twin hello")
+	chat.out.waitFor(t, 5*time.Second, `* 2 peers are called "twin": say which, as twin#`)
+	fmt.Fprintln(chat.stdin, "/to twin#"+ids[1]+" for the second")
+	twins[1].out.waitFor(t, 5*time.Second, "ChatLine {Text:for the second}")
+	fmt.Fprintln(chat.stdin, "/nonsense")
+	chat.out.waitFor(t, 5*time.Second, "* unknown command /nonsense: /help lists them")
+	fmt.Fprintln(chat.stdin, "/quit")
+	if code := chat.wait(t); code != 0 {
+		t.Errorf("chat after /quit: exit %d", code)
+	}
+	if strings.Contains(twins[0].out.String(), "for the second") || strings.Contains(twins[0].out.String(), "Text:/") {
+		t.Errorf("the first twin got what was not for it:\n%s", twins[0].out.String())
+	}
+	twins[0].out.waitFor(t, 5*time.Second, "left      ann (")
 }

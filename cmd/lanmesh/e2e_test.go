@@ -373,8 +373,8 @@ func TestE2EChat(t *testing.T) {
 		startIn(t, lab.Hosts[1], "chat", "-mesh", "e2e-chat"),
 		startIn(t, lab.Hosts[2], "chat", "-mesh", "e2e-chat"),
 	}
-	lm.waitFor("* h2 joined")
-	lm.waitFor("* h3 joined")
+	lm.waitFor("* h2#")
+	lm.waitFor("* h3#")
 	ex[0].waitFor("* h1 joined")
 	ex[1].waitFor("* h1 joined")
 	fmt.Fprintln(lm.stdin, "hello from h1")

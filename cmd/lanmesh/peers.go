@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/lanmesh/lanmesh/internal/ifaddr"
 	"github.com/lanmesh/lanmesh/safetext"
 )
 
@@ -50,6 +51,8 @@ func runPeers(ctx context.Context, args []string, std stdio) error {
 	if err != nil && lk == nil {
 		return err
 	}
+	ifs, _ := ifaddr.List(f.ifaces)
+	prefixes := ifaddr.AllPrefixes(ifs)
 	var peers []peerJSON
 	others := map[string][]string{}
 	for _, n := range lk.sorted() {
@@ -62,7 +65,7 @@ func runPeers(ctx context.Context, args []string, std stdio) error {
 		if n.ProbeErr == nil && n.Connect > 0 {
 			p.RTTMics = max(n.Connect.Microseconds(), 1)
 		}
-		if cause, _, _ := judge(n, f, kr, nil, ""); cause != "" {
+		if cause, _, _ := judge(n, f, kr, prefixes, ""); cause != "" {
 			p.State = cause
 		}
 		peers = append(peers, p)
