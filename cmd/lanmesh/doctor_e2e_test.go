@@ -9,7 +9,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -278,4 +281,40 @@ func TestE2EAddressChange(t *testing.T) {
 		return strings.Contains(l, "joined    h2 (") && strings.Contains(l, " at "+newAddr.String()+":")
 	})
 	t.Logf("h1 linked with h2 at its new address %v after the change", time.Since(start).Round(time.Millisecond))
+}
+
+// TestHelperProcess plays the roles of helper processes in the hosts of a
+// lab (netlab.StartHelper); in an ordinary run it does nothing.
+func TestHelperProcess(t *testing.T) {
+	switch netlab.HelperRole() {
+	case "":
+		return
+	case "hold5353":
+		// An mDNS responder that does not share its port: no SO_REUSEADDR.
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{Port: 5353})
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		defer c.Close()
+		fmt.Println("ready")
+		time.Sleep(e2eWait)
+		os.Exit(0)
+	}
+}
+
+// TestE2EDoctorMDNSPort: a program that holds UDP 5353 without sharing it
+// is named as the reason mDNS cannot run, exit status 1.
+func TestE2EDoctorMDNSPort(t *testing.T) {
+	lab := netlab.New(t, 2)
+	startIn(t, lab.Hosts[0], "lanmesh", "run", "--mesh", "m5353").waitFor("node h1 (")
+	holder := lab.Hosts[1].StartHelper(t, "hold5353")
+	if l, err := holder.Next(e2eWait); err != nil || l != "ready" {
+		t.Fatalf("helper: %q %v %s", l, err, holder.Stderr())
+	}
+	code, out, errOut := runHost(t, lab.Hosts[1], "doctor", "--mesh", "m5353", "--wait", "1500ms")
+	if code != 1 || !strings.Contains(out, "[mdns-port] another program holds UDP port 5353 (an mDNS responder) without sharing it") ||
+		!strings.Contains(out, "h1") {
+		t.Errorf("doctor: exit %d\n%s%s", code, out, errOut)
+	}
 }
