@@ -1,10 +1,13 @@
 package mesh
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"regexp"
 	"sync"
+	"syscall"
 
 	"github.com/lanmesh/lanmesh/safetext"
 )
@@ -15,10 +18,16 @@ import (
 // restarted with the right settings), but says so only once, at Warn, in
 // a sentence with the fix; the rest stay at Debug.
 type mismatchLog struct {
-	// mu guards told.
-	mu   sync.Mutex
-	told map[string]bool
+	// mu guards told and fails.
+	mu    sync.Mutex
+	told  map[string]bool
+	fails map[string]int // failed dials in a row that found no listener
 }
+
+// unreachableAfter is how many dials in a row must fail to connect at all
+// before the node says that the peer, whose beacons keep coming, cannot be
+// reached: one failure is a peer that just left; several, a firewall.
+const unreachableAfter = 3
 
 // maxMismatchTold bounds the peers remembered; beyond it a flood of
 // forged peers is no longer told of.
@@ -34,19 +43,49 @@ var (
 // unknown) at addr, under key (the peer's id, or the address).
 func (m *mismatchLog) note(n *Node, key, name, addr string, err error) {
 	msg := mismatchSentence(n, name, addr, err)
-	if msg == "" {
-		return
-	}
 	m.mu.Lock()
 	if m.told == nil {
 		m.told = make(map[string]bool)
+		m.fails = make(map[string]int)
 	}
-	told := m.told[key] || len(m.told) >= maxMismatchTold
-	m.told[key] = true
+	switch {
+	case err == nil:
+		delete(m.fails, key)
+	case msg == "" && unreachable(err) && len(m.fails) < maxMismatchTold:
+		m.fails[key]++
+		if m.fails[key] == unreachableAfter {
+			msg = unreachableSentence(name, addr, err)
+		}
+	}
+	told := msg == "" || m.told[key] || len(m.told) >= maxMismatchTold
+	if msg != "" {
+		m.told[key] = true
+	}
 	m.mu.Unlock()
 	if !told {
 		n.log.Warn(msg, "addr", addr)
 	}
+}
+
+// unreachable: the dial found nobody to talk to (refused, or no answer).
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, context.DeadlineExceeded) ||
+		(errors.As(err, &ne) && ne.Timeout() && !errors.Is(err, ErrHandshakeTimeout))
+}
+
+func unreachableSentence(name, addr string, err error) string {
+	who := addr
+	if name != "" {
+		who = safetext.Line(name) + " at " + addr
+	}
+	how := "does not answer"
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		how = "refuses connections"
+	}
+	return fmt.Sprintf("heard %s, but its TCP port %s (%d tries): a firewall on it, or between, blocks TCP (allow its port there; a fixed --port makes that easy)",
+		who, how, unreachableAfter)
 }
 
 // mismatchSentence says what keeps this node and the peer apart, in the

@@ -3,11 +3,17 @@ package mesh
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lanmesh/lanmesh/discovery"
 )
 
 // warnLog is a log destination for several goroutines.
@@ -77,5 +83,51 @@ func TestProbeReadsHelloWithoutJoining(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if ev, ok := n.PollEvent(); ok {
 		t.Errorf("the probed node saw %v", ev)
+	}
+}
+
+// TestNodeTellsUnreachablePeer: a peer whose beacons arrive but whose TCP
+// port refuses is told of once, after a few dials, at Warn.
+func TestNodeTellsUnreachablePeer(t *testing.T) {
+	nn := nodeNet{name: "loopback", beaconPort: freeUDPPort(t)}
+	var logs warnLog
+	node := startNodes(t, nn, 1, func(i int, c *NodeConfig) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	})[0]
+	// A port with nobody behind it.
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := portOf(ln.Addr())
+	ln.Close()
+	conn, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: nn.beaconPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	b := discovery.Beacon{ID: uuid.New(), Instance: uuid.New(), Port: dead, Mesh: node.link.Mesh, Name: "ghost"}
+	p, err := b.AppendBinary(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("heard ghost at 127.0.0.1:%d, but its TCP port refuses connections (3 tries)", dead)
+	defer func() {
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	}()
+	defer func() {
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	}()
+	waitUntil(t, 10*time.Second, "the warning", func() bool {
+		conn.Write(p) // keep the ghost alive
+		time.Sleep(20 * time.Millisecond)
+		return strings.Contains(logs.String(), want)
+	})
+	if n := strings.Count(logs.String(), "refuses connections"); n != 1 {
+		t.Errorf("warned %d times:\n%s", n, logs.String())
 	}
 }

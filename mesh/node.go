@@ -761,9 +761,7 @@ func (n *Node) dialLoop(p *peer, again bool) {
 		}
 		name := p.name
 		n.mu.Unlock()
-		if err != nil {
-			n.mismatch.note(n, p.id.String(), name, addr, err)
-		}
+		n.mismatch.note(n, p.id.String(), name, addr, err)
 	}
 }
 
