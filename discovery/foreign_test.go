@@ -67,3 +67,20 @@ func TestLoopbackTellsMismatches(t *testing.T) {
 		t.Errorf("lonely warned %d times, want once for mesh m:\n%s", n, lonely)
 	}
 }
+
+// TestUnknownInterfaceWarned: a name in Interfaces that no interface has
+// is told once, at Warn.
+func TestUnknownInterfaceWarned(t *testing.T) {
+	cfg := loopbackConfig(t, freeUDPPort(t))
+	cfg.Interfaces = []string{"lo", "wlan9"}
+	var logs logBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if s := logs.String(); strings.Count(s, `this machine has no interface \"wlan9\" (it has lo`) != 1 || strings.Contains(s, `interface \"lo\"`) {
+		t.Errorf("log:\n%s", s)
+	}
+}

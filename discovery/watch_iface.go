@@ -1,7 +1,9 @@
 package discovery
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/lanmesh/lanmesh/internal/ifaddr"
@@ -18,6 +20,7 @@ const ifacePoll = time.Second
 // periodic comparison elsewhere. They end with Close.
 func (d *Discoverer) watchInterfaces() {
 	d.ifaceChanged = make(chan struct{}, 1)
+	d.checkInterfaceNames()
 	if d.watchNotices() {
 		return
 	}
@@ -94,4 +97,27 @@ func describeInterfaces(ifs []ifaddr.Interface) []string {
 		}
 	}
 	return out
+}
+
+// checkInterfaceNames warns, once per name, of a name in Interfaces that no
+// interface has: discovery will use it if it appears, but a typo would
+// otherwise find nothing, silently.
+func (d *Discoverer) checkInterfaceNames() {
+	if len(d.cfg.Interfaces) == 0 {
+		return
+	}
+	all, err := ifaddr.List(nil)
+	if err != nil {
+		return
+	}
+	var have []string
+	for _, it := range all {
+		have = append(have, it.Name)
+	}
+	for _, name := range d.cfg.Interfaces {
+		if !slices.Contains(have, name) {
+			d.warnOnce("no iface "+name, fmt.Sprintf("discovery: this machine has no interface %q (it has %s); discovery will use it if it appears, and finds nobody on it until then",
+				name, strings.Join(have, ", ")))
+		}
+	}
 }

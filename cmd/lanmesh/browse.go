@@ -42,7 +42,7 @@ func runBrowse(ctx context.Context, args []string, std stdio) error {
 	if err != nil {
 		return usageError(fs, err)
 	}
-	lk, err := lookAround(ctx, f, kr, false, false, nil)
+	lk, err := lookAround(ctx, f, kr, false, false)
 	if err != nil {
 		return err
 	}

@@ -100,7 +100,7 @@ func runDoctor(ctx context.Context, args []string, std stdio) error {
 	if !f.loopback && !f.noMDNS {
 		doctorMDNSPort(r)
 	}
-	lk, err := lookAround(ctx, f, kr, true, true, nil)
+	lk, err := lookAround(ctx, f, kr, true, true)
 	if err != nil {
 		return err
 	}

@@ -178,10 +178,9 @@ func broadcastDests(f *lookFlags) []netip.AddrPort {
 
 // lookAround listens for f.wait to the beacons of every mesh and asks
 // mDNS, sending at most an echo probe (with echo): nothing that makes it a
-// peer. When onNew is set, it gets each node as first heard. Then, with
-// probe, it opens a TCP connection to each node heard (reading its Hello
+// peer. Then, with probe, it opens a TCP connection to each node heard (reading its Hello
 // when unkeyed) and hangs up.
-func lookAround(parent context.Context, f *lookFlags, kr meshkey.Keyring, echo, probe bool, onNew func(*heardNode)) (*lanLook, error) {
+func lookAround(parent context.Context, f *lookFlags, kr meshkey.Keyring, echo, probe bool) (*lanLook, error) {
 	lk := &lanLook{nodes: make(map[uuid.UUID]*heardNode)}
 	l, err := discovery.NewListener(f.beaconPort, kr)
 	if err != nil {
@@ -206,11 +205,7 @@ func lookAround(parent context.Context, f *lookFlags, kr meshkey.Keyring, echo, 
 				lk.mdnsErr = err
 			}
 			for _, h := range heard {
-				isNew := lk.nodes[h.ID] == nil
 				lk.add(h, "mdns")
-				if isNew && onNew != nil && lk.nodes[h.ID] != nil {
-					onNew(lk.nodes[h.ID])
-				}
 			}
 		}()
 	}
@@ -231,11 +226,7 @@ func lookAround(parent context.Context, f *lookFlags, kr meshkey.Keyring, echo, 
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		isNew := lk.nodes[h.ID] == nil
 		lk.add(h, "broadcast")
-		if isNew && onNew != nil && lk.nodes[h.ID] != nil {
-			onNew(lk.nodes[h.ID])
-		}
 	}, func(netip.AddrPort) {
 		mu.Lock()
 		lk.echoBack++

@@ -47,7 +47,7 @@ func runPeers(ctx context.Context, args []string, std stdio) error {
 	if err != nil {
 		return usageError(fs, err)
 	}
-	lk, err := lookAround(ctx, f, kr, false, true, nil)
+	lk, err := lookAround(ctx, f, kr, false, true)
 	if err != nil && lk == nil {
 		return err
 	}
