@@ -27,9 +27,10 @@ import (
 // outputs.
 func runHost(t *testing.T, h *netlab.Host, args ...string) (int, string, string) {
 	t.Helper()
+	bin := binary(t, "lanmesh") // built on first use: before the deadline
 	ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
 	defer cancel()
-	cmd := h.Command(ctx, binary(t, "lanmesh"), args...)
+	cmd := h.Command(ctx, bin, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
