@@ -278,6 +278,9 @@ func doctorNodes(r *doctorReport, f *lookFlags, kr meshkey.Keyring, lk *lanLook)
 			byName[named{n.Mesh, n.Name}] = append(byName[named{n.Mesh, n.Name}], n)
 			if cause != "" {
 				r.problem(cause, text, fix)
+			} else if !slices.Contains(n.Via, "broadcast") {
+				r.note("mdns-only", fmt.Sprintf("%s is heard by mDNS only: its broadcast beacons do not arrive here (a firewall on it or here drops UDP port %d, or it runs with --no-broadcast). It is found, but later, and lost later.", who, f.beaconPort),
+					fmt.Sprintf("allow UDP port %d on both machines.", f.beaconPort))
 			}
 		} else if !slices.Contains(otherMeshes, n.Mesh) {
 			otherMeshes = append(otherMeshes, n.Mesh)

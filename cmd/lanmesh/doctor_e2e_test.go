@@ -70,6 +70,7 @@ func TestE2EDoctor(t *testing.T) {
 		"twin1": startIn(t, h1, "lanmesh", "run", "--mesh", "twins", "--name", "twin"),
 		"twin2": startIn(t, h2, "lanmesh", "run", "--mesh", "twins", "--name", "twin"),
 		"fw":    startIn(t, h4, "lanmesh", "run", "--mesh", "fw", "--name", "fw", "--port", "7009"),
+		"quiet": startIn(t, h1, "lanmesh", "run", "--mesh", "quiet", "--name", "quiet", "--no-broadcast"),
 	}
 	for name, p := range runs {
 		p.waitFor("node ")
@@ -95,7 +96,7 @@ func TestE2EDoctor(t *testing.T) {
 	cases := map[string]want{
 		"healthy":  {[]string{"--mesh", "ok"}, 0, "", ""},
 		"codec":    {[]string{"--mesh", "codec"}, 1, "codec", "cj ("},
-		"mesh":     {[]string{"--mesh", "nosuch"}, 1, "mesh", `no node of mesh "nosuch" was heard, only nodes of other meshes: "codec" (cb, cj); "fw" (fw); "keyed" (k1); "ok" (ok1, ok2)`},
+		"mesh":     {[]string{"--mesh", "nosuch"}, 1, "mesh", `no node of mesh "nosuch" was heard, only nodes of other meshes: "codec" (cb, cj); "fw" (fw); "keyed" (k1); "ok" (ok1, ok2); "quiet" (quiet)`},
 		"nokey":    {[]string{"--mesh", "keyed"}, 1, "key", "signs its beacons with a mesh key; a node here has none"},
 		"haskey":   {[]string{"--mesh", "ok", "--key", key}, 1, "key", "has no mesh key; a node here has one"},
 		"twins":    {[]string{"--mesh", "twins"}, 1, "duplicate-name", "call themselves twin"},
@@ -141,6 +142,14 @@ func TestE2EDoctor(t *testing.T) {
 			t.Errorf("%s: exit %d, problems %v; want exit %d and a %q problem saying %q\n%s", name, r.code, causes, c.code, c.cause, c.text, r.out)
 		}
 	}
+	// A node heard by mDNS only is found, slowly: a note, not a problem.
+	code, out, _ := runHost(t, h3, "doctor", "--json", "--mesh", "quiet", "--wait", "2s")
+	var quiet doctorReport
+	if err := json.Unmarshal([]byte(out), &quiet); err != nil || code != 0 ||
+		!slices.ContainsFunc(quiet.Findings, func(f finding) bool { return f.Cause == "mdns-only" && !f.Problem }) {
+		t.Errorf("mDNS only: exit %d, %v\n%s", code, err, out)
+	}
+
 	if r := results["healthy"].report; !r.Healthy || r.EchoBack == 0 {
 		t.Errorf("healthy: %+v", r)
 	} else {
@@ -156,7 +165,7 @@ func TestE2EDoctor(t *testing.T) {
 	}
 
 	// The text form says the same, in sentences with fixes.
-	code, out, _ := runHost(t, h3, "doctor", "--mesh", "codec", "--wait", "1500ms")
+	code, out, _ = runHost(t, h3, "doctor", "--mesh", "codec", "--wait", "1500ms")
 	if code != 1 || !strings.Contains(out, "speaks json; a node here speaks binary: they will never link.") ||
 		!strings.Contains(out, "Fix: give every node of mesh codec the same --codec") {
 		t.Errorf("doctor text: exit %d\n%s", code, out)
@@ -181,7 +190,7 @@ func TestE2EDoctor(t *testing.T) {
 	for _, n := range nodes {
 		meshes[n.Mesh]++
 	}
-	if meshes["ok"] != 2 || meshes["codec"] != 2 || meshes["keyed"] != 1 || meshes["twins"] != 2 || meshes["fw"] != 1 {
+	if meshes["ok"] != 2 || meshes["codec"] != 2 || meshes["keyed"] != 1 || meshes["twins"] != 2 || meshes["fw"] != 1 || meshes["quiet"] != 1 {
 		t.Errorf("browse found %v\n%s", meshes, out)
 	}
 
