@@ -73,6 +73,8 @@ type Discoverer struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 	kick      chan struct{} // asks sendLoop for a deferred broadcast answer
+	// ifaceChanged: an interface or address may have changed (watch_iface.go)
+	ifaceChanged chan struct{}
 
 	// mu guards the table, the interface snapshot derived from the system
 	// and the answer pacing; events are queued under it so that their
@@ -174,6 +176,7 @@ func New(cfg Config) (*Discoverer, error) {
 		d.mdns = newMDNSAgent(d)
 		d.mdns.sync(d.multicastInterfaces())
 	}
+	d.watchInterfaces()
 	if cfg.OnEvent != nil {
 		d.wg.Add(1)
 		go d.dispatch()
@@ -560,6 +563,7 @@ func (d *Discoverer) handlePacket(p []byte, from netip.AddrPort) {
 	if b.Mesh != d.cfg.Mesh {
 		d.ignored.Add(1)
 		d.log.Debug("discovery: beacon of another mesh", "from", from, "mesh", b.Mesh)
+		d.otherMesh(b, from)
 		return
 	}
 	via, ok := d.classify(from)
@@ -595,18 +599,18 @@ func (d *Discoverer) parse(p []byte, from netip.AddrPort) (Beacon, bool) {
 	switch {
 	case keys != nil && v == BeaconVersion:
 		d.unkeyed.Add(1)
-		d.warnOnce("unkeyed beacon", "discovery: ignoring unkeyed beacons: this node has a mesh key and the peer none", "from", from)
+		d.keyMismatch(p, from)
 		return b, false
 	case keys == nil && v == KeyedBeaconVersion:
 		d.unkeyed.Add(1)
-		d.warnOnce("keyed beacon", "discovery: ignoring keyed beacons: peer requires a mesh key", "from", from)
+		d.keyMismatch(p, from)
 		return b, false
 	case keys != nil:
 		b, err = ParseSignedBeacon(p, keys)
 		if errors.Is(err, ErrBeaconKey) || errors.Is(err, ErrBeaconMAC) {
 			d.wrongKey.Add(1)
 			if errors.Is(err, ErrBeaconKey) {
-				d.warnOnce("unknown key", "discovery: ignoring beacons under a key this node does not hold", "from", from, "err", err)
+				d.keyMismatch(p, from)
 			}
 			d.log.Debug("discovery: beacon does not verify", "from", from, "err", err)
 			return b, false
@@ -791,7 +795,15 @@ func (d *Discoverer) sendLoop() {
 			d.sendTo(FlagQuery, queryNonce(FlagQuery), seeds)
 			beaconT.Reset(d.nextInterval())
 		case <-refreshT.C:
-			d.refresh()
+			d.signalIfaceChange() // re-reads them, and announces a change
+		case <-d.ifaceChanged:
+			// A new interface or address: announce at once, and again on
+			// the startup schedule, as a starting node does.
+			if d.interfacesChanged() {
+				d.sendQuery()
+				si = 0
+				startupT.Reset(startupQueries[0])
+			}
 		case <-sweepT.C:
 			sweepT.Reset(d.sweep())
 		case <-d.kick:
@@ -822,7 +834,9 @@ func (d *Discoverer) sweepLoop() {
 		case <-d.done:
 			return
 		case <-refreshT.C:
-			d.refresh()
+			d.signalIfaceChange() // re-reads them, and announces a change
+		case <-d.ifaceChanged:
+			d.interfacesChanged()
 		case <-sweepT.C:
 			sweepT.Reset(d.sweep())
 		}

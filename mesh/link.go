@@ -467,6 +467,9 @@ func (l *Link) readLoop() {
 		}
 		if err != nil {
 			if errors.Is(err, codec.ErrUnknownType) {
+				if u, ok := l.sink.(unknownNoter); ok {
+					u.noteUnknown(l, size, err)
+				}
 				// A newer peer may know types this node does not: skip.
 				l.drop(1, "unknown message type", err)
 				continue

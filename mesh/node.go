@@ -81,6 +81,8 @@ type Node struct {
 	traffic TrafficLog
 	reqs    requests
 
+	mismatch mismatchLog // tells of codec, mesh and key mismatches once per peer
+
 	closeOnce sync.Once
 }
 
@@ -729,7 +731,9 @@ func (n *Node) dialLoop(p *peer, again bool) {
 			p.attempts++
 			n.log.Debug("mesh: dial failed", "peer", p.id, "addr", addr, "attempt", p.attempts, "err", err)
 		}
+		name := p.name
 		n.mu.Unlock()
+		n.mismatch.note(n, p.id.String(), name, addr, err)
 	}
 }
 
@@ -752,6 +756,7 @@ func (n *Node) staticLoop(addr string) {
 		case err != nil:
 			attempts++
 			n.log.Debug("mesh: static peer unreachable", "addr", addr, "attempt", attempts, "err", err)
+			n.mismatch.note(n, addr, "", addr, err)
 		default:
 			attempts = 0
 			n.mu.Lock()

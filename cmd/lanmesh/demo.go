@@ -149,7 +149,7 @@ func demoMesh(ctx context.Context, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		say("%s saw dan leave: %s", n.Name(), oneLine(fmt.Sprint(ev.Err)))
+		say("%s saw dan leave: %s", n.Name(), safetext.Line(fmt.Sprint(ev.Err)))
 	}
 	if err := bob.SendTo("dan", &ChatLine{Text: "still there?"}); err != nil {
 		say("bob tries to send to dan: %v", err)

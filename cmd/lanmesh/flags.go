@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -92,10 +94,13 @@ func nodeConfig(f *nodeFlags, logOut io.Writer) (mesh.NodeConfig, error) {
 		return cfg, fmt.Errorf("--interval %v: want a positive duration", f.interval)
 	case f.cablecar && f.codec == "msgpack":
 		return cfg, errors.New("--cablecar: cable_car speaks the binary or json codec, not msgpack")
-	case f.noBroadcast && f.noMDNS && len(f.peers) == 0:
-		return cfg, errors.New("--no-broadcast and --no-mdns leave no way to find peers: give --peer addresses")
 	case f.loopback && len(f.ifaces) > 0:
 		return cfg, errors.New("--loopback and --iface contradict each other")
+	}
+	for _, p := range f.peers {
+		if err := checkPeerAddr(p); err != nil {
+			return cfg, err
+		}
 	}
 	cfg.Link.Mesh = f.mesh
 	cfg.Link.Name = f.name
@@ -124,31 +129,45 @@ func nodeConfig(f *nodeFlags, logOut io.Writer) (mesh.NodeConfig, error) {
 		}
 	}
 
-	level := slog.LevelWarn
-	if f.verbose {
-		level = slog.LevelDebug
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	cfg.Logger = slog.New(newLineHandler(logOut, f.verbose))
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
 	}
 	return cfg, nil
 }
 
+// checkPeerAddr fails for a --peer that is not host:port.
+func checkPeerAddr(p string) error {
+	host, port, err := net.SplitHostPort(p)
+	if err != nil || host == "" {
+		return fmt.Errorf("--peer %s: give host:port, such as %s:7000 (the port is the one the node prints when it starts, or its --port)", p, strings.TrimSuffix(p, ":"))
+	}
+	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+		return fmt.Errorf("--peer %s: the port %q is not a number from 1 to 65535", p, port)
+	}
+	return nil
+}
+
 // parseNode parses a mesh command's flags and builds its node
-// configuration; a bad flag is reported with the usage (errUsage).
+// configuration. A flag that does not parse is reported with the usage, a
+// bad value in one line (both errUsage); a key that cannot be read is an
+// ordinary error.
 func parseNode(fs *flag.FlagSet, nf *nodeFlags, args []string, stderr io.Writer) (mesh.NodeConfig, error) {
 	if err := parse(fs, args); err != nil {
 		return mesh.NodeConfig{}, err
 	}
 	cfg, err := nodeConfig(nf, stderr)
 	if err == nil {
-		cfg.Link.Keyring, err = keyFromFlags(nf.key, nf.keyFile, os.Getenv)
+		err = checkInterfaces(nf.ifaces)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n\n", fs.Name(), err)
-		fs.Usage()
-		return cfg, errUsage
+		return cfg, usageError(fs, err)
+	}
+	if cfg.Link.Keyring, err = keyFromFlags(nf.key, nf.keyFile, os.Getenv); err != nil {
+		return cfg, usageError(fs, err)
+	}
+	if cfg.NoDiscovery && len(cfg.Peers) == 0 {
+		fmt.Fprintf(stderr, "%s: no discovery and no --peer: this node only accepts links; give the others --peer with its address\n", fs.Name())
 	}
 	return cfg, nil
 }
@@ -168,5 +187,8 @@ func startNode(cfg mesh.NodeConfig, nf *nodeFlags) (*mesh.Node, error) {
 			return nil, fmt.Errorf("port %d is in use (--port)", nf.port)
 		}
 	}
-	return nil, err
+	if errors.Is(err, discovery.ErrListen) {
+		return nil, plainListenError(err, nf.beaconPort)
+	}
+	return nil, errors.New(plainErr(err))
 }

@@ -104,7 +104,8 @@ func TestNodeConfigErrors(t *testing.T) {
 		{[]string{"--beacon-port", "0"}, "--beacon-port 0"},
 		{[]string{"--interval", "0s"}, "--interval"},
 		{[]string{"--cablecar", "--codec", "msgpack"}, "msgpack"},
-		{[]string{"--no-broadcast", "--no-mdns"}, "--peer"},
+		{[]string{"--peer", "nohost"}, "give host:port"},
+		{[]string{"--peer", "nohost:http"}, "not a number"},
 		{[]string{"--loopback", "--iface", "eth0"}, "contradict"},
 		{[]string{"--name", strings.Repeat("x", 300)}, "Name"},
 	} {
@@ -116,12 +117,33 @@ func TestNodeConfigErrors(t *testing.T) {
 	if err != nil || !cfg.NoDiscovery {
 		t.Errorf("seeds only: %v, NoDiscovery %v", err, cfg.NoDiscovery)
 	}
+	// A node that only accepts links, which the others name with --peer.
+	if cfg, err := flagsConfig(t, "--no-broadcast", "--no-mdns"); err != nil || !cfg.NoDiscovery {
+		t.Errorf("listen only: %v, NoDiscovery %v", err, cfg.NoDiscovery)
+	}
 }
 
-// TestBadFlagExits: a flag error is reported with the usage and exit 2.
+// TestBadFlagExits: a flag that does not parse is reported with the usage,
+// a bad value in one line with where the flags are; both exit 2, at start.
 func TestBadFlagExits(t *testing.T) {
-	code, _, errOut := runCmd(t, "run", "--codec", "xml")
-	if code != 2 || !strings.Contains(errOut, `--codec "xml"`) || !strings.Contains(errOut, "Usage: lanmesh run") {
+	code, _, errOut := runCmd(t, "run", "--bogus")
+	if code != 2 || !strings.Contains(errOut, "bogus") || !strings.Contains(errOut, "Usage: lanmesh run") {
 		t.Errorf("exit %d: %s", code, errOut)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--codec", "xml"}, `--codec "xml"`},
+		{[]string{"run", "--iface", "wlan9"}, "--iface wlan9: there is no such interface here; this machine has lo"},
+		{[]string{"chat", "--peer", "nohost"}, "--peer nohost: give host:port"},
+		{[]string{"doctor", "--iface", "wlan9"}, "no such interface"},
+		{[]string{"peers", "--wait", "0s"}, "--wait"},
+	} {
+		code, _, errOut := runCmd(t, tc.args...)
+		if code != 2 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "Usage:") ||
+			!strings.Contains(errOut, "--help\" for the flags") {
+			t.Errorf("%v: exit %d: %s", tc.args, code, errOut)
+		}
 	}
 }

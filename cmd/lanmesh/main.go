@@ -32,17 +32,32 @@ func commands() []command {
 	return []command{
 		{"demo", "show lanmesh at work in this process, on loopback, then exit", runDemo},
 		{"run", "join a mesh; print peers and messages until interrupted", runRun},
-		{"peers", "look for nodes for a moment and list them", runPeers},
+		{"peers", "list the nodes of a mesh, without joining it", runPeers},
+		{"browse", "list every node of every mesh heard, without joining", runBrowse},
+		{"doctor", "say why peers are not found, with the fix", runDoctor},
 		{"chat", "chat, line by line, with every node of the mesh", runChat},
 		{"watch", "print the traffic log, live, one line per message", runWatch},
 		{"web", "serve a live page of the mesh (graph, peers, traffic) on 127.0.0.1", runWeb},
 		{"keygen", "print a new mesh key (for --key-file on every node)", runKeygen},
 		{"bench", "measure lanmesh on this machine against raw TCP", runBench},
+		{"version", "print the version and build of this program", runVersion},
 	}
 }
 
 // errUsage marks an error already explained to the user with usage text.
 var errUsage = errors.New("usage")
+
+// errReported marks a failure the command has already printed: exit
+// status 1, and nothing more.
+var errReported = errors.New("reported")
+
+// usageError reports a bad flag value in one line, with where to find
+// the flags, and returns errUsage (exit status 2). The whole usage is for
+// flags that do not parse.
+func usageError(fs *flag.FlagSet, err error) error {
+	fmt.Fprintf(fs.Output(), "%s: %v\nRun \"%s --help\" for the flags.\n", fs.Name(), err, fs.Name())
+	return errUsage
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -54,6 +69,9 @@ func main() {
 // run runs the command that args name and returns the exit status: 0 for
 // success, 1 for a failure, 2 for a usage error.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		args = []string{"version"}
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
 		if len(args) == 0 {
@@ -71,6 +89,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 				return 0
 			case errors.Is(err, errUsage):
 				return 2
+			case errors.Is(err, errReported):
+				return 1
 			}
 			// An error may quote a peer (a name, a reason): escaped.
 			fmt.Fprintf(stderr, "lanmesh %s: %s\n", c.name, safetext.Line(err.Error()))

@@ -30,7 +30,7 @@ func TestUsage(t *testing.T) {
 	if code, _, errOut := runCmd(t, "nope"); code != 2 || !strings.Contains(errOut, `unknown command "nope"`) {
 		t.Errorf("unknown command: exit %d, %q", code, errOut)
 	}
-	for _, c := range []string{"demo", "run", "peers", "chat", "watch"} {
+	for _, c := range []string{"demo", "run", "peers", "chat", "watch", "browse", "doctor", "version", "keygen"} {
 		if code, _, errOut := runCmd(t, c, "--bogus"); code != 2 || !strings.Contains(errOut, "bogus") {
 			t.Errorf("%s with a bad flag: exit %d, %q", c, code, errOut)
 		}
@@ -41,7 +41,15 @@ func TestUsage(t *testing.T) {
 			t.Errorf("%s with an argument: exit %d, %q", c, code, errOut)
 		}
 	}
-	for _, c := range []string{"run", "peers", "chat", "watch"} {
+	for _, c := range []string{"peers", "browse", "doctor"} {
+		_, _, errOut := runCmd(t, c, "--help")
+		for _, flag := range []string{"-mesh", "-codec", "-beacon-port", "-iface", "-no-mdns", "-loopback", "-wait", "-json", "-key-file"} {
+			if !strings.Contains(errOut, "  "+flag+" ") && !strings.Contains(errOut, "  "+flag+"\n") {
+				t.Errorf("%s --help lacks %s", c, flag)
+			}
+		}
+	}
+	for _, c := range []string{"run", "chat", "watch"} {
 		_, _, errOut := runCmd(t, c, "--help")
 		for _, flag := range []string{"-mesh", "-name", "-codec", "-port", "-beacon-port", "-iface", "-no-broadcast", "-no-mdns", "-peer", "-cablecar", "-verbose", "-loopback"} {
 			if !strings.Contains(errOut, "  "+flag+" ") && !strings.Contains(errOut, "  "+flag+"\n") {
@@ -119,5 +127,20 @@ func TestChatLineFrame(t *testing.T) {
 		if _, err := c.AppendFrame(nil, &ChatLine{Text: p}); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestVersion: "version" and "--version" print one line from the build
+// info, exit 0.
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		code, out, errOut := runCmd(t, args...)
+		if code != 0 || !strings.HasPrefix(out, "lanmesh ") || !strings.Contains(out, " go1.") || strings.Count(out, "\n") != 1 {
+			t.Errorf("%v: exit %d, %q %q", args, code, out, errOut)
+		}
+	}
+	if code, _, errOut := runCmd(t, "keygen", "--help"); code != 0 || !strings.Contains(errOut, "Usage: lanmesh keygen [flags]") ||
+		!strings.Contains(errOut, "-passphrase passphrase") {
+		t.Errorf("keygen --help: exit %d, %q", code, errOut)
 	}
 }

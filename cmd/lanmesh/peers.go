@@ -6,66 +6,95 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/lanmesh/lanmesh/mesh"
+	"github.com/lanmesh/lanmesh/internal/ifaddr"
 	"github.com/lanmesh/lanmesh/safetext"
 )
 
-const peersSummary = `Look for the nodes of a mesh for a while (--wait), linking with each to
-measure its round-trip time, then print them as a table, or as JSON with
---json. The exit status is 1 when none was found.`
+const peersSummary = `List the nodes of a mesh without joining it: listen to their beacons for
+a while (--wait), ask mDNS, then knock on each node's TCP port once to
+measure the time a connection takes (and learn its codec) and hang up. No
+node sees a peer join. Prints a table, or JSON with --json; nodes of other
+meshes heard are mentioned on stderr. The exit status is 1 when none was
+found.`
 
 // peerJSON is one node in the output of "lanmesh peers --json".
 type peerJSON struct {
 	Name    string `json:"name"`
 	ID      string `json:"id"`
 	Addr    string `json:"addr"`
-	RTTMics int64  `json:"rtt_us"` // 0 when not measured
+	RTTMics int64  `json:"rtt_us"` // the TCP connection time; 0 when not measured
 	FoundBy string `json:"found_by"`
-	State   string `json:"state"`
+	State   string `json:"state"` // reachable, or why a node here would not link
+	Codec   string `json:"codec,omitempty"`
 }
 
 func runPeers(ctx context.Context, args []string, std stdio) error {
 	fs := newFlags("peers", peersSummary, std.err)
-	nf := addNodeFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	wait := fs.Duration("wait", time.Second, "how long to look for nodes")
-	cfg, err := parseNode(fs, nf, args, std.err)
-	if err != nil {
+	f := addLookFlags(fs, 1500*time.Millisecond)
+	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *wait <= 0 {
-		fmt.Fprintf(std.err, "lanmesh peers: --wait %v: want a positive duration\n", *wait)
-		return errUsage
+	if err := f.check(); err != nil {
+		return usageError(fs, err)
 	}
-	// Ping often, so that even a short wait measures each link.
-	cfg.Link.PingInterval = min(cfg.Link.PingInterval, max(*wait/5, 10*time.Millisecond))
-	n, err := startNode(cfg, nf)
+	kr, err := keyFromFlags(f.key, f.keyFile, os.Getenv)
 	if err != nil {
+		return usageError(fs, err)
+	}
+	lk, err := lookAround(ctx, f, kr, false, true)
+	if err != nil && lk == nil {
 		return err
 	}
-	t := time.NewTimer(*wait)
-	select {
-	case <-t.C:
-	case <-ctx.Done():
+	ifs, _ := ifaddr.List(f.ifaces)
+	prefixes := ifaddr.AllPrefixes(ifs)
+	var peers []peerJSON
+	others := map[string][]string{}
+	for _, n := range lk.sorted() {
+		if n.Mesh != f.mesh {
+			others[n.Mesh] = append(others[n.Mesh], safetext.Line(n.Name))
+			continue
+		}
+		p := peerJSON{Name: n.Name, ID: n.ID.String(), Addr: n.Addr().String(), FoundBy: strings.Join(n.Via, ","),
+			State: "reachable", Codec: n.Codec}
+		if n.ProbeErr == nil && n.Connect > 0 {
+			p.RTTMics = max(n.Connect.Microseconds(), 1)
+		}
+		if cause, _, _ := judge(n, f, kr, prefixes, ""); cause != "" {
+			p.State = cause
+		}
+		if n.ProbeErr != nil || n.Connect == 0 {
+			// A name is only what a beacon claimed until a node at that
+			// address answered with its Hello.
+			p.Name = unverifiedName
+		}
+		peers = append(peers, p)
 	}
-	t.Stop()
-	peers := n.Peers()
-	n.CloseReason("lanmesh peers is done")
-
-	if *asJSON {
+	if f.json {
 		if err := writePeersJSON(std.out, peers); err != nil {
 			return err
 		}
 	} else {
 		writePeersTable(std.out, peers)
 	}
-	if len(peers) == 0 {
-		return fmt.Errorf("no node of mesh %q found within %v", cfg.Link.Mesh, *wait)
+	var meshes []string
+	for m := range others {
+		meshes = append(meshes, m)
 	}
-	return ctxErr(ctx)
+	slices.Sort(meshes)
+	for _, m := range meshes {
+		fmt.Fprintf(std.err, "also heard %d node(s) of mesh %q: %s (--mesh %s to list them; lanmesh browse lists every mesh)\n",
+			len(others[m]), safetext.Line(m), strings.Join(others[m], ", "), shellWord(m))
+	}
+	if len(peers) == 0 {
+		return fmt.Errorf("no node of mesh %q found within %v (lanmesh doctor says why)", f.mesh, f.wait)
+	}
+	return err
 }
 
 // ctxErr is nil when the command ended on its own and the interruption
@@ -77,42 +106,28 @@ func ctxErr(ctx context.Context) error {
 	return nil
 }
 
-func rtt(p mesh.PeerInfo) string {
-	if p.Link.RTTSamples == 0 {
-		return "-"
-	}
-	return p.Link.RTT.Round(time.Microsecond).String()
-}
-
-// unverifiedName stands in the table for the name of a peer that was heard
-// of but never linked.
+// unverifiedName stands in for the name of a node that was heard of but
+// did not answer at its address.
 const unverifiedName = "(not linked)"
 
-func writePeersTable(w io.Writer, peers []mesh.PeerInfo) {
+func writePeersTable(w io.Writer, peers []peerJSON) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tID\tADDRESS\tRTT\tFOUND BY\tSTATE")
+	fmt.Fprintln(tw, "NAME\tID\tADDRESS\tCONNECT\tFOUND BY\tSTATE")
 	for _, p := range peers {
-		// A name is only what a beacon claimed until a handshake with the
-		// node behind it: a peer never linked is listed without one.
-		name := unverifiedName
-		if p.State == mesh.StateLinked {
-			name = safetext.Line(p.Name)
+		rtt := "-"
+		if p.RTTMics > 0 {
+			rtt = (time.Duration(p.RTTMics) * time.Microsecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, shortID(p.ID), p.Addr, rtt(p), how(p), p.State)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", safetext.Line(p.Name), p.ID[:8], p.Addr, rtt, p.FoundBy, p.State)
 	}
 	tw.Flush()
 }
 
-func writePeersJSON(w io.Writer, peers []mesh.PeerInfo) error {
-	out := make([]peerJSON, 0, len(peers))
-	for _, p := range peers {
-		j := peerJSON{Name: p.Name, ID: p.ID.String(), Addr: p.Addr, FoundBy: how(p), State: p.State.String()}
-		if p.Link.RTTSamples > 0 {
-			j.RTTMics = max(p.Link.RTT.Microseconds(), 1)
-		}
-		out = append(out, j)
+func writePeersJSON(w io.Writer, peers []peerJSON) error {
+	if peers == nil {
+		peers = []peerJSON{}
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return enc.Encode(peers)
 }

@@ -30,6 +30,41 @@ func (l *lineWriter) printf(format string, args ...any) {
 
 func shortID(id uuid.UUID) string { return id.String()[:8] }
 
+// peerView is what the commands show of a peer. viewOf is the one place
+// that reads mesh.PeerInfo, so that a change of the mesh API is met here.
+type peerView struct {
+	ID     uuid.UUID
+	Name   string
+	Addr   string
+	How    string
+	Linked bool
+}
+
+func viewOf(p mesh.PeerInfo) peerView {
+	return peerView{ID: p.ID, Name: p.Name, Addr: p.Addr, How: how(p), Linked: p.State == mesh.StateLinked}
+}
+
+func viewPeers(n *mesh.Node) []peerView {
+	var out []peerView
+	for _, p := range n.Peers() {
+		out = append(out, viewOf(p))
+	}
+	return out
+}
+
+// plainErr is an error as a person reads it: one line, safe for a
+// terminal, without the package prefixes of a Go error chain.
+func plainErr(err error) string {
+	if err == nil {
+		return "no reason given"
+	}
+	s := err.Error()
+	for _, p := range []string{"mesh: ", "discovery: ", "codec: ", "meshkey: "} {
+		s = strings.ReplaceAll(s, p, "")
+	}
+	return safetext.Line(s)
+}
+
 // how says how a peer was found: by discovery (broadcast, mdns, seed) or,
 // when discovery never heard it, by the link itself (a --peer address, or a
 // node that dialled this one).
@@ -42,12 +77,12 @@ func how(p mesh.PeerInfo) string {
 
 // describeEvent is one line about a peer event.
 func describeEvent(ev mesh.PeerEvent) string {
-	p := ev.Peer
+	p := viewOf(ev.Peer)
 	switch ev.Kind {
 	case mesh.PeerLeft:
-		return fmt.Sprintf("left      %s (%s): %s", safetext.Line(p.Name), shortID(p.ID), oneLine(fmt.Sprint(ev.Err)))
+		return fmt.Sprintf("left      %s (%s): %s", safetext.Line(p.Name), shortID(p.ID), plainErr(ev.Err))
 	default:
-		return fmt.Sprintf("%-9s %s (%s) at %s, found by %s", ev.Kind, safetext.Line(p.Name), shortID(p.ID), p.Addr, how(p))
+		return fmt.Sprintf("%-9s %s (%s) at %s, found by %s", ev.Kind, safetext.Line(p.Name), shortID(p.ID), p.Addr, p.How)
 	}
 }
 
@@ -62,13 +97,8 @@ func describeMessage(reg *message.Registry, m mesh.Message) string {
 	if v.Kind() == reflect.Pointer && !v.IsNil() {
 		v = v.Elem()
 	}
-	return fmt.Sprintf("message   %s (%s): %s %s", safetext.Line(m.FromName), shortID(m.From), name, oneLine(fmt.Sprintf("%+v", v.Interface())))
+	return fmt.Sprintf("message   %s (%s): %s %s", safetext.Line(m.FromName), shortID(m.From), name, safetext.Line(fmt.Sprintf("%+v", v.Interface())))
 }
-
-// oneLine makes text that came from the network (a name, a reason, a
-// message's fields) safe to print as (part of) one line of a terminal:
-// newlines, escape sequences and bidirectional overrides are shown escaped.
-func oneLine(s string) string { return safetext.Line(s) }
 
 func stamp(t time.Time) string { return t.Format("15:04:05.000") }
 

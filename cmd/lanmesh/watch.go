@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/lanmesh/lanmesh/mesh"
 	"github.com/lanmesh/lanmesh/safetext"
@@ -9,8 +10,9 @@ import (
 
 const watchSummary = `Join a mesh and print its traffic log live: one line per message this
 node sends or receives (time, in or out, peer, type, size in bytes), and a
-line for each peer that joins or leaves, until interrupted. Only the
-messages of a type this command knows are seen; the rest are dropped.`
+line for each peer that joins or leaves, until interrupted. Messages of
+types this command does not know (an application's own) are shown by
+their code (binary codec) or name (msgpack, JSON) and size.`
 
 func runWatch(ctx context.Context, args []string, std stdio) error {
 	fs := newFlags("watch", watchSummary, std.err)
@@ -20,6 +22,8 @@ func runWatch(ctx context.Context, args []string, std stdio) error {
 		return err
 	}
 	out := &lineWriter{w: std.out}
+	// Frames of unknown types are this command's business, not a warning.
+	cfg.Logger = slog.New(newLineHandler(std.err, nf.verbose).quieting("mesh: dropping frames"))
 	cfg.OnPeer = func(ev mesh.PeerEvent) { out.printf("# %s", describeEvent(ev)) }
 	cfg.OnMessage = func(mesh.Message) {} // the log has seen it; nothing waits for Get
 	n, err := startNode(cfg, nf)

@@ -20,6 +20,9 @@ type Interface struct {
 	Loopback  bool
 	Broadcast bool // the interface can send IPv4 broadcasts
 	Multicast bool // the interface can send IPv4 multicast (mDNS)
+	// PointToPoint: a link to one other end (most VPNs, PPP), where a
+	// broadcast reaches nobody else.
+	PointToPoint bool
 	// Prefixes are the interface's IPv4 addresses with their masks.
 	// IPv6 is left out on purpose: beacons are IPv4 broadcasts.
 	Prefixes []netip.Prefix
@@ -88,6 +91,8 @@ func fromNet(ifi net.Interface, addrs []net.Addr) Interface {
 		Loopback:  ifi.Flags&net.FlagLoopback != 0,
 		Broadcast: ifi.Flags&net.FlagBroadcast != 0,
 		Multicast: ifi.Flags&net.FlagMulticast != 0,
+
+		PointToPoint: ifi.Flags&net.FlagPointToPoint != 0,
 	}
 	for _, a := range addrs {
 		ipn, ok := a.(*net.IPNet)
