@@ -1,7 +1,10 @@
 package mesh
 
 import (
+	"net/netip"
+
 	"context"
+	"github.com/lanmesh/lanmesh/codec"
 	"testing"
 	"time"
 )
@@ -42,5 +45,49 @@ func TestNodeInboxTwoLinks(t *testing.T) {
 		if _, ok := m.Msg.(*Msg32); ok {
 			got++
 		}
+	}
+}
+
+// TestBroadcastMixedCodecs: a node with binary lanmesh links and a JSON
+// cable_car link broadcasts one message: each link gets it in its own
+// codec. (Broadcast used to encode once with the first link's codec, so
+// one of the two kinds got the other's bytes.)
+func TestBroadcastMixedCodecs(t *testing.T) {
+	nodes := startNodes(t, nodeNet{name: "mem", mem: NewMemNetwork()}, 2, nil)
+	fullMesh(t, nodes)
+	n := nodes[0]
+	// A cable_car program speaking JSON, on the far end of a pipe.
+	near, far := memPipe("node0:cc", "cablecar:1")
+	t.Cleanup(func() { far.Close() })
+	jsonCfg := n.link
+	jsonCfg.Codec = "json"
+	remote := Hello{NodeID: cableCarID(netip.MustParseAddr("10.0.0.9")), Name: "cablecar@10.0.0.9", Mesh: n.link.Mesh, Codec: "json"}
+	remote.InstanceID = remote.NodeID
+	if _, err := n.attachQuiet(near, jsonCfg, remote); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := n.Broadcast(&Text{S: "hello"}); k != 2 || err != nil {
+		t.Fatalf("Broadcast = %d, %v; want 2 peers", k, err)
+	}
+	n.Xfer()
+	// The binary peer decodes it.
+	m := recv(t, nodes[1])
+	for {
+		if _, ok := m.Msg.(*Text); ok {
+			break
+		}
+		m = recv(t, nodes[1])
+	}
+	if got := m.Msg.(*Text).S; got != "hello" {
+		t.Fatalf("binary peer got %q", got)
+	}
+	// The JSON peer reads a JSON frame of it.
+	far.SetReadDeadline(time.Now().Add(5 * time.Second))
+	msg, _, err := codec.NewJSON(testRegistry).NewDecoder(far).Decode()
+	if err != nil {
+		t.Fatalf("JSON peer: %v", err)
+	}
+	if txt, ok := msg.(*Text); !ok || txt.S != "hello" {
+		t.Fatalf("JSON peer got %#v", msg)
 	}
 }

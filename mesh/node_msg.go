@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/lanmesh/lanmesh/codec"
 	"github.com/lanmesh/lanmesh/message"
 )
 
@@ -215,26 +216,59 @@ func (n *Node) SendTo(name string, msg any) error {
 	return n.Send(found.Remote().NodeID, msg)
 }
 
-// Broadcast queues msg for every linked peer. It encodes msg once and copies
-// the bytes to each link, so fan-out costs a copy per peer. It returns how
-// many peers it was queued for and, joined, the errors of those it was not
-// (a full send buffer, a link closing).
+// Broadcast queues msg for every linked peer. It encodes msg once per codec
+// in use (one, unless cable_car links speak another) and copies the bytes
+// to each link, so fan-out costs a copy per peer. It returns how many peers
+// it was queued for and, joined, the errors of those it was not (a full
+// send buffer, a link closing). A message whose type is not registered is
+// an error even with no peers linked.
 func (n *Node) Broadcast(msg any) (int, error) {
+	if _, err := n.link.registry().TypeOf(msg); err != nil {
+		return 0, err
+	}
 	t := n.links.Load()
 	if len(t.all) == 0 {
 		return 0, nil
 	}
-	buf := framePool.Get().(*[]byte)
-	defer framePool.Put(buf)
-	frame, err := t.all[0].codec.AppendFrame((*buf)[:0], msg)
-	if err != nil {
-		return 0, err
+	// The frames by codec; a node has one codec, two with cable_car.
+	var frames [2]struct {
+		c     codec.Codec
+		buf   *[]byte
+		frame []byte
+		err   error
 	}
-	*buf = frame
+	defer func() {
+		for _, f := range frames {
+			if f.buf != nil {
+				framePool.Put(f.buf)
+			}
+		}
+	}()
 	sent := 0
 	var errs []error
 	for _, l := range t.all {
-		if err := l.sendFrame(frame); err != nil {
+		var frame []byte
+		var err error
+		found := false
+		for i := range frames {
+			f := &frames[i]
+			if f.c == nil {
+				f.c, f.buf = l.codec, framePool.Get().(*[]byte)
+				f.frame, f.err = l.codec.AppendFrame((*f.buf)[:0], msg)
+				*f.buf = f.frame
+			}
+			if f.c.Name() == l.codec.Name() {
+				frame, err, found = f.frame, f.err, true
+				break
+			}
+		}
+		if !found {
+			// A third codec cannot happen today; encode for this link alone.
+			err = l.Send(msg)
+		} else if err == nil {
+			err = l.sendFrame(frame)
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", l.Remote().Name, err))
 			continue
 		}
