@@ -1,6 +1,8 @@
 package mesh
 
 import (
+	"bytes"
+	"errors"
 	"net/netip"
 
 	"context"
@@ -89,5 +91,20 @@ func TestBroadcastMixedCodecs(t *testing.T) {
 	}
 	if txt, ok := msg.(*Text); !ok || txt.S != "hello" {
 		t.Fatalf("JSON peer got %#v", msg)
+	}
+}
+
+// TestNodeConfigValidateAsNewNode: whatever NewNode refuses, Validate
+// refuses first; here a mesh name discovery cannot carry (100 bytes).
+func TestNodeConfigValidateAsNewNode(t *testing.T) {
+	cfg := DefaultNodeConfig()
+	cfg.UseLoopback(freeUDPPort(t))
+	cfg.Link.Mesh = string(bytes.Repeat([]byte("m"), 100))
+	if err := cfg.Validate(); !errors.Is(err, ErrConfig) {
+		t.Fatalf("Validate = %v, want ErrConfig", err)
+	}
+	if n, err := NewNode(cfg); err == nil {
+		n.Close()
+		t.Fatal("NewNode accepted it")
 	}
 }

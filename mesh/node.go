@@ -201,16 +201,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		n.cc = cc
 	}
 	if !cfg.NoDiscovery {
-		dc := cfg.Discovery
-		dc.Mesh = n.link.Mesh
-		dc.NodeID = n.id
-		dc.InstanceID = n.link.InstanceID
-		dc.Name = n.link.Name
-		dc.Port = int(n.link.ListenPort)
-		dc.Keyring = cfg.Link.Keyring
-		if dc.Logger == nil {
-			dc.Logger = cfg.Logger
-		}
+		dc := cfg.discoveryConfig(n.link, int(n.link.ListenPort))
 		dc.OnEvent = n.onDiscovery
 		d, err := discovery.New(dc)
 		if err != nil {

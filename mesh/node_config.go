@@ -162,8 +162,43 @@ func (c *NodeConfig) Validate() error {
 		if err := c.CableCar.validate(); err != nil {
 			return err
 		}
+		if cc := c.cableCarCodec(); cc != "binary" && cc != "json" {
+			return bad("CableCar: the node's codec is %q; set CableCar.Codec to binary or json", cc)
+		}
+	}
+	if !c.NoDiscovery {
+		// What NewNode gives discovery, with a stand-in for the port the
+		// listener will have.
+		dc := c.discoveryConfig(c.Link, 1)
+		if err := dc.Validate(); err != nil {
+			return fmt.Errorf("%w: Discovery: %w", ErrConfig, err)
+		}
 	}
 	return nil
+}
+
+// cableCarCodec is the codec of cable_car links.
+func (c *NodeConfig) cableCarCodec() string {
+	if c.CableCar.Codec != "" {
+		return c.CableCar.Codec
+	}
+	return c.Link.Codec
+}
+
+// discoveryConfig is the configuration NewNode gives discovery: the
+// tunables of c.Discovery, and the node's identity.
+func (c *NodeConfig) discoveryConfig(link Config, port int) discovery.Config {
+	dc := c.Discovery
+	dc.Mesh = link.Mesh
+	dc.NodeID = link.NodeID
+	dc.InstanceID = link.InstanceID
+	dc.Name = link.Name
+	dc.Port = port
+	dc.Keyring = link.Keyring
+	if dc.Logger == nil {
+		dc.Logger = c.Logger
+	}
+	return dc
 }
 
 // UseLoopback keeps the node on this machine: it listens on 127.0.0.1 only,
