@@ -55,7 +55,7 @@ func (c *Binary) AppendFrame(dst []byte, msg any) ([]byte, error) {
 			m, ok = addressable(t, msg)
 		}
 		if !ok {
-			return dst[:start], fmt.Errorf("%w: %s", ErrNoBinaryForm, t.Name)
+			return dst[:start], noBinaryForm(t)
 		}
 		if dst, err = m.AppendBinary(dst); err != nil {
 			return dst[:start], fmt.Errorf("codec: encoding %s: %w", t.Name, err)
@@ -67,6 +67,26 @@ func (c *Binary) AppendFrame(dst []byte, msg any) ([]byte, error) {
 	}
 	dst[start] = byte(n)
 	return dst, nil
+}
+
+// Carries reports whether the binary codec can carry t: an error wrapping
+// ErrNoBinaryForm, with the fix, for a type with fields but no
+// AppendBinary/UnmarshalBinary pair.
+func (*Binary) Carries(t *Type) error {
+	if t.Empty {
+		return nil
+	}
+	pt := reflect.PointerTo(t.GoType)
+	appender := reflect.TypeFor[encoding.BinaryAppender]()
+	if (t.GoType.Implements(appender) || pt.Implements(appender)) &&
+		pt.Implements(reflect.TypeFor[encoding.BinaryUnmarshaler]()) {
+		return nil
+	}
+	return noBinaryForm(t)
+}
+
+func noBinaryForm(t *Type) error {
+	return fmt.Errorf("%w: %s: give %s AppendBinary/UnmarshalBinary, or use the msgpack codec", ErrNoBinaryForm, t.Name, t.GoType.Name())
 }
 
 // addressable handles a value passed by value whose AppendBinary has a pointer

@@ -40,11 +40,11 @@ type CableCarConfig struct {
 	// PeerPort is the TCP port dialled on a host heard broadcasting.
 	// Default 8223.
 	PeerPort int
-	// BeaconPort is the UDP port of "BROADCAST". Default 8222, which
-	// lanmesh's beacons share (both bind it shared).
-	BeaconPort int
+	// "BROADCAST" is heard on the node's Discovery.BeaconPort (8222 by
+	// default, as cable_car's; both bind it shared).
+	//
 	// Destinations are where "BROADCAST" is sent. Default
-	// 255.255.255.255:BeaconPort, as cable_car sends it. On one machine
+	// 255.255.255.255:Discovery.BeaconPort, as cable_car sends it. On one machine
 	// without a LAN, use 127.255.255.255.
 	Destinations []netip.AddrPort
 	// Interval is the time between broadcasts. Default 1 s.
@@ -69,10 +69,9 @@ const (
 // DefaultCableCarConfig returns cable_car's own ports and interval, off.
 func DefaultCableCarConfig() CableCarConfig {
 	return CableCarConfig{
-		Listen:     fmt.Sprintf(":%d", CableCarPort),
-		PeerPort:   CableCarPort,
-		BeaconPort: CableCarBeaconPort,
-		Interval:   time.Second,
+		Listen:   fmt.Sprintf(":%d", CableCarPort),
+		PeerPort: CableCarPort,
+		Interval: time.Second,
 	}
 }
 
@@ -83,8 +82,8 @@ func (c *CableCarConfig) validate() error {
 	switch {
 	case c.Listen == "":
 		return bad("Listen is empty")
-	case c.PeerPort <= 0 || c.PeerPort > 65535 || c.BeaconPort <= 0 || c.BeaconPort > 65535:
-		return bad("ports %d and %d out of range", c.PeerPort, c.BeaconPort)
+	case c.PeerPort <= 0 || c.PeerPort > 65535:
+		return bad("PeerPort %d out of range", c.PeerPort)
 	case c.Interval <= 0:
 		return bad("Interval must be positive")
 	case c.Codec != "" && c.Codec != "binary" && c.Codec != "json":
@@ -115,7 +114,7 @@ type cableCar struct {
 
 	// mu guards byIP: the links (or dials in progress: nil) by address.
 	mu   sync.Mutex
-	byIP map[netip.Addr]*Link
+	byIP map[netip.Addr]*link
 
 	// localMu guards the host's addresses, re-read at most once a second
 	// rather than for every datagram heard.
@@ -126,24 +125,24 @@ type cableCar struct {
 
 func startCableCar(n *Node) (*cableCar, error) {
 	cfg := n.cfg.CableCar
-	link := n.link
+	lc := n.link
 	if cfg.Codec != "" {
-		link.Codec = cfg.Codec
+		lc.Codec = cfg.Codec
 	}
-	if link.Codec != "binary" && link.Codec != "json" {
-		return nil, fmt.Errorf("%w: CableCar: the node's codec is %q; set CableCar.Codec to binary or json", ErrConfig, link.Codec)
+	if lc.Codec != "binary" && lc.Codec != "json" {
+		return nil, fmt.Errorf("%w: CableCar: the node's codec is %q; set CableCar.Codec to binary or json", ErrConfig, lc.Codec)
 	}
-	c := &cableCar{n: n, cfg: cfg, link: link, byIP: map[netip.Addr]*Link{}, dests: cfg.Destinations}
+	c := &cableCar{n: n, cfg: cfg, link: lc, byIP: map[netip.Addr]*link{}, dests: cfg.Destinations}
 	if len(c.dests) == 0 {
-		c.dests = []netip.AddrPort{netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), uint16(cfg.BeaconPort))}
+		c.dests = []netip.AddrPort{netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), uint16(n.cfg.Discovery.BeaconPort))}
 	}
 	var err error
 	if c.ln, err = n.tr.Listen(cfg.Listen); err != nil {
 		return nil, fmt.Errorf("mesh: cable_car listen on %s: %w", cfg.Listen, err)
 	}
-	if c.udp, err = udpshare.Listen(cfg.BeaconPort); err != nil {
+	if c.udp, err = udpshare.Listen(n.cfg.Discovery.BeaconPort); err != nil {
 		c.ln.Close()
-		return nil, fmt.Errorf("mesh: cable_car beacon port %d: %w", cfg.BeaconPort, err)
+		return nil, fmt.Errorf("mesh: cable_car beacon port %d: %w", n.cfg.Discovery.BeaconPort, err)
 	}
 	if c.send, err = udpshare.ListenSender(); err != nil {
 		c.ln.Close()
@@ -222,7 +221,7 @@ func (c *cableCar) want(ip netip.Addr) bool {
 	return true
 }
 
-func (c *cableCar) release(ip netip.Addr, l *Link) {
+func (c *cableCar) release(ip netip.Addr, l *link) {
 	c.mu.Lock()
 	if c.byIP[ip] == l {
 		delete(c.byIP, ip)
@@ -266,7 +265,7 @@ func (c *cableCar) acceptLoop() {
 // attach makes conn the link to the cable_car program at ip.
 func (c *cableCar) attach(conn net.Conn, ip netip.Addr) {
 	id := cableCarID(ip)
-	remote := Hello{NodeID: id, InstanceID: id, Name: "cablecar@" + ip.String(),
+	remote := hello{NodeID: id, InstanceID: id, Name: "cablecar@" + ip.String(),
 		Mesh: c.n.link.Mesh, Codec: c.link.Codec}
 	l, err := c.n.attachQuiet(conn, c.link, remote)
 	if err != nil {
@@ -324,7 +323,7 @@ func (n *Node) knowsLanmeshAt(ip netip.Addr) bool {
 // attachQuiet adds a link with no handshake and no control frames (a
 // cable_car peer) to the node's table. It replaces nothing: the caller
 // keeps one such link per address.
-func (n *Node) attachQuiet(conn net.Conn, cfg Config, remote Hello) (*Link, error) {
+func (n *Node) attachQuiet(conn net.Conn, cfg Config, remote hello) (*link, error) {
 	local := n.hello
 	local.Codec = cfg.Codec
 	sink := &nodeSink{n: n, quiet: true, attached: make(chan struct{})}
@@ -355,7 +354,7 @@ func (n *Node) attachQuiet(conn net.Conn, cfg Config, remote Hello) (*Link, erro
 	p.joined = time.Now()
 	delete(n.tombs, p.id)
 	n.publishLocked()
-	n.events.push(PeerEvent{Kind: PeerJoined, Peer: n.infoLocked(p)})
+	n.pushEventLocked(PeerEvent{Kind: PeerJoined, Peer: n.infoLocked(p)})
 	n.wg.Add(1)
 	go n.watch(p, l)
 	n.mu.Unlock()

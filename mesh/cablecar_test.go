@@ -71,15 +71,15 @@ func (f *fakeCableCar) hearBroadcast() {
 func cableCarNode(t *testing.T, codecName string, beaconPort int, peerPort int) *Node {
 	t.Helper()
 	cfg := DefaultNodeConfig()
-	cfg.Link = testConfig(t)
+	setTestConfig(&cfg, t)
 	cfg.Link.AutoFlush = true
-	cfg.Listen = []string{"127.0.0.1:0"}
-	cfg.NoDiscovery = true
+	cfg.Net.Listen = []string{"127.0.0.1:0"}
+	cfg.Discovery.Off = true
+	cfg.Discovery.BeaconPort = beaconPort // cable_car's "BROADCAST" port
 	cfg.CableCar = CableCarConfig{
 		Enabled:       true,
 		Listen:        "127.0.0.1:0",
 		PeerPort:      peerPort,
-		BeaconPort:    beaconPort,
 		Destinations:  []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.255.255.255"), uint16(beaconPort))},
 		Interval:      50 * time.Millisecond,
 		Codec:         codecName,
@@ -161,7 +161,7 @@ func TestCableCarNodeDials(t *testing.T) {
 			defer conn.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			ev, err := n.WaitEvent(ctx)
+			ev, err := nextEvent(ctx, n)
 			if err != nil || ev.Kind != PeerJoined || ev.Peer.Name != "cablecar@127.0.0.1" {
 				t.Fatalf("event %+v, %v", ev, err)
 			}

@@ -16,19 +16,19 @@ import (
 
 // Dial connects to a node listening at addr (a known address: no discovery)
 // over cfg.Transport, runs the handshake and returns the Messenger. ctx
-// bounds the whole; cfg.HandshakeTimeout bounds the connection and the
+// bounds the whole; cfg.Link.HandshakeTimeout bounds the connection and the
 // handshake each.
 func Dial(ctx context.Context, cfg Config, addr string) (*Messenger, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	dialCtx, cancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
-	conn, err := cfg.transport().Dial(dialCtx, addr)
+	dialCtx, cancel := context.WithTimeout(ctx, cfg.Link.HandshakeTimeout)
+	conn, err := cfg.Link.transport().Dial(dialCtx, addr)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("mesh: dial %s: %w", addr, err)
 	}
-	local := cfg.Hello()
+	local := cfg.hello()
 	s, err := handshake(ctx, conn, local, cfg, hsOptions{initiator: true, keys: cfg.Keyring.Derive(cfg.Mesh)})
 	if err != nil {
 		conn.Close()
@@ -47,7 +47,7 @@ func Dial(ctx context.Context, cfg Config, addr string) (*Messenger, error) {
 // one never holds up the others; failures are logged and the connection
 // dropped, and Accept returns only links that are up.
 //
-// At most DefaultMaxHandshakes connections are handshaken at once, a quarter
+// At most 64 connections are handshaken at once, a quarter
 // of them from any one source address, so that a flood of silent
 // connections costs bounded memory and cannot shut out other hosts. A
 // connection past either bound is closed at once, before any handshake
@@ -66,7 +66,7 @@ type Listener struct {
 }
 
 // Listen listens on each of addrs over cfg.Transport (a server can listen on
-// several addresses, one per interface say). When cfg.ListenPort is 0 it
+// several addresses, one per interface say). When cfg.listenPort is 0 it
 // advertises the port of the first address.
 func Listen(cfg Config, addrs ...string) (*Listener, error) {
 	if err := cfg.Validate(); err != nil {
@@ -76,20 +76,20 @@ func Listen(cfg Config, addrs ...string) (*Listener, error) {
 		return nil, fmt.Errorf("%w: Listen needs at least one address", ErrConfig)
 	}
 	l := &Listener{cfg: cfg, keys: cfg.Keyring.Derive(cfg.Mesh), ready: make(chan *Messenger)}
-	l.slots.init(DefaultMaxHandshakes)
+	l.slots.init(defaultMaxHandshakes)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	for _, addr := range addrs {
-		ln, err := cfg.transport().Listen(addr)
+		ln, err := cfg.Link.transport().Listen(addr)
 		if err != nil {
 			l.Close()
 			return nil, fmt.Errorf("mesh: listen %s: %w", addr, err)
 		}
 		l.lns = append(l.lns, ln)
 	}
-	if l.cfg.ListenPort == 0 {
+	if l.cfg.listenPort == 0 {
 		if _, port, err := net.SplitHostPort(l.lns[0].Addr().String()); err == nil {
 			p, _ := strconv.ParseUint(port, 10, 16)
-			l.cfg.ListenPort = uint16(p)
+			l.cfg.listenPort = uint16(p)
 		}
 	}
 	for _, ln := range l.lns {
@@ -176,7 +176,7 @@ func (l *Listener) acceptLoop(ln net.Listener) {
 
 func (l *Listener) handshake(conn net.Conn, src netip.Addr) {
 	defer l.wg.Done()
-	local := l.cfg.Hello()
+	local := l.cfg.hello()
 	s, err := handshake(l.ctx, conn, local, l.cfg, hsOptions{keys: l.keys})
 	l.slots.release(src)
 	if err != nil {

@@ -113,7 +113,7 @@ func (n *Node) SetKeyring(kr meshkey.Keyring) error {
 	if err := kr.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	if kr.Keyed() != n.cfg.Link.Keyring.Keyed() {
+	if kr.Keyed() != n.cfg.Keyring.Keyed() {
 		return fmt.Errorf("%w: a running node cannot become keyed or unkeyed", ErrConfig)
 	}
 	kr = kr.Clone()
@@ -125,7 +125,7 @@ func (n *Node) SetKeyring(kr meshkey.Keyring) error {
 	}
 	n.keys.Store(set)
 	d := n.disc
-	var stale []*Link
+	var stale []*link
 	for _, p := range n.peers {
 		if p.link == nil {
 			continue

@@ -22,7 +22,7 @@ type Message struct {
 	// Msg is the message, a pointer to its registered type.
 	Msg any
 
-	link    *Link
+	link    *link
 	request bool
 	reqID   uint32
 }
@@ -49,7 +49,7 @@ type nodeSink struct {
 	at     []int     // the index in the link's batch of each of out
 }
 
-func (s *nodeSink) Deliver(l *Link, msgs []any, stop <-chan struct{}) int {
+func (s *nodeSink) Deliver(l *link, msgs []any, stop <-chan struct{}) int {
 	select {
 	case <-s.attached:
 	case <-stop:
@@ -126,7 +126,7 @@ func (n *Node) goneErrLocked(id uuid.UUID) error {
 	return fmt.Errorf("%w: %s", ErrNoPeer, id)
 }
 
-func (n *Node) linkTo(id uuid.UUID) (*Link, error) {
+func (n *Node) linkTo(id uuid.UUID) (*link, error) {
 	if l := n.links.Load().byID[id]; l != nil {
 		return l, nil
 	}
@@ -152,7 +152,7 @@ func (n *Node) linkTo(id uuid.UUID) (*Link, error) {
 func (n *Node) Send(id uuid.UUID, msg any) error {
 	l, err := n.linkTo(id)
 	if err != nil {
-		return err
+		return n.typeErr(msg, err)
 	}
 	err = l.Send(msg)
 	if errors.Is(err, ErrClosed) {
@@ -174,7 +174,7 @@ func (n *Node) Send(id uuid.UUID, msg any) error {
 // sendErr turns the error of a send on l into the node's: a link closing as
 // a duplicate is being replaced (try again, as with a full buffer); any
 // other closed link means the peer left.
-func (n *Node) sendErr(l *Link, err error) error {
+func (n *Node) sendErr(l *link, err error) error {
 	var ce *CloseError
 	switch {
 	case errors.As(err, &ce) && ce.Reason == reasonDuplicate:
@@ -185,35 +185,53 @@ func (n *Node) sendErr(l *Link, err error) error {
 	return err
 }
 
-// SendTo sends msg to the one linked peer called name, as UltraSockets'
-// send(name, message) did. A name that matches no linked peer is ErrNoPeer,
-// or ErrPeerGone with the reason if a peer of that name left; one that
-// matches several is ErrAmbiguousName.
+// typeErr is the error of a message that went nowhere: a codec error if
+// the message could not have been sent to anyone, else err. Send and
+// Broadcast thus report an unregistered type even with no peer.
+func (n *Node) typeErr(msg any, err error) error {
+	if _, terr := n.link.registry().TypeOf(msg); terr != nil {
+		return terr
+	}
+	return err
+}
+
+// SendTo sends msg to the one linked peer called name. A name that matches
+// no linked peer is ErrNoPeer, or ErrPeerGone with the reason if a peer of
+// that name left; one that matches several is ErrAmbiguousName.
 func (n *Node) SendTo(name string, msg any) error {
-	var found *Link
+	id, err := n.idByName(name)
+	if err != nil {
+		return n.typeErr(msg, err)
+	}
+	return n.Send(id, msg)
+}
+
+// idByName returns the id of the one linked peer called name.
+func (n *Node) idByName(name string) (uuid.UUID, error) {
+	var found *link
 	for _, l := range n.links.Load().all {
 		if l.Remote().Name == name {
 			if found != nil {
-				return fmt.Errorf("%w: %q (send by id)", ErrAmbiguousName, name)
+				return uuid.Nil, fmt.Errorf("%w: %q (use the id)", ErrAmbiguousName, name)
 			}
 			found = l
 		}
 	}
-	if found == nil {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		var last tomb
-		for _, t := range n.tombs {
-			if t.name == name && t.at.After(last.at) {
-				last = t
-			}
-		}
-		if last.err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrPeerGone, name, last.err)
-		}
-		return fmt.Errorf("%w: no linked peer is called %q", ErrNoPeer, name)
+	if found != nil {
+		return found.Remote().NodeID, nil
 	}
-	return n.Send(found.Remote().NodeID, msg)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var last tomb
+	for _, t := range n.tombs {
+		if t.name == name && t.at.After(last.at) {
+			last = t
+		}
+	}
+	if last.err != nil {
+		return uuid.Nil, fmt.Errorf("%w: %s: %w", ErrPeerGone, name, last.err)
+	}
+	return uuid.Nil, fmt.Errorf("%w: no linked peer is called %q", ErrNoPeer, name)
 }
 
 // Broadcast queues msg for every linked peer. It encodes msg once per codec
@@ -223,12 +241,9 @@ func (n *Node) SendTo(name string, msg any) error {
 // send buffer, a link closing). A message whose type is not registered is
 // an error even with no peers linked.
 func (n *Node) Broadcast(msg any) (int, error) {
-	if _, err := n.link.registry().TypeOf(msg); err != nil {
-		return 0, err
-	}
 	t := n.links.Load()
 	if len(t.all) == 0 {
-		return 0, nil
+		return 0, n.typeErr(msg, nil)
 	}
 	// The frames by codec; a node has one codec, two with cable_car.
 	var frames [2]struct {
@@ -294,81 +309,6 @@ func (n *Node) Xfer() error {
 	return nil
 }
 
-// Get returns the next received message, or false if none is waiting. It
-// never blocks. With OnMessage set, the handler takes every message and Get
-// finds none.
-func (n *Node) Get() (Message, bool) { return n.take() }
-
-// take returns the next message: from the batch taken from the inbox last
-// time, or a new batch of up to takeBatch, so that the inbox's lock (shared
-// with the links' readers) is taken once per batch, not per message.
-func (n *Node) take() (Message, bool) {
-	n.takeMu.Lock()
-	defer n.takeMu.Unlock()
-	if n.next == len(n.taken) {
-		clear(n.taken)
-		n.taken, n.next = n.inbox.popMany(n.taken[:0], takeBatch), 0
-		if len(n.taken) == 0 {
-			return Message{}, false
-		}
-	}
-	m := n.taken[n.next]
-	n.taken[n.next] = Message{}
-	n.next++
-	if n.next < len(n.taken) && n.receivers.Load() > 0 {
-		signal(n.inbox.ready) // a waiting Receive may take the rest
-	}
-	return m, true
-}
-
-const takeBatch = 64
-
-// Receive returns the next received message, waiting until one comes, ctx
-// ends, or the node is closed and every message that came before has been
-// returned (ErrNodeClosed).
-func (n *Node) Receive(ctx context.Context) (Message, error) {
-	// Counted before looking, so that a take that leaves messages after
-	// this look wakes us.
-	n.receivers.Add(1)
-	defer n.receivers.Add(-1)
-	for {
-		if m, ok := n.take(); ok {
-			return m, nil
-		}
-		select {
-		case <-n.inbox.ready:
-		case <-n.ctx.Done():
-			if m, ok := n.take(); ok {
-				return m, nil
-			}
-			return Message{}, ErrNodeClosed
-		case <-ctx.Done():
-			return Message{}, ctx.Err()
-		}
-	}
-}
-
-func (n *Node) dispatchMessages() {
-	defer n.wg.Done()
-	for {
-		if m, ok := n.take(); ok {
-			n.cfg.OnMessage(m)
-			continue
-		}
-		select {
-		case <-n.inbox.ready:
-		case <-n.ctx.Done():
-			for {
-				m, ok := n.take()
-				if !ok {
-					return
-				}
-				n.cfg.OnMessage(m)
-			}
-		}
-	}
-}
-
 // backoff returns the wait before attempt n+1: from lo doubling to hi, with
 // ±50% jitter so that nodes do not retry in step.
 func backoff(attempt int, lo, hi time.Duration) time.Duration {
@@ -388,7 +328,7 @@ func backoff(attempt int, lo, hi time.Duration) time.Duration {
 func (n *Node) Request(ctx context.Context, id uuid.UUID, msg any) (any, error) {
 	l, err := n.linkTo(id)
 	if err != nil {
-		return nil, err
+		return nil, n.typeErr(msg, err)
 	}
 	w, rid := n.reqs.add(id)
 	defer n.reqs.remove(rid)
@@ -403,6 +343,16 @@ func (n *Node) Request(ctx context.Context, id uuid.UUID, msg any) (any, error) 
 	case <-ctx.Done():
 		return nil, fmt.Errorf("mesh: request to %s: %w", l.Remote().Name, ctx.Err())
 	}
+}
+
+// RequestTo is Request to the one linked peer called name (see SendTo for
+// the errors of a name).
+func (n *Node) RequestTo(ctx context.Context, name string, msg any) (any, error) {
+	id, err := n.idByName(name)
+	if err != nil {
+		return nil, n.typeErr(msg, err)
+	}
+	return n.Request(ctx, id, msg)
 }
 
 // Reply answers the request m with reply. It is sent on the link the

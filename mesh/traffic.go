@@ -127,7 +127,7 @@ func (t *TrafficLog) Watch(buffer int) (records <-chan Record, cancel func()) {
 }
 
 // note records a message on l if the log is on.
-func (t *TrafficLog) note(l *Link, dir Direction, msg any) {
+func (t *TrafficLog) note(l *link, dir Direction, msg any) {
 	if !t.on.Load() {
 		return
 	}
