@@ -649,8 +649,8 @@ func TestWriteTimeout(t *testing.T) {
 		cfg := testConfig(t)
 		cfg.Link.WriteTimeout = 200 * time.Millisecond
 		cfg.Link.PingInterval = time.Second
-		cfg.Link.Silence = time.Minute   // the raw peer is silent too; that is not what is tested
-		p := newRawPeer(t, tc, cfg) // it never reads
+		cfg.Link.Silence = time.Minute // the raw peer is silent too; that is not what is tested
+		p := newRawPeer(t, tc, cfg)    // it never reads
 		msg := &Msg32{}
 		deadline := time.Now().Add(20 * time.Second)
 		for p.m.Err() == nil && time.Now().Before(deadline) {
