@@ -172,6 +172,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	n.traffic.init(cfg.Limits.TrafficLog)
 	n.reqs.init()
 	n.links.Store(&linkTable{byID: map[uuid.UUID]*link{}})
+	if n.out != n.inbox {
+		go n.dispatch() // joined by Close through outDone
+	}
 	fail := func(err error) (*Node, error) {
 		n.Close()
 		return nil, err
@@ -188,9 +191,6 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	}
 	n.hello = n.link.hello()
 
-	if n.out != n.inbox {
-		go n.dispatch() // joined by Close through outDone
-	}
 	if cfg.Responder != nil {
 		cfg.Responder.start(n)
 	}

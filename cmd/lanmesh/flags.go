@@ -97,11 +97,11 @@ func nodeConfig(f *nodeFlags, logOut io.Writer) (mesh.NodeConfig, error) {
 	case f.loopback && len(f.ifaces) > 0:
 		return cfg, errors.New("--loopback and --iface contradict each other")
 	}
-	cfg.Link.Mesh = f.mesh
-	cfg.Link.Name = f.name
-	cfg.Link.Codec = f.codec
-	cfg.Listen = []string{fmt.Sprintf(":%d", f.port)}
-	cfg.Peers = slices.Clone(f.peers)
+	cfg.Mesh = f.mesh
+	cfg.Name = f.name
+	cfg.Codec = f.codec
+	cfg.Net.Listen = []string{fmt.Sprintf(":%d", f.port)}
+	cfg.Net.Peers = slices.Clone(f.peers)
 
 	d := &cfg.Discovery
 	d.BeaconPort = f.beaconPort
@@ -113,14 +113,14 @@ func nodeConfig(f *nodeFlags, logOut io.Writer) (mesh.NodeConfig, error) {
 	d.MDNSInterval = f.interval
 	d.LostAfter = 3 * f.interval
 	d.MDNSTimeout = min(d.MDNSTimeout, f.interval/2)
-	cfg.NoDiscovery = f.noBroadcast && f.noMDNS
+	cfg.Discovery.Off = f.noBroadcast && f.noMDNS
 
 	cfg.CableCar.Enabled = f.cablecar
 	if f.loopback {
 		cfg.UseLoopback(f.beaconPort)
-		cfg.Listen = []string{fmt.Sprintf("127.0.0.1:%d", f.port)}
+		cfg.Net.Listen = []string{fmt.Sprintf("127.0.0.1:%d", f.port)}
 		if f.noBroadcast {
-			cfg.NoDiscovery = true
+			cfg.Discovery.Off = true
 		}
 	}
 
@@ -143,7 +143,7 @@ func parseNode(fs *flag.FlagSet, nf *nodeFlags, args []string, stderr io.Writer)
 	}
 	cfg, err := nodeConfig(nf, stderr)
 	if err == nil {
-		cfg.Link.Keyring, err = keyFromFlags(nf.key, nf.keyFile, os.Getenv)
+		cfg.Keyring, err = keyFromFlags(nf.key, nf.keyFile, os.Getenv)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n\n", fs.Name(), err)

@@ -62,7 +62,7 @@ func runPeers(ctx context.Context, args []string, std stdio) error {
 		writePeersTable(std.out, peers)
 	}
 	if len(peers) == 0 {
-		return fmt.Errorf("no node of mesh %q found within %v", cfg.Link.Mesh, *wait)
+		return fmt.Errorf("no node of mesh %q found within %v", cfg.Mesh, *wait)
 	}
 	return ctxErr(ctx)
 }

@@ -62,7 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	cfg := mesh.DefaultNodeConfig()
-	cfg.Link.Mesh, cfg.Link.Name, cfg.Link.Codec = *meshName, truncate(*name, maxHost), *codecName
+	cfg.Mesh, cfg.Name, cfg.Codec = *meshName, truncate(*name, maxHost), *codecName
 	cfg.Discovery.BeaconPort = *beaconPort
 	if *loopback {
 		cfg.UseLoopback(*beaconPort)
@@ -83,7 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	tick := time.NewTicker(*interval)
 	defer tick.Stop()
 	for {
-		m.tick(ctx, cfg.Link.Name)
+		m.tick(ctx, cfg.Name)
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
@@ -108,17 +108,17 @@ func (m *monitor) tick(ctx context.Context, name string) {
 	m.node.Broadcast(&own) // to every linked peer; none yet is fine
 	m.node.Xfer()
 	for msg, ok := m.node.Get(); ok; msg, ok = m.node.Get() {
-		if s, ok := msg.Msg.(*Stats); ok {
-			m.rows[msg.From] = *s
-		}
-	}
-	for ev, ok := m.node.PollEvent(); ok; ev, ok = m.node.PollEvent() {
-		switch ev.Kind {
-		case mesh.PeerJoined, mesh.PeerRestarted:
-			// A newcomer sees this machine at once, not an interval later.
-			m.node.Send(ev.Peer.ID, &own)
-		case mesh.PeerLeft:
-			delete(m.rows, ev.Peer.ID)
+		switch v := msg.Msg.(type) {
+		case *Stats:
+			m.rows[msg.From] = *v
+		case *mesh.PeerEvent:
+			switch v.Kind {
+			case mesh.PeerJoined, mesh.PeerRestarted:
+				// A newcomer sees this machine at once, not an interval later.
+				m.node.Send(v.Peer.ID, &own)
+			case mesh.PeerLeft:
+				delete(m.rows, v.Peer.ID)
+			}
 		}
 	}
 	m.node.Xfer()
