@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"net/netip"
+	"strings"
 
 	"context"
+	"github.com/google/uuid"
+
 	"github.com/lanmesh/lanmesh/codec"
+	"github.com/lanmesh/lanmesh/message"
 	"testing"
 	"time"
 )
@@ -116,5 +120,62 @@ func TestNodeConfigValidateAsNewNode(t *testing.T) {
 	if n, err := NewNode(cfg); err == nil {
 		n.Close()
 		t.Fatal("NewNode accepted it")
+	}
+}
+
+// Pos has fields but no binary form: the binary codec cannot carry it.
+type Pos struct{ X, Y int }
+
+// TestTypeTheCodecCannotCarry: a registry holding a type the node's codec
+// cannot carry fails when the node starts, with the fix in the message,
+// not at the first Broadcast; msgpack carries it.
+func TestTypeTheCodecCannotCarry(t *testing.T) {
+	reg := message.NewRegistry()
+	message.MustRegister[Pos](reg, 0x30, "Pos")
+	cfg := DefaultNodeConfig()
+	cfg.Registry = reg
+	cfg.Discovery.Off = true
+	cfg.Net.Listen = []string{"127.0.0.1:0"}
+	err := cfg.Validate()
+	if !errors.Is(err, ErrConfig) || !errors.Is(err, codec.ErrNoBinaryForm) ||
+		!strings.Contains(err.Error(), "give Pos AppendBinary/UnmarshalBinary, or use the msgpack codec") {
+		t.Fatalf("Validate = %v", err)
+	}
+	if n, err := NewNode(cfg); err == nil {
+		n.Close()
+		t.Fatal("NewNode started")
+	}
+	cfg.Codec = "msgpack"
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("msgpack: %v", err)
+	}
+	mc := DefaultConfig()
+	mc.Registry = reg
+	if _, err := Dial(testCtx(t, time.Second), mc, "127.0.0.1:1"); !errors.Is(err, codec.ErrNoBinaryForm) {
+		t.Fatalf("Dial = %v", err)
+	}
+}
+
+// TestUnregisteredWithNoPeers: Send, SendTo, Broadcast and Request of an
+// unregistered type are errors even when there is no peer to send to.
+func TestUnregisteredWithNoPeers(t *testing.T) {
+	nodes := startNodes(t, nodeNet{name: "mem", mem: NewMemNetwork()}, 1, nil)
+	n := nodes[0]
+	type unregistered struct{ A int }
+	if err := n.Send(uuid.New(), &unregistered{}); !errors.Is(err, codec.ErrNotRegistered) {
+		t.Errorf("Send = %v", err)
+	}
+	if err := n.SendTo("nobody", &unregistered{}); !errors.Is(err, codec.ErrNotRegistered) {
+		t.Errorf("SendTo = %v", err)
+	}
+	if k, err := n.Broadcast(&unregistered{}); k != 0 || !errors.Is(err, codec.ErrNotRegistered) {
+		t.Errorf("Broadcast = %d, %v", k, err)
+	}
+	if _, err := n.RequestTo(testCtx(t, time.Second), "nobody", &unregistered{}); !errors.Is(err, codec.ErrNotRegistered) {
+		t.Errorf("RequestTo = %v", err)
+	}
+	// A registered type to no peer is ErrNoPeer, as before.
+	if err := n.Send(uuid.New(), &Msg32{}); !errors.Is(err, ErrNoPeer) {
+		t.Errorf("Send to nobody = %v", err)
 	}
 }

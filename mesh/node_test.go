@@ -321,6 +321,9 @@ func TestNodeSendSendToBroadcastRequest(t *testing.T) {
 			if reply, err := a.Request(ctx, c.ID(), &Text{S: "dyn"}); err != nil || reply.(*Text).S != "DYN" {
 				t.Fatalf("dynamic rule: %v, %v", reply, err)
 			}
+			if reply, err := a.RequestTo(ctx, c.Name(), &Text{S: "by name"}); err != nil || reply.(*Text).S != "BY NAME" {
+				t.Fatalf("request by name: %v, %v", reply, err)
+			}
 			if _, err := a.Request(ctx, c.ID(), &Text{S: "fail"}); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "no thanks") {
 				t.Fatalf("refusal: %v", err)
 			}
