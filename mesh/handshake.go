@@ -160,7 +160,7 @@ func appendReject(dst []byte, code byte, reason string) []byte {
 
 func appendAccept(dst []byte) []byte { return appendHeader(dst, kindAccept) }
 
-// ParseHello reads a complete Hello frame, header included, rejecting
+// parseHello reads a complete Hello frame, header included, rejecting
 // anything it cannot trust: another magic or version, another frame kind,
 // lengths that disagree, bytes after the last field, nil ids, reserved flags,
 // names that are not UTF-8, an empty mesh or codec.

@@ -154,8 +154,8 @@ func TestKeyedRefusals(t *testing.T) {
 }
 
 // TestKeyedDialListen checks the public API end to end: Dial to a keyed
-// Listener with another key fails with ErrWrongKey, and Handshake and
-// NewLink refuse keyed configs.
+// Listener with another key fails with ErrWrongKey, and the unkeyed
+// handshake refuses keyed configs.
 func TestKeyedDialListen(t *testing.T) {
 	leaktest.Check(t)
 	cfg := keyed(testConfig(t), testKey(1))

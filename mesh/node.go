@@ -27,11 +27,11 @@ import (
 // to any peer through the same pump a Messenger has (Send, Xfer, Get).
 //
 // The goroutines a Node runs (accepting, dialling, one watcher per link, the
-// event and message dispatchers, discovery's) all end by Close. Its methods
-// are safe for concurrent use.
+// dispatcher of the callbacks, discovery's) all end by Close, which joins
+// them. Its methods are safe for concurrent use.
 type Node struct {
 	cfg   NodeConfig
-	link  Config // cfg.Link, completed
+	link  Config // the Config of its links, from cfg
 	hello hello
 	id    uuid.UUID
 	log   *slog.Logger
@@ -134,8 +134,8 @@ type tomb struct {
 const maxTombs = 256
 
 // NewNode starts a node: it listens, starts discovery and the dialling of
-// cfg.Peers, and returns. Peers appear as they are linked (see OnPeer,
-// PollEvent and Peers).
+// cfg.Net.Peers, and returns. Peers appear as they are linked: a
+// PeerJoined in the stream (Get, Receive, OnPeer), and in Peers.
 func NewNode(cfg NodeConfig) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err

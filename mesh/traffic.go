@@ -35,7 +35,7 @@ type Record struct {
 
 // TrafficLog records the messages a node sends and receives, as NewAlpha's
 // switch did: Start and Stop recording, Newest and All to read. It keeps the
-// last TrafficLogSize records in a ring. It is off by default and costs one
+// last Limits.TrafficLog records in a ring. It is off by default and costs one
 // atomic load per message while off. Safe for concurrent use.
 type TrafficLog struct {
 	on atomic.Bool

@@ -10,7 +10,7 @@
 //	fmt.Println(k) // 52 characters of base32 in groups of four
 //
 //	k, err := meshkey.Parse(text) // case and dashes do not matter
-//	cfg.Link.Keyring = meshkey.Keyring{Primary: k}
+//	cfg.Keyring = meshkey.Keyring{Primary: k}
 //
 // # Derivation
 //

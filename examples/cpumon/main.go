@@ -8,7 +8,7 @@
 //	go run ./examples/cpumon -plain          # print each table, for logs
 //
 // It is written as a loop at the sampling rate: sample, Broadcast, Xfer,
-// drain Get and PollEvent, draw. Nothing in it blocks on the network.
+// drain Get (messages and peer events), draw. Nothing in it blocks on the network.
 package main
 
 import (
