@@ -264,6 +264,3 @@ func (m *Messenger) Remote() PeerInfo {
 	p.Link = m.l.Stats()
 	return p
 }
-
-// RemoteAddr is the peer's end of the connection.
-func (m *Messenger) RemoteAddr() net.Addr { return m.peer.RemoteAddr }

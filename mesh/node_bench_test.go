@@ -99,4 +99,18 @@ func TestNodeSendDoesNotAllocate(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { a.Xfer() }); n != 0 {
 		t.Errorf("Xfer: %v allocs per call", n)
 	}
+	if n := testing.AllocsPerRun(1000, func() {
+		if _, err := a.Broadcast(msg); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("Broadcast: %v allocs per message", n)
+	}
+	// Get of a stream item copies it out: nothing allocated on the way.
+	b := nodes[1]
+	a.Xfer()
+	waitUntil(t, 5*time.Second, "messages at b", func() bool { return b.inbox.len() > 100 })
+	if n := testing.AllocsPerRun(100, func() { b.Get() }); n != 0 {
+		t.Errorf("Get: %v allocs per message", n)
+	}
 }

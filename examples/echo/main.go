@@ -111,7 +111,7 @@ func serve(ctx context.Context, cfg mesh.Config, addrs []string, ready func([]ne
 	ready(ln.Addrs())
 	return ln.Serve(ctx, mesh.Handlers{
 		OnOpen: func(m *mesh.Messenger) {
-			fmt.Printf("%s (%s) joined\n", m.Remote().Name, m.RemoteAddr())
+			fmt.Printf("%s (%s) joined\n", m.Remote().Name, m.Remote().RemoteAddr)
 		},
 		OnMessage: func(m *mesh.Messenger, msg mesh.Message) {
 			if err := m.Send(msg.Msg); err != nil {
