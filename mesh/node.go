@@ -90,7 +90,9 @@ type Node struct {
 	traffic TrafficLog
 	reqs    requests
 
-	closeOnce sync.Once
+	// closing is set by the first Close; closed is closed when it is done.
+	closing  atomic.Bool
+	closedCh chan struct{}
 }
 
 // linkTable maps peers to their current link; it is never changed once
@@ -160,6 +162,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		tombs:     map[uuid.UUID]tomb{},
 		inbox:     newQueue[Message](cfg.Limits.ReceiveQueue),
 		inboxDone: make(chan struct{}),
+		closedCh:  make(chan struct{}),
 	}
 	n.evGate.init(cfg.Limits.Events)
 	n.out, n.outDone = n.inbox, n.inboxDone
@@ -265,54 +268,63 @@ func (n *Node) Close() error { return n.CloseReason("node closed") }
 // unless a callback is running when Close is called (Close may be called
 // from OnPeer or OnMessage): then the node is closed when Close returns,
 // and the dispatcher delivers what remains once that callback returns,
-// then ends.
+// then ends. A Close while another is under way waits for it to finish,
+// unless a callback is running (it may be the one the first Close waits
+// for): then it returns at once.
 func (n *Node) CloseReason(reason string) error {
-	n.closeOnce.Do(func() {
-		n.mu.Lock()
-		n.closed = true
-		n.closeReason = reason
-		d := n.disc
-		var links []*link
-		for _, p := range n.peers {
-			if p.link != nil {
-				links = append(links, p.link)
-			}
+	if !n.closing.CompareAndSwap(false, true) {
+		// Another Close is under way (or done): wait for it, unless a
+		// callback runs, which that Close may be waiting for.
+		if !n.inCallback.Load() {
+			<-n.closedCh
 		}
-		n.mu.Unlock()
-		if d != nil {
-			d.Close()
+		return nil
+	}
+	defer close(n.closedCh)
+	n.mu.Lock()
+	n.closed = true
+	n.closeReason = reason
+	d := n.disc
+	var links []*link
+	for _, p := range n.peers {
+		if p.link != nil {
+			links = append(links, p.link)
 		}
-		n.cancel()
-		for _, ln := range n.lns {
-			ln.Close()
-		}
-		if n.cc != nil {
-			n.cc.close()
-		}
-		// No link is attached from now on (attach sees closed): close the
-		// ones there are; their watchers, which n.wg joins, report them.
-		var wg sync.WaitGroup
-		for _, l := range links {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				l.CloseReason(reason)
-			}()
-		}
-		wg.Wait()
-		// Handshakes in flight get a moment to finish (their links are then
-		// closed with reason), then are cut off.
-		grace := time.AfterFunc(min(n.link.Link.CloseTimeout, 250*time.Millisecond), n.hsCancel)
-		n.wg.Wait()
-		grace.Stop()
-		n.hsCancel()
-		close(n.inboxDone) // nothing adds to the stream any more
-		if n.out != n.inbox && !n.inCallback.Load() {
-			<-n.outDone
-		}
-		n.reqs.failAll(ErrNodeClosed)
-		n.log.Debug("mesh: node closed", "id", n.id)
-	})
+	}
+	n.mu.Unlock()
+	if d != nil {
+		d.Close()
+	}
+	n.cancel()
+	for _, ln := range n.lns {
+		ln.Close()
+	}
+	if n.cc != nil {
+		n.cc.close()
+	}
+	// No link is attached from now on (attach sees closed): close the
+	// ones there are; their watchers, which n.wg joins, report them.
+	var wg sync.WaitGroup
+	for _, l := range links {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.CloseReason(reason)
+		}()
+	}
+	wg.Wait()
+	// Handshakes in flight get a moment to finish (their links are then
+	// closed with reason), then are cut off.
+	grace := time.AfterFunc(min(n.link.Link.CloseTimeout, 250*time.Millisecond), n.hsCancel)
+	n.wg.Wait()
+	grace.Stop()
+	n.hsCancel()
+	close(n.inboxDone) // nothing adds to the stream any more
+	if n.out != n.inbox && !n.inCallback.Load() {
+		<-n.outDone
+	}
+	n.reqs.failAll(ErrNodeClosed)
+	n.log.Debug("mesh: node closed", "id", n.id)
 	return nil
 }
 

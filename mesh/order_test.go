@@ -368,3 +368,42 @@ func TestNewNodeFailsWithCallbacks(t *testing.T) {
 		t.Fatal("NewNode listened on a taken address")
 	}
 }
+
+// TestCloseTwiceWithCallback: a Close from a callback while the program's
+// own Close waits for the dispatcher does not deadlock.
+func TestCloseTwiceWithCallback(t *testing.T) {
+	leaktest.Check(t)
+	var n *Node
+	entered := make(chan struct{})
+	proceed := make(chan struct{})
+	var once sync.Once
+	nodes := startNodes(t, nodeNet{name: "mem", mem: NewMemNetwork()}, 2, func(i int, c *NodeConfig) {
+		c.Net.Peers = nil
+		if i == 1 {
+			c.Net.Peers = []string{"node0:1"}
+			return
+		}
+		c.OnPeer = func(ev PeerEvent) {
+			if ev.Kind != PeerLeft {
+				return
+			}
+			once.Do(func() { close(entered) })
+			<-proceed
+			n.Close() // the program's Close is under way
+		}
+	})
+	n = nodes[0]
+	waitUntil(t, 5*time.Second, "a link", func() bool { return len(linkedPeers(n)) == 1 })
+	done := make(chan struct{})
+	go func() {
+		n.Close()
+		close(done)
+	}()
+	<-entered
+	close(proceed)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close from a callback during Close deadlocked")
+	}
+}
