@@ -40,11 +40,11 @@ type CableCarConfig struct {
 	// PeerPort is the TCP port dialled on a host heard broadcasting.
 	// Default 8223.
 	PeerPort int
-	// "BROADCAST" is heard on the node's Discovery.BeaconPort (8222 by
-	// default, as cable_car's; both bind it shared).
-	//
+	// BeaconPort is the UDP port of "BROADCAST". Default 8222, which
+	// lanmesh's beacons share (both bind it shared).
+	BeaconPort int
 	// Destinations are where "BROADCAST" is sent. Default
-	// 255.255.255.255:Discovery.BeaconPort, as cable_car sends it. On one machine
+	// 255.255.255.255:BeaconPort, as cable_car sends it. On one machine
 	// without a LAN, use 127.255.255.255.
 	Destinations []netip.AddrPort
 	// Interval is the time between broadcasts. Default 1 s.
@@ -69,9 +69,10 @@ const (
 // DefaultCableCarConfig returns cable_car's own ports and interval, off.
 func DefaultCableCarConfig() CableCarConfig {
 	return CableCarConfig{
-		Listen:   fmt.Sprintf(":%d", CableCarPort),
-		PeerPort: CableCarPort,
-		Interval: time.Second,
+		Listen:     fmt.Sprintf(":%d", CableCarPort),
+		PeerPort:   CableCarPort,
+		BeaconPort: CableCarBeaconPort,
+		Interval:   time.Second,
 	}
 }
 
@@ -82,8 +83,8 @@ func (c *CableCarConfig) validate() error {
 	switch {
 	case c.Listen == "":
 		return bad("Listen is empty")
-	case c.PeerPort <= 0 || c.PeerPort > 65535:
-		return bad("PeerPort %d out of range", c.PeerPort)
+	case c.PeerPort <= 0 || c.PeerPort > 65535 || c.BeaconPort <= 0 || c.BeaconPort > 65535:
+		return bad("ports %d and %d out of range", c.PeerPort, c.BeaconPort)
 	case c.Interval <= 0:
 		return bad("Interval must be positive")
 	case c.Codec != "" && c.Codec != "binary" && c.Codec != "json":
@@ -134,15 +135,15 @@ func startCableCar(n *Node) (*cableCar, error) {
 	}
 	c := &cableCar{n: n, cfg: cfg, link: lc, byIP: map[netip.Addr]*link{}, dests: cfg.Destinations}
 	if len(c.dests) == 0 {
-		c.dests = []netip.AddrPort{netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), uint16(n.cfg.Discovery.BeaconPort))}
+		c.dests = []netip.AddrPort{netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), uint16(cfg.BeaconPort))}
 	}
 	var err error
 	if c.ln, err = n.tr.Listen(cfg.Listen); err != nil {
 		return nil, fmt.Errorf("mesh: cable_car listen on %s: %w", cfg.Listen, err)
 	}
-	if c.udp, err = udpshare.Listen(n.cfg.Discovery.BeaconPort); err != nil {
+	if c.udp, err = udpshare.Listen(cfg.BeaconPort); err != nil {
 		c.ln.Close()
-		return nil, fmt.Errorf("mesh: cable_car beacon port %d: %w", n.cfg.Discovery.BeaconPort, err)
+		return nil, fmt.Errorf("mesh: cable_car beacon port %d: %w", cfg.BeaconPort, err)
 	}
 	if c.send, err = udpshare.ListenSender(); err != nil {
 		c.ln.Close()

@@ -75,11 +75,11 @@ func cableCarNode(t *testing.T, codecName string, beaconPort int, peerPort int) 
 	cfg.Link.AutoFlush = true
 	cfg.Net.Listen = []string{"127.0.0.1:0"}
 	cfg.Discovery.Off = true
-	cfg.Discovery.BeaconPort = beaconPort // cable_car's "BROADCAST" port
 	cfg.CableCar = CableCarConfig{
 		Enabled:       true,
 		Listen:        "127.0.0.1:0",
 		PeerPort:      peerPort,
+		BeaconPort:    beaconPort,
 		Destinations:  []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.255.255.255"), uint16(beaconPort))},
 		Interval:      50 * time.Millisecond,
 		Codec:         codecName,

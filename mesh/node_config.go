@@ -296,8 +296,8 @@ type DiscoveryConfig struct {
 	// what Connect is given. Default false.
 	Off bool
 	// BeaconPort is the UDP port of beacons, shared by every node of the
-	// LAN and every node on one host, and by cable_car's "BROADCAST".
-	// Default 8222.
+	// LAN and every node on one host. Default 8222, the port of cable_car's
+	// "BROADCAST" too (CableCar.BeaconPort, a port of another protocol).
 	BeaconPort int
 	// Interfaces restricts discovery to the named interfaces. Empty means
 	// every suitable interface (see discovery.Config.Interfaces).
@@ -377,6 +377,6 @@ func (c *NodeConfig) UseLoopback(beaconPort int) {
 	c.Net.Listen = []string{"127.0.0.1:0"}
 	c.Discovery.UseLoopback(beaconPort)
 	c.CableCar.Listen = fmt.Sprintf("127.0.0.1:%d", CableCarPort)
-	c.CableCar.Destinations = []netip.AddrPort{netip.AddrPortFrom(discovery.LoopbackBroadcast, uint16(beaconPort))}
+	c.CableCar.Destinations = []netip.AddrPort{netip.AddrPortFrom(discovery.LoopbackBroadcast, CableCarBeaconPort)}
 	c.CableCar.AllowLoopback = true
 }
