@@ -179,3 +179,17 @@ func TestUnregisteredWithNoPeers(t *testing.T) {
 		t.Errorf("Send to nobody = %v", err)
 	}
 }
+
+// TestZeroNodeConfig: a NodeConfig not made by DefaultNodeConfig says so.
+func TestZeroNodeConfig(t *testing.T) {
+	var cfg NodeConfig
+	cfg.Mesh = "mine"
+	err := cfg.Validate()
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "start from DefaultNodeConfig()") {
+		t.Fatalf("Validate = %v", err)
+	}
+	var c Config
+	if err := c.Validate(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "start from DefaultConfig()") {
+		t.Fatalf("Config.Validate = %v", err)
+	}
+}

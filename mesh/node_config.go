@@ -29,9 +29,9 @@ type NodeConfig struct {
 	// Name is the node's name for people (at most 255 bytes of UTF-8).
 	// Default: the host name.
 	Name string
-	// Mesh names the mesh; peers with another name are refused (1 to 64
-	// bytes of UTF-8, as discovery's beacons carry it). Default "lanmesh".
-	// Give each game or program its own.
+	// Mesh names the mesh; peers with another name are refused (1 to 255
+	// bytes of UTF-8; at most 64 with discovery on, which its beacons
+	// carry). Default "lanmesh". Give each game or program its own.
 	Mesh string
 	// Codec is "binary", "msgpack" or "json"; every node of the mesh must
 	// agree. Default "binary": the fastest and cable_car-compatible, but
@@ -52,9 +52,11 @@ type NodeConfig struct {
 	// each message in the order the node received them: a peer's
 	// PeerJoined before any of its messages, its PeerLeft after the last.
 	// What has no callback set stays for Get and Receive, in the same
-	// order. They may call any method of the node, Close included (see
-	// CloseReason); they should return promptly, since what comes after
-	// waits for them, and past Limits.ReceiveQueue the peers are slowed.
+	// order: set both, or take the rest, since once Limits.ReceiveQueue
+	// wait there the stream stops, callbacks included. They may call any
+	// method of the node, Close included (see CloseReason); they should
+	// return promptly, since what comes after waits for them, and past
+	// Limits.ReceiveQueue the peers are slowed.
 	OnPeer    func(PeerEvent)
 	OnMessage func(Message)
 	// Responder, if set, answers requests on a goroutine of its own: those

@@ -14,12 +14,15 @@ import (
 	"github.com/lanmesh/lanmesh/message"
 )
 
-// Message is a message received by a node, with the peer it came from.
+// Message is an item a node or a Messenger delivers: a message received,
+// with the peer it came from, or, from a node, a peer event.
 type Message struct {
-	// From is the sender's node id; FromName its name.
+	// From is the sender's node id; FromName its name. For a peer event,
+	// the peer's.
 	From     uuid.UUID
 	FromName string
-	// Msg is the message, a pointer to its registered type.
+	// Msg is the message, a pointer to its registered type; or a
+	// *PeerEvent, which only a node's stream carries (see Node.Get).
 	Msg any
 
 	link    *link
