@@ -168,12 +168,23 @@ func hostName() string {
 	return host
 }
 
-// Validate reports the first bad field, wrapping ErrConfig.
+// Validate reports the first bad field, wrapping ErrConfig. It checks too
+// that the codec can carry every type of the registry.
 func (c *Config) Validate() error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	return checkTypes(c.Codec, c.registry())
+}
+
+// validate is Validate short of the registry's types: a link checks its
+// Config with it, and a type registered while the node runs must not stop
+// new links (Send reports it).
+func (c *Config) validate() error {
 	if c.NodeID == uuid.Nil && c.Link == (LinkConfig{}) {
 		return fmt.Errorf("%w: the Config is empty: start from DefaultConfig()", ErrConfig)
 	}
-	if err := validateIdentity(c.NodeID, c.Name, c.Mesh, c.Codec, c.registry(), c.Keyring); err != nil {
+	if err := validateIdentity(c.NodeID, c.Name, c.Mesh, c.Codec, c.Keyring); err != nil {
 		return err
 	}
 	if c.ReceiveQueueLimit < 1 {
@@ -183,7 +194,7 @@ func (c *Config) Validate() error {
 }
 
 // validateIdentity checks the fields Config and NodeConfig share.
-func validateIdentity(id uuid.UUID, name, mesh, codecName string, reg *message.Registry, kr meshkey.Keyring) error {
+func validateIdentity(id uuid.UUID, name, mesh, codecName string, kr meshkey.Keyring) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
 	}
@@ -200,7 +211,7 @@ func validateIdentity(id uuid.UUID, name, mesh, codecName string, reg *message.R
 	if err := kr.Validate(); err != nil {
 		return bad("Keyring: %v", err)
 	}
-	return checkTypes(codecName, reg)
+	return nil
 }
 
 // checkTypes refuses a registry holding a type the codec cannot carry, so

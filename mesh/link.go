@@ -111,7 +111,7 @@ type link struct {
 // newLink starts a link; sec carries a keyed handshake's keys (nil:
 // unkeyed).
 func newLink(conn net.Conn, cfg Config, local, remote hello, sink linkSink, quiet bool, sec *session) (*link, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	if local.Codec != cfg.Codec || remote.Codec != cfg.Codec {

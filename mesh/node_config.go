@@ -182,7 +182,10 @@ func (c *NodeConfig) Validate() error {
 	if c.NodeID == uuid.Nil && c.Link == (LinkConfig{}) {
 		return bad("the NodeConfig is empty: start from DefaultNodeConfig()")
 	}
-	if err := validateIdentity(c.NodeID, c.Name, c.Mesh, c.Codec, c.registry(), c.Keyring); err != nil {
+	if err := validateIdentity(c.NodeID, c.Name, c.Mesh, c.Codec, c.Keyring); err != nil {
+		return err
+	}
+	if err := checkTypes(c.Codec, c.registry()); err != nil {
 		return err
 	}
 	if err := c.Link.Validate(); err != nil {
@@ -214,6 +217,9 @@ func (c *NodeConfig) Validate() error {
 		}
 		if cc := c.cableCarCodec(); cc != "binary" && cc != "json" {
 			return bad("CableCar: the node's codec is %q; set CableCar.Codec to binary or json", cc)
+		}
+		if err := checkTypes(c.cableCarCodec(), c.registry()); err != nil {
+			return fmt.Errorf("%w (for cable_car's links)", err)
 		}
 	}
 	if !c.Discovery.Off {
