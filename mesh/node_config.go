@@ -118,7 +118,7 @@ type Limits struct {
 	// ReceiveQueue is how many received messages, from all peers together,
 	// wait for the program (Get, Receive, OnMessage) before the links stop
 	// reading, which stops the peers: their Sends report ErrBackpressure.
-	// Default 16384.
+	// Peer events waiting among them take room too. Default 16384.
 	ReceiveQueue int
 	// Events bounds the peer events waiting for the program among the
 	// messages. Past it the node waits, never drops: it links no new peer
