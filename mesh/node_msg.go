@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/lanmesh/lanmesh/codec"
 	"github.com/lanmesh/lanmesh/message"
 )
 
@@ -248,43 +247,16 @@ func (n *Node) Broadcast(msg any) (int, error) {
 	if len(t.all) == 0 {
 		return 0, n.typeErr(msg, nil)
 	}
-	// The frames by codec; a node has one codec, two with cable_car.
-	var frames [2]struct {
-		c     codec.Codec
-		buf   *[]byte
-		frame []byte
-		err   error
-	}
-	defer func() {
-		for _, f := range frames {
-			if f.buf != nil {
-				framePool.Put(f.buf)
-			}
-		}
-	}()
+	// The frame of the node's codec and, with cable_car, of the other one.
+	var enc [2]encoded
 	sent := 0
 	var errs []error
 	for _, l := range t.all {
-		var frame []byte
-		var err error
-		found := false
-		for i := range frames {
-			f := &frames[i]
-			if f.c == nil {
-				f.c, f.buf = l.codec, framePool.Get().(*[]byte)
-				f.frame, f.err = l.codec.AppendFrame((*f.buf)[:0], msg)
-				*f.buf = f.frame
+		err := enc[0].send(l, msg)
+		if err == errOtherCodec {
+			if err = enc[1].send(l, msg); err == errOtherCodec {
+				err = l.Send(msg) // a third codec: cannot happen today
 			}
-			if f.c.Name() == l.codec.Name() {
-				frame, err, found = f.frame, f.err, true
-				break
-			}
-		}
-		if !found {
-			// A third codec cannot happen today; encode for this link alone.
-			err = l.Send(msg)
-		} else if err == nil {
-			err = l.sendFrame(frame)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", l.Remote().Name, err))
@@ -293,7 +265,42 @@ func (n *Node) Broadcast(msg any) (int, error) {
 		n.traffic.note(l, Out, msg)
 		sent++
 	}
+	enc[0].free()
+	enc[1].free()
 	return sent, errors.Join(errs...)
+}
+
+// encoded is a message encoded once with one codec, for Broadcast.
+type encoded struct {
+	codec string
+	buf   *[]byte
+	frame []byte
+	err   error
+}
+
+var errOtherCodec = errors.New("another codec")
+
+// send queues the frame on l, encoding it first if e is unused; a link of
+// another codec than e's gets errOtherCodec.
+func (e *encoded) send(l *link, msg any) error {
+	if e.buf == nil {
+		e.codec, e.buf = l.codec.Name(), framePool.Get().(*[]byte)
+		e.frame, e.err = l.codec.AppendFrame((*e.buf)[:0], msg)
+		*e.buf = e.frame
+	}
+	switch {
+	case e.codec != l.codec.Name():
+		return errOtherCodec
+	case e.err != nil:
+		return e.err
+	}
+	return l.sendFrame(e.frame)
+}
+
+func (e *encoded) free() {
+	if e.buf != nil {
+		framePool.Put(e.buf)
+	}
 }
 
 var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
