@@ -28,6 +28,14 @@ func TestSendGet(t *testing.T) {
 		if b.l.Remote().ListenPort != 0 || a.l.Remote().ListenPort == 0 {
 			t.Errorf("listen ports: a sees %d, b sees %d; want the listener's port and 0", a.l.Remote().ListenPort, b.l.Remote().ListenPort)
 		}
+		// The Messenger's view of its peer.
+		if r := a.Remote(); r.ID != b.l.Local().NodeID || r.Name != b.l.Local().Name || r.State != StateLinked ||
+			r.RemoteAddr == nil || (tc.name == "tcp" && r.Addr == "") {
+			t.Errorf("a.Remote() = %+v", r)
+		}
+		if r := b.Remote(); r.Addr != "" {
+			t.Errorf("b.Remote().Addr = %q for a peer that does not listen", r.Addr)
+		}
 		if err := a.Send(&Msg32{Seq: 0}); err != nil {
 			t.Fatal(err)
 		}
