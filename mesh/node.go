@@ -26,6 +26,11 @@ import (
 // those that drop while the peer is still seen, and lets the program talk
 // to any peer through the same pump a Messenger has (Send, Xfer, Get).
 //
+// What a node receives, peer events and messages, comes in one stream, in
+// order (see Get); the program takes it with Get, Receive or the callbacks.
+// A program that never takes it slows its peers once Limits.ReceiveQueue
+// wait, and links no new peer once Limits.Events wait: nothing is dropped.
+//
 // The goroutines a Node runs (accepting, dialling, one watcher per link, the
 // dispatcher of the callbacks, discovery's) all end by Close, which joins
 // them. Its methods are safe for concurrent use.
