@@ -21,8 +21,11 @@ const (
 )
 
 // Binary is the compact byte format [length][code][payload] (SPEC.md
-// section 2), which cable_car programs also speak. It carries types that are Empty or implement encoding.BinaryAppender (on the
-// value or the pointer) and, on the pointer, encoding.BinaryUnmarshaler.
+// section 2), which cable_car programs also speak. It carries types that
+// are Empty, that implement encoding.BinaryAppender (on the value or the
+// pointer) and, on the pointer, encoding.BinaryUnmarshaler, and plain
+// structs of fixed-size fields and short strings, whose form it derives
+// (DeriveBinary): a hand-written form wins where there is one.
 type Binary struct {
 	types Types
 }
@@ -51,13 +54,20 @@ func (c *Binary) AppendFrame(dst []byte, msg any) ([]byte, error) {
 	dst = append(dst, 0, t.Code)
 	if !t.Empty {
 		m, ok := msg.(encoding.BinaryAppender)
-		if !ok {
+		if !ok && HandWritten(t.GoType) {
 			m, ok = addressable(t, msg)
 		}
-		if !ok {
-			return dst[:start], fmt.Errorf("%w: %s", ErrNoBinaryForm, t.Name)
+		switch {
+		case ok:
+			dst, err = m.AppendBinary(dst)
+		default:
+			var f *BinaryForm
+			if f, err = DeriveBinary(t.GoType); err != nil {
+				return dst[:start], fmt.Errorf("%w: %s: %w", ErrNoBinaryForm, t.Name, err)
+			}
+			dst, err = f.Append(dst, msg)
 		}
-		if dst, err = m.AppendBinary(dst); err != nil {
+		if err != nil {
 			return dst[:start], fmt.Errorf("codec: encoding %s: %w", t.Name, err)
 		}
 	}
@@ -67,6 +77,25 @@ func (c *Binary) AppendFrame(dst []byte, msg any) ([]byte, error) {
 	}
 	dst[start] = byte(n)
 	return dst, nil
+}
+
+// Carries reports whether the binary codec can carry t: by a hand-written
+// AppendBinary/UnmarshalBinary pair, or by a form it derives. Otherwise the
+// error wraps ErrNoBinaryForm and names the field that stops derivation and
+// the fix.
+func (*Binary) Carries(t *Type) error {
+	if t.Empty || HandWritten(t.GoType) {
+		return nil
+	}
+	pt := reflect.PointerTo(t.GoType)
+	if t.GoType.Implements(appenderType) || pt.Implements(appenderType) || pt.Implements(unmarshalerType) {
+		return fmt.Errorf("%w: %s: %s has only half of AppendBinary/UnmarshalBinary: give it both, or neither (a plain struct gets a derived form)",
+			ErrNoBinaryForm, t.Name, t.GoType.Name())
+	}
+	if _, err := DeriveBinary(t.GoType); err != nil {
+		return fmt.Errorf("%s: %w", t.Name, err)
+	}
+	return nil
 }
 
 // addressable handles a value passed by value whose AppendBinary has a pointer
@@ -127,11 +156,17 @@ func (d *binaryDecoder) Decode() (any, int, error) {
 		}
 		return v, size, nil
 	}
-	u, ok := v.(encoding.BinaryUnmarshaler)
-	if !ok {
-		return nil, size, fmt.Errorf("%w: %s", ErrNoBinaryForm, t.Name)
+	if u, ok := v.(encoding.BinaryUnmarshaler); ok {
+		if err := u.UnmarshalBinary(payload); err != nil {
+			return nil, size, fmt.Errorf("%w: %s: %w", ErrMalformed, t.Name, err)
+		}
+		return v, size, nil
 	}
-	if err := u.UnmarshalBinary(payload); err != nil {
+	f, err := DeriveBinary(t.GoType)
+	if err != nil {
+		return nil, size, fmt.Errorf("%w: %s: %w", ErrNoBinaryForm, t.Name, err)
+	}
+	if err := f.Unmarshal(payload, v); err != nil {
 		return nil, size, fmt.Errorf("%w: %s: %w", ErrMalformed, t.Name, err)
 	}
 	return v, size, nil

@@ -96,29 +96,29 @@ type AcceptConfig struct {
 
 // Defaults of AcceptConfig.
 const (
-	DefaultMaxHandshakes       = 64
-	DefaultPerSourceHandshakes = DefaultMaxHandshakes / 4
-	DefaultConnRate            = 20
-	DefaultNewIDsPerSource     = 4
-	DefaultConfirmAfter        = 10 * time.Second
-	DefaultBacklog             = 64
-	DefaultPartialFrameFree    = 64 << 10
-	DefaultPartialFrameTimeout = 10 * time.Second
-	DefaultPartialFrameBudget  = 64 << 20
+	defaultMaxHandshakes       = 64
+	defaultPerSourceHandshakes = defaultMaxHandshakes / 4
+	defaultConnRate            = 20
+	defaultNewIDsPerSource     = 4
+	defaultConfirmAfter        = 10 * time.Second
+	defaultBacklog             = 64
+	defaultPartialFrameFree    = 64 << 10
+	defaultPartialFrameTimeout = 10 * time.Second
+	defaultPartialFrameBudget  = 64 << 20
 )
 
 // DefaultAcceptConfig returns the default bounds.
 func DefaultAcceptConfig() AcceptConfig {
 	return AcceptConfig{
-		MaxHandshakes:       DefaultMaxHandshakes,
-		PerSourceHandshakes: DefaultPerSourceHandshakes,
-		ConnRate:            DefaultConnRate,
-		NewIDsPerSource:     DefaultNewIDsPerSource,
-		ConfirmAfter:        DefaultConfirmAfter,
-		Backlog:             DefaultBacklog,
-		PartialFrameFree:    DefaultPartialFrameFree,
-		PartialFrameTimeout: DefaultPartialFrameTimeout,
-		PartialFrameBudget:  DefaultPartialFrameBudget,
+		MaxHandshakes:       defaultMaxHandshakes,
+		PerSourceHandshakes: defaultPerSourceHandshakes,
+		ConnRate:            defaultConnRate,
+		NewIDsPerSource:     defaultNewIDsPerSource,
+		ConfirmAfter:        defaultConfirmAfter,
+		Backlog:             defaultBacklog,
+		PartialFrameFree:    defaultPartialFrameFree,
+		PartialFrameTimeout: defaultPartialFrameTimeout,
+		PartialFrameBudget:  defaultPartialFrameBudget,
 	}
 }
 

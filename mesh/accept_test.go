@@ -27,10 +27,10 @@ func fromTransport(src net.IP) *TCPTransport {
 func victimNode(t *testing.T, adjust func(*NodeConfig)) *Node {
 	t.Helper()
 	cfg := DefaultNodeConfig()
-	cfg.Link = testConfig(t)
-	cfg.Link.Name = "victim"
-	cfg.Listen = []string{"127.0.0.1:0"}
-	cfg.NoDiscovery = true
+	setTestConfig(&cfg, t)
+	cfg.Name = "victim"
+	cfg.Net.Listen = []string{"127.0.0.1:0"}
+	cfg.Discovery.Off = true
 	if adjust != nil {
 		adjust(&cfg)
 	}
@@ -102,17 +102,17 @@ func TestNodeSilentFloodManyAddresses(t *testing.T) {
 		}
 		conns = append(conns, c)
 	}
-	wantEvicted := uint64(sources*each - DefaultMaxHandshakes)
+	wantEvicted := uint64(sources*each - defaultMaxHandshakes)
 	waitUntil(t, 20*time.Second, "the flood accepted", func() bool {
 		return v.Stats().EvictedHandshakes >= wantEvicted
 	})
-	if got := v.acc.slots.inUse(); got != DefaultMaxHandshakes {
-		t.Errorf("%d handshake slots in use, want %d", got, DefaultMaxHandshakes)
+	if got := v.acc.slots.inUse(); got != defaultMaxHandshakes {
+		t.Errorf("%d handshake slots in use, want %d", got, defaultMaxHandshakes)
 	}
 
 	cfg := testConfig(t)
 	cfg.Name = "newcomer"
-	cfg.Transport = fromTransport(loopbackSource(12, 1))
+	cfg.Link.Transport = fromTransport(loopbackSource(12, 1))
 	m, err := Dial(testCtx(t, 10*time.Second), cfg, addr)
 	if err != nil {
 		t.Fatalf("the newcomer could not link during the flood: %v", err)
@@ -143,9 +143,9 @@ func fakePeers(t *testing.T, v *Node, addr string, sources []net.IP, n int) []*M
 		cfg := testConfig(t)
 		cfg.NodeID = uuid.New()
 		cfg.Name = fmt.Sprintf("fake%d", i)
-		cfg.Silence = time.Minute // a refused one must not be dropped for silence first
-		cfg.PingInterval = 10 * time.Second
-		cfg.Transport = fromTransport(sources[i%len(sources)])
+		cfg.Link.Silence = time.Minute // a refused one must not be dropped for silence first
+		cfg.Link.PingInterval = 10 * time.Second
+		cfg.Link.Transport = fromTransport(sources[i%len(sources)])
 		m, err := Dial(testCtx(t, 5*time.Second), cfg, addr)
 		if err != nil {
 			t.Fatalf("fake %d: %v", i, err)
@@ -181,14 +181,14 @@ func TestNodeFakeIDsDoNotLockOut(t *testing.T) {
 	}
 	fakePeers(t, v, addr, sources, 300)
 	st := v.Stats()
-	if n := len(linkedPeers(v)); n != DefaultMaxPeers || st.RefusedPeers != 300-DefaultMaxPeers || st.EvictedPeers != 0 {
+	if n := len(linkedPeers(v)); n != defaultMaxPeers || st.RefusedPeers != 300-defaultMaxPeers || st.EvictedPeers != 0 {
 		t.Fatalf("after the fakes: %d linked, %d refused, %d evicted; want %d, %d, 0",
-			n, st.RefusedPeers, st.EvictedPeers, DefaultMaxPeers, 300-DefaultMaxPeers)
+			n, st.RefusedPeers, st.EvictedPeers, defaultMaxPeers, 300-defaultMaxPeers)
 	}
 
 	cfg := testConfig(t)
 	cfg.Name = "newcomer"
-	cfg.Transport = fromTransport(loopbackSource(14, 1))
+	cfg.Link.Transport = fromTransport(loopbackSource(14, 1))
 	m, err := Dial(testCtx(t, 5*time.Second), cfg, addr)
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +198,7 @@ func TestNodeFakeIDsDoNotLockOut(t *testing.T) {
 		p, err := v.Peer(cfg.NodeID)
 		return err == nil && p.State == StateLinked
 	})
-	waitUntil(t, 5*time.Second, "the evicted link gone", func() bool { return len(linkedPeers(v)) == DefaultMaxPeers })
+	waitUntil(t, 5*time.Second, "the evicted link gone", func() bool { return len(linkedPeers(v)) == defaultMaxPeers })
 	st = v.Stats()
 	t.Logf("300 fake ids from 100 addresses: %d linked, %d refused (MaxPeers), %d evicted for the newcomer", len(linkedPeers(v)), st.RefusedPeers, st.EvictedPeers)
 	if st.EvictedPeers != 1 {
@@ -214,11 +214,11 @@ func TestNodeNewIDsPerSource(t *testing.T) {
 	addr := v.Addrs()[0].String()
 	fakePeers(t, v, addr, []net.IP{loopbackSource(15, 1)}, 10)
 	st := v.Stats()
-	if n := len(linkedPeers(v)); n != DefaultNewIDsPerSource || st.RefusedIDs != 10-DefaultNewIDsPerSource {
-		t.Fatalf("10 ids from one address: %d linked, %d refused; want %d and %d", n, st.RefusedIDs, DefaultNewIDsPerSource, 10-DefaultNewIDsPerSource)
+	if n := len(linkedPeers(v)); n != defaultNewIDsPerSource || st.RefusedIDs != 10-defaultNewIDsPerSource {
+		t.Fatalf("10 ids from one address: %d linked, %d refused; want %d and %d", n, st.RefusedIDs, defaultNewIDsPerSource, 10-defaultNewIDsPerSource)
 	}
 	fakePeers(t, v, addr, []net.IP{loopbackSource(0, 1)}, 10) // 127.0.0.1: this host
-	if n := len(linkedPeers(v)); n != DefaultNewIDsPerSource+10 || v.Stats().RefusedIDs != st.RefusedIDs {
+	if n := len(linkedPeers(v)); n != defaultNewIDsPerSource+10 || v.Stats().RefusedIDs != st.RefusedIDs {
 		t.Fatalf("10 ids from this host: %d linked in all, %d refused", n, v.Stats().RefusedIDs)
 	}
 }
@@ -228,7 +228,7 @@ func TestNodeNewIDsPerSource(t *testing.T) {
 func TestListenerBacklog(t *testing.T) {
 	leaktest.Check(t)
 	cfg := testConfig(t)
-	cfg.Accept.Backlog = 2
+	cfg.Link.Accept.Backlog = 2
 	ln, err := Listen(cfg, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -237,7 +237,7 @@ func TestListenerBacklog(t *testing.T) {
 	var ms []*Messenger
 	for i := range 5 {
 		c := testConfig(t)
-		c.Transport = fromTransport(loopbackSource(16, 1+i))
+		c.Link.Transport = fromTransport(loopbackSource(16, 1+i))
 		m, err := Dial(testCtx(t, 5*time.Second), c, ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)

@@ -28,7 +28,7 @@ func TestMalformedFrameClosesLink(t *testing.T) {
 				good, _ := codec.NewBinary(testRegistry).AppendFrame(nil, &Msg32{Seq: 0})
 				p.conn.Write(append(good, bad.frame...))
 				receiveN(t, p.m, 1, 5*time.Second)
-				ce := wantClose(t, waitDone(t, p.m.Link, 5*time.Second), ErrProtocol, false)
+				ce := wantClose(t, waitDone(t, p.m.l, 5*time.Second), ErrProtocol, false)
 				if !strings.Contains(ce.Reason, "malformed") {
 					t.Errorf("reason %q does not say the frame was malformed", ce.Reason)
 				}

@@ -52,10 +52,10 @@ func BenchmarkHandshake(b *testing.B) {
 				}
 				errc := make(chan error, 1)
 				go func() {
-					_, err := handshake(context.Background(), y, peer.Hello(), peer, hsOptions{keys: keys})
+					_, err := handshake(context.Background(), y, peer.hello(), peer, hsOptions{keys: keys})
 					errc <- err
 				}()
-				_, err = handshake(context.Background(), x, c.cfg.Hello(), c.cfg, hsOptions{initiator: true, keys: keys})
+				_, err = handshake(context.Background(), x, c.cfg.hello(), c.cfg, hsOptions{initiator: true, keys: keys})
 				if err != nil || <-errc != nil {
 					b.Fatal(err)
 				}
@@ -77,12 +77,12 @@ func BenchmarkWrongKeyReject(b *testing.B) {
 	// Message 1 made under another PSK, with the responder's key id.
 	wrong := keyed(benchConfig(b), testKey(9)).Keyring.Derive(good.Mesh).Primary()
 	id := keys.Primary().ID
-	pre := appendPreamble(nil, SuiteNoise, id)
+	pre := appendPreamble(nil, suiteNoise, id)
 	hs, err := newNoise(hsOptions{}, true, wrong.PSK, pre, good.Mesh)
 	if err != nil {
 		b.Fatal(err)
 	}
-	hello, _ := good.Hello().AppendBinary(nil)
+	hello, _ := good.hello().appendFrame(nil)
 	msg1, _, _, err := hs.WriteMessage(nil, hello)
 	if err != nil {
 		b.Fatal(err)

@@ -23,8 +23,8 @@ import (
 
 func benchConfig(b *testing.B) Config {
 	cfg := testConfig(b)
-	cfg.PingInterval = time.Second
-	cfg.Silence = 10 * time.Second
+	cfg.Link.PingInterval = time.Second
+	cfg.Link.Silence = 10 * time.Second
 	return cfg
 }
 
@@ -138,7 +138,7 @@ func benchRTT(b *testing.B, cfg Config) {
 			if err != nil {
 				return
 			}
-			e.Send(msg)
+			e.Send(msg.Msg)
 			e.Xfer()
 		}
 	}()

@@ -183,7 +183,7 @@ type cableCar struct {
 
 	// mu guards byIP: the links (or dials in progress: nil) by address.
 	mu   sync.Mutex
-	byIP map[netip.Addr]*Link
+	byIP map[netip.Addr]*link
 
 	perSource *ratelimit.Limiter // "BROADCAST"s heard, per source
 	total     *ratelimit.Limiter // and from all sources, under one key
@@ -201,14 +201,14 @@ type cableCar struct {
 
 func startCableCar(n *Node) (*cableCar, error) {
 	cfg := n.cfg.CableCar
-	link := n.link
+	lc := n.link
 	if cfg.Codec != "" {
-		link.Codec = cfg.Codec
+		lc.Codec = cfg.Codec
 	}
-	if link.Codec != "binary" && link.Codec != "json" {
-		return nil, fmt.Errorf("%w: CableCar: the node's codec is %q; set CableCar.Codec to binary or json", ErrConfig, link.Codec)
+	if lc.Codec != "binary" && lc.Codec != "json" {
+		return nil, fmt.Errorf("%w: CableCar: the node's codec is %q; set CableCar.Codec to binary or json", ErrConfig, lc.Codec)
 	}
-	c := &cableCar{n: n, cfg: cfg, link: link, byIP: map[netip.Addr]*Link{}, dests: cfg.Destinations,
+	c := &cableCar{n: n, cfg: cfg, link: lc, byIP: map[netip.Addr]*link{}, dests: cfg.Destinations,
 		perSource: ratelimit.New(cfg.BroadcastRate, int(2*cfg.BroadcastRate)+1, maxRateSources),
 		total:     ratelimit.New(cfg.BroadcastTotal, int(2*cfg.BroadcastTotal)+1, 1),
 		redial:    ratelimit.New(1/cableCarRedial.Seconds(), 1, maxRateSources)}
@@ -363,7 +363,7 @@ func (c *cableCar) want(ip netip.Addr) bool {
 	return true
 }
 
-func (c *cableCar) release(ip netip.Addr, l *Link) {
+func (c *cableCar) release(ip netip.Addr, l *link) {
 	c.mu.Lock()
 	if c.byIP[ip] == l {
 		delete(c.byIP, ip)
@@ -404,7 +404,7 @@ func (c *cableCar) incoming(conn net.Conn, slot *slot) {
 // link holds its handshake slot until its first whole message.
 func (c *cableCar) attach(conn net.Conn, ip netip.Addr, slot *slot) {
 	id := cableCarID(ip)
-	remote := Hello{NodeID: id, InstanceID: id, Name: "cablecar@" + ip.String(),
+	remote := hello{NodeID: id, InstanceID: id, Name: "cablecar@" + ip.String(),
 		Mesh: c.n.link.Mesh, Codec: c.link.Codec}
 	l, err := c.n.attachQuiet(conn, c.link, remote)
 	if err != nil {
@@ -433,7 +433,7 @@ func (c *cableCar) attach(conn net.Conn, ip netip.Addr, slot *slot) {
 // watch waits for the first whole message of a cable_car link (giving back
 // its handshake slot), closing it after IdleTimeout without one, and frees
 // its address when it ends.
-func (c *cableCar) watch(l *Link, ip netip.Addr, slot *slot) {
+func (c *cableCar) watch(l *link, ip netip.Addr, slot *slot) {
 	defer c.n.wg.Done()
 	idle := time.NewTimer(c.cfg.IdleTimeout)
 	defer idle.Stop()
@@ -508,7 +508,7 @@ func (n *Node) knowsLanmeshAt(ip netip.Addr) bool {
 // attachQuiet adds a link with no handshake and no control frames (a
 // cable_car peer) to the node's table. It replaces nothing: the caller
 // keeps one such link per address.
-func (n *Node) attachQuiet(conn net.Conn, cfg Config, remote Hello) (*Link, error) {
+func (n *Node) attachQuiet(conn net.Conn, cfg Config, remote hello) (*link, error) {
 	local := n.hello
 	local.Codec = cfg.Codec
 	sink := &nodeSink{n: n, quiet: true, attached: make(chan struct{})}
@@ -545,7 +545,7 @@ func (n *Node) attachQuiet(conn net.Conn, cfg Config, remote Hello) (*Link, erro
 	p.joined = time.Now()
 	delete(n.tombs, p.id)
 	n.publishLocked()
-	n.events.push(PeerEvent{Kind: PeerJoined, Peer: n.infoLocked(p)})
+	n.pushEventLocked(PeerEvent{Kind: PeerJoined, Peer: n.infoLocked(p)})
 	n.wg.Add(1)
 	go n.watch(p, l)
 	n.mu.Unlock()

@@ -180,8 +180,8 @@ func TestCableCarIdleLinks(t *testing.T) {
 	if st.EvictedHandshakes+st.CableCar.IdleClosed != idle {
 		t.Errorf("%d evicted + %d idle-closed, want %d", st.EvictedHandshakes, st.CableCar.IdleClosed, idle)
 	}
-	if st.CableCar.IdleClosed > DefaultMaxHandshakes {
-		t.Errorf("%d idle-closed: more than %d were up at once", st.CableCar.IdleClosed, DefaultMaxHandshakes)
+	if st.CableCar.IdleClosed > defaultMaxHandshakes {
+		t.Errorf("%d idle-closed: more than %d were up at once", st.CableCar.IdleClosed, defaultMaxHandshakes)
 	}
 	// The talker, who sent messages, is still linked and still heard.
 	talkCableCar(t, n, talker, "127.0.23.1")
@@ -214,7 +214,7 @@ func talkCableCar(t *testing.T, n *Node, conn net.Conn, ip string) {
 func TestCableCarMaxPeers(t *testing.T) {
 	leaktest.Check(t)
 	n := cableCarNodeWith(t, "binary", freeUDPPort(t), closedTCPPort(t), func(c *NodeConfig) {
-		c.MaxPeers = 1
+		c.Limits.MaxPeers = 1
 	})
 	addr := n.cc.ln.Addr().String()
 	a, err := fromTransport(loopbackSource(25, 1)).Dial(testCtx(t, 5*time.Second), addr)

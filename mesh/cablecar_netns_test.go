@@ -46,9 +46,9 @@ func cableCarFloodHelper(role string) {
 //	final HEARD RATEDROPPED IMPLAUSIBLE DIALS DIALFAILURES SKIPPED
 func cableCarFloodVictim() {
 	cfg := DefaultNodeConfig()
-	cfg.Link.Name = "victim"
-	cfg.Link.Mesh = "ccflood"
-	cfg.NoDiscovery = true
+	cfg.Name = "victim"
+	cfg.Mesh = "ccflood"
+	cfg.Discovery.Off = true
 	cfg.CableCar.Enabled = true
 	cfg.CableCar.BroadcastTotal = ccFloodTotalRate
 	sigs := make(chan os.Signal, 1)

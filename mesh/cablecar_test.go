@@ -76,10 +76,10 @@ func cableCarNode(t *testing.T, codecName string, beaconPort int, peerPort int) 
 func cableCarNodeWith(t *testing.T, codecName string, beaconPort int, peerPort int, adjust func(*NodeConfig)) *Node {
 	t.Helper()
 	cfg := DefaultNodeConfig()
-	cfg.Link = testConfig(t)
+	setTestConfig(&cfg, t)
 	cfg.Link.AutoFlush = true
-	cfg.Listen = []string{"127.0.0.1:0"}
-	cfg.NoDiscovery = true
+	cfg.Net.Listen = []string{"127.0.0.1:0"}
+	cfg.Discovery.Off = true
 	cc := DefaultCableCarConfig()
 	cc.Enabled = true
 	cc.Listen = "127.0.0.1:0"
@@ -169,7 +169,7 @@ func TestCableCarNodeDials(t *testing.T) {
 			defer conn.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			ev, err := n.WaitEvent(ctx)
+			ev, err := nextEvent(ctx, n)
 			if err != nil || ev.Kind != PeerJoined || ev.Peer.Name != "cablecar@127.0.0.1" {
 				t.Fatalf("event %+v, %v", ev, err)
 			}

@@ -19,17 +19,18 @@ import (
 // that peers can tell a restarted node from a reconnecting one.
 var processInstance = uuid.New()
 
-// Config configures links, Messengers and Listeners. Start from
-// DefaultConfig, change what you need, and let the constructors call
-// Validate. A Config is copied on use; changing it afterwards changes nothing.
+// Config configures a Messenger: Dial, and Listen's links. Start from
+// DefaultConfig, set Mesh (and what else you need), and let the
+// constructors call Validate. A Config is copied on use; changing it
+// afterwards changes nothing.
+//
+// The top level holds the node's identity and the choices every program
+// makes; Link holds the tunables, whose defaults suit a LAN.
 type Config struct {
 	// NodeID names this node in the mesh. Default: a random id made by
 	// DefaultConfig. Keep the same id across restarts (store it) if peers
 	// should recognise the node; the nil UUID is invalid.
 	NodeID uuid.UUID
-	// InstanceID changes each time the program starts, so peers tell a
-	// restart from a reconnection. Default: random, made once per process.
-	InstanceID uuid.UUID
 	// Name is the node's name for people (at most 255 bytes of UTF-8).
 	// Default: the host name.
 	Name string
@@ -39,16 +40,11 @@ type Config struct {
 	Mesh string
 	// Codec is "binary", "msgpack" or "json"; both ends must agree. Default
 	// "binary": the fastest and cable_car-compatible, but frames hold at most
-	// 254 bytes and every type needs a binary form.
+	// 254 bytes and every type needs a binary form (Validate checks the
+	// registry's types).
 	Codec string
 	// Registry resolves message types. Default (nil): message.Default.
 	Registry *message.Registry
-	// ListenPort is the port this node advertises in its handshake, so that
-	// a peer that was dialled knows where to dial back. Default 0 (none);
-	// Listen fills it from the first address it binds when it is 0.
-	ListenPort uint16
-	// Transport makes connections. Default (nil): TCP.
-	Transport Transport
 	// Keyring holds the mesh key (see package meshkey). Default: none, and
 	// links are neither authenticated nor encrypted. With a key, every link
 	// runs the keyed handshake (Noise NNpsk0) under the Primary key when
@@ -59,7 +55,34 @@ type Config struct {
 	// of the mesh; the mesh name is bound in, so one key may serve several
 	// meshes.
 	Keyring meshkey.Keyring
+	// Logger receives the log: Debug per event, Warn on dropped frames,
+	// Error once per link for what an operator can act on. Default (nil):
+	// nothing is logged.
+	Logger *slog.Logger
 
+	// ReceiveQueueLimit is how many received messages wait for Get before
+	// the link stops reading, which in turn stops the peer (its Sends return
+	// ErrBackpressure). Default 4096. Get takes them from the queue up to
+	// 128 at a time, so at most that many more are held. Larger absorbs
+	// longer pauses of the application; smaller holds less memory.
+	ReceiveQueueLimit int
+
+	// Link holds the tunables of the link.
+	Link LinkConfig
+
+	// instance changes each time the program starts, so peers tell a
+	// restart from a reconnection; nil means processInstance.
+	instance uuid.UUID
+	// listenPort is the port advertised in the handshake, so that a peer
+	// that was dialled knows where to dial back; Listen and NewNode fill it.
+	listenPort uint16
+}
+
+// LinkConfig holds the tunables of a link, for a Messenger (Config.Link) and
+// for every link of a Node (NodeConfig.Link). DefaultLinkConfig fills them.
+type LinkConfig struct {
+	// Transport makes connections. Default (nil): TCP.
+	Transport Transport
 	// HandshakeTimeout bounds a whole handshake, and Dial's connection
 	// attempt before it. Default 5 s. Shorter frees a listener from silent
 	// connections sooner and gives up on an unreachable address sooner; too
@@ -88,38 +111,28 @@ type Config struct {
 	// most twice this is held per link (one batch queued, one being written).
 	// Larger absorbs longer stalls; smaller reports them sooner.
 	SendBufferLimit int
-	// ReceiveQueueLimit is how many received messages wait for Get before
-	// the link stops reading, which in turn stops the peer (its Sends return
-	// ErrBackpressure). Default 4096. Get takes them from the queue up to
-	// 128 at a time, so at most that many more are held. Larger absorbs
-	// longer pauses of the application; smaller holds less memory.
-	ReceiveQueueLimit int
 	// AutoFlush makes Send hand its bytes to the network itself, as soon as
 	// the writer is free, for programs that are not game loops. Default
-	// false: bytes move on Xfer (or Flush), so that a game loop sends each
-	// tick's messages in one write.
+	// false: bytes move on Xfer, so that a game loop sends each tick's
+	// messages in one write.
 	AutoFlush bool
-	// Logger receives the link's log: Debug per event, Warn on dropped
-	// frames, Error once per link for what an operator can act on. Default
-	// (nil): nothing is logged.
-	Logger *slog.Logger
 	// Accept bounds what incoming connections and partial frames may cost
 	// a Node or a Listener (see AcceptConfig). Default
 	// DefaultAcceptConfig().
 	Accept AcceptConfig
 }
 
-// Default values of Config.
+// Default values of Config and LinkConfig.
 const (
 	DefaultMesh              = "lanmesh"
 	DefaultCodec             = "binary"
-	DefaultHandshakeTimeout  = 5 * time.Second
-	DefaultPingInterval      = 500 * time.Millisecond
-	DefaultSilence           = 3 * time.Second
-	DefaultWriteTimeout      = 10 * time.Second
-	DefaultCloseTimeout      = 2 * time.Second
-	DefaultSendBufferLimit   = 1 << 20
-	DefaultReceiveQueueLimit = 4096
+	defaultHandshakeTimeout  = 5 * time.Second
+	defaultPingInterval      = 500 * time.Millisecond
+	defaultSilence           = 3 * time.Second
+	defaultWriteTimeout      = 10 * time.Second
+	defaultCloseTimeout      = 2 * time.Second
+	defaultSendBufferLimit   = 1 << 20
+	defaultReceiveQueueLimit = 4096
 
 	// minSendBufferLimit leaves room for at least a few binary frames and
 	// the control frames.
@@ -129,43 +142,104 @@ const (
 // DefaultConfig returns a Config with every default filled in and a new
 // random NodeID.
 func DefaultConfig() Config {
+	return Config{
+		NodeID:            uuid.New(),
+		Name:              hostName(),
+		Mesh:              DefaultMesh,
+		Codec:             DefaultCodec,
+		ReceiveQueueLimit: defaultReceiveQueueLimit,
+		Link:              DefaultLinkConfig(),
+	}
+}
+
+// DefaultLinkConfig returns a LinkConfig with every default filled in.
+func DefaultLinkConfig() LinkConfig {
+	return LinkConfig{
+		HandshakeTimeout: defaultHandshakeTimeout,
+		PingInterval:     defaultPingInterval,
+		Silence:          defaultSilence,
+		WriteTimeout:     defaultWriteTimeout,
+		CloseTimeout:     defaultCloseTimeout,
+		SendBufferLimit:  defaultSendBufferLimit,
+		Accept:           DefaultAcceptConfig(),
+	}
+}
+
+func hostName() string {
 	host, _ := os.Hostname()
 	if len(host) > maxString {
 		host = host[:maxString]
 	}
-	return Config{
-		NodeID:            uuid.New(),
-		InstanceID:        processInstance,
-		Name:              host,
-		Mesh:              DefaultMesh,
-		Codec:             DefaultCodec,
-		HandshakeTimeout:  DefaultHandshakeTimeout,
-		PingInterval:      DefaultPingInterval,
-		Silence:           DefaultSilence,
-		WriteTimeout:      DefaultWriteTimeout,
-		CloseTimeout:      DefaultCloseTimeout,
-		SendBufferLimit:   DefaultSendBufferLimit,
-		ReceiveQueueLimit: DefaultReceiveQueueLimit,
-		Accept:            DefaultAcceptConfig(),
-	}
+	return host
 }
 
-// Validate reports the first bad field, wrapping ErrConfig.
+// Validate reports the first bad field, wrapping ErrConfig. It checks too
+// that the codec can carry every type of the registry.
 func (c *Config) Validate() error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	return checkTypes(c.Codec, c.registry())
+}
+
+// validate is Validate short of the registry's types: a link checks its
+// Config with it, and a type registered while the node runs must not stop
+// new links (Send reports it).
+func (c *Config) validate() error {
+	if c.NodeID == uuid.Nil && c.Link == (LinkConfig{}) {
+		return fmt.Errorf("%w: the Config is empty: start from DefaultConfig()", ErrConfig)
+	}
+	if err := validateIdentity(c.NodeID, c.Name, c.Mesh, c.Codec, c.Keyring); err != nil {
+		return err
+	}
+	if c.ReceiveQueueLimit < 1 {
+		return fmt.Errorf("%w: ReceiveQueueLimit must be at least 1", ErrConfig)
+	}
+	return c.Link.Validate()
+}
+
+// validateIdentity checks the fields Config and NodeConfig share.
+func validateIdentity(id uuid.UUID, name, mesh, codecName string, kr meshkey.Keyring) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
 	}
 	switch {
-	case c.NodeID == uuid.Nil:
+	case id == uuid.Nil:
 		return bad("NodeID is the nil UUID")
-	case c.InstanceID == uuid.Nil:
-		return bad("InstanceID is the nil UUID")
-	case len(c.Name) > maxString || !utf8.ValidString(c.Name):
+	case len(name) > maxString || !utf8.ValidString(name):
 		return bad("Name must be at most %d bytes of UTF-8", maxString)
-	case c.Mesh == "" || len(c.Mesh) > maxString || !utf8.ValidString(c.Mesh):
+	case mesh == "" || len(mesh) > maxString || !utf8.ValidString(mesh):
 		return bad("Mesh must be 1 to %d bytes of UTF-8", maxString)
-	case !slices.Contains(codec.Names(), c.Codec):
-		return bad("Codec %q is none of %v", c.Codec, codec.Names())
+	case !slices.Contains(codec.Names(), codecName):
+		return bad("Codec %q is none of %v", codecName, codec.Names())
+	}
+	if err := kr.Validate(); err != nil {
+		return bad("Keyring: %v", err)
+	}
+	return nil
+}
+
+// checkTypes refuses a registry holding a type the codec cannot carry, so
+// that the mistake shows when the node starts, not at the first Send.
+func checkTypes(codecName string, reg *message.Registry) error {
+	if codecName != "binary" {
+		return nil
+	}
+	var bin codec.Binary
+	for _, t := range reg.Types() {
+		if err := bin.Carries(t); err != nil {
+			return fmt.Errorf("%w: the binary codec cannot carry a registered type: %w", ErrConfig, err)
+		}
+	}
+	return nil
+}
+
+// Validate reports the first bad field, wrapping ErrConfig.
+func (c *LinkConfig) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: Link: "+format, append([]any{ErrConfig}, args...)...)
+	}
+	switch {
 	case c.HandshakeTimeout <= 0:
 		return bad("HandshakeTimeout must be positive")
 	case c.Silence <= 0:
@@ -178,11 +252,6 @@ func (c *Config) Validate() error {
 		return bad("CloseTimeout must be positive")
 	case c.SendBufferLimit < minSendBufferLimit:
 		return bad("SendBufferLimit %d is under %d", c.SendBufferLimit, minSendBufferLimit)
-	case c.ReceiveQueueLimit < 1:
-		return bad("ReceiveQueueLimit must be at least 1")
-	}
-	if err := c.Keyring.Validate(); err != nil {
-		return bad("Keyring: %v", err)
 	}
 	if err := c.Accept.validate(); err != nil {
 		return err
@@ -207,31 +276,35 @@ func (c *Config) logger() *slog.Logger {
 }
 
 // transport returns the transport in use.
-func (c *Config) transport() Transport {
+func (c *LinkConfig) transport() Transport {
 	if c.Transport == nil {
 		return TCP
 	}
 	return c.Transport
 }
 
-// Hello returns the handshake this configuration announces.
-func (c *Config) Hello() Hello {
-	return Hello{
+// hello returns the handshake this configuration announces.
+func (c *Config) hello() hello {
+	inst := c.instance
+	if inst == uuid.Nil {
+		inst = processInstance
+	}
+	return hello{
 		NodeID:     c.NodeID,
-		InstanceID: c.InstanceID,
+		InstanceID: inst,
 		Name:       c.Name,
 		Mesh:       c.Mesh,
 		Codec:      c.Codec,
-		ListenPort: c.ListenPort,
+		ListenPort: c.listenPort,
 		Suite:      c.suite(),
 	}
 }
 
 func (c *Config) suite() byte {
 	if c.Keyring.Keyed() {
-		return SuiteNoise
+		return suiteNoise
 	}
-	return SuiteNone
+	return suiteNone
 }
 
 var discardLogger = slog.New(slog.DiscardHandler)

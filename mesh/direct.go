@@ -13,19 +13,19 @@ import (
 
 // Dial connects to a node listening at addr (a known address: no discovery)
 // over cfg.Transport, runs the handshake and returns the Messenger. ctx
-// bounds the whole; cfg.HandshakeTimeout bounds the connection and the
+// bounds the whole; cfg.Link.HandshakeTimeout bounds the connection and the
 // handshake each.
 func Dial(ctx context.Context, cfg Config, addr string) (*Messenger, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	dialCtx, cancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
-	conn, err := cfg.transport().Dial(dialCtx, addr)
+	dialCtx, cancel := context.WithTimeout(ctx, cfg.Link.HandshakeTimeout)
+	conn, err := cfg.Link.transport().Dial(dialCtx, addr)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("mesh: dial %s: %w", addr, err)
 	}
-	local := cfg.Hello()
+	local := cfg.hello()
 	s, err := handshake(ctx, conn, local, cfg, hsOptions{initiator: true, keys: cfg.Keyring.Derive(cfg.Mesh)})
 	if err != nil {
 		conn.Close()
@@ -44,7 +44,7 @@ func Dial(ctx context.Context, cfg Config, addr string) (*Messenger, error) {
 // one never holds up the others; failures are logged and the connection
 // dropped, and Accept returns only links that are up.
 //
-// cfg.Accept bounds what connections may cost (see AcceptConfig): a rate
+// cfg.Link.Accept bounds what connections may cost (see AcceptConfig): a rate
 // per source address, handshakes in progress in all (the oldest evicted
 // for a newcomer) and per source (the rest refused), partial frames, and
 // the backlog of links that wait for Accept (past it, new links are
@@ -54,7 +54,7 @@ type Listener struct {
 	cfg       Config
 	keys      *meshkey.Set // cfg.Keyring derived for cfg.Mesh; nil: unkeyed
 	lns       []net.Listener
-	ready     chan *Messenger // the backlog, of cfg.Accept.Backlog
+	ready     chan *Messenger // the backlog, of cfg.Link.Accept.Backlog
 	ctx       context.Context // ends handshakes in progress on Close
 	cancel    context.CancelFunc
 	acc       *acceptor
@@ -65,7 +65,7 @@ type Listener struct {
 }
 
 // Listen listens on each of addrs over cfg.Transport (a server can listen on
-// several addresses, one per interface say). When cfg.ListenPort is 0 it
+// several addresses, one per interface say). When cfg.listenPort is 0 it
 // advertises the port of the first address.
 func Listen(cfg Config, addrs ...string) (*Listener, error) {
 	if err := cfg.Validate(); err != nil {
@@ -74,22 +74,22 @@ func Listen(cfg Config, addrs ...string) (*Listener, error) {
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("%w: Listen needs at least one address", ErrConfig)
 	}
-	l := &Listener{cfg: cfg, keys: cfg.Keyring.Derive(cfg.Mesh), ready: make(chan *Messenger, cfg.Accept.Backlog),
-		budget: newFrameBudget(cfg.Accept.PartialFrameBudget)}
+	l := &Listener{cfg: cfg, keys: cfg.Keyring.Derive(cfg.Mesh), ready: make(chan *Messenger, cfg.Link.Accept.Backlog),
+		budget: newFrameBudget(cfg.Link.Accept.PartialFrameBudget)}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
-	l.acc = newAcceptor(l.ctx, &l.wg, cfg.Accept, cfg.logger())
+	l.acc = newAcceptor(l.ctx, &l.wg, cfg.Link.Accept, cfg.logger())
 	for _, addr := range addrs {
-		ln, err := cfg.transport().Listen(addr)
+		ln, err := cfg.Link.transport().Listen(addr)
 		if err != nil {
 			l.Close()
 			return nil, fmt.Errorf("mesh: listen %s: %w", addr, err)
 		}
 		l.lns = append(l.lns, ln)
 	}
-	if l.cfg.ListenPort == 0 {
+	if l.cfg.listenPort == 0 {
 		if _, port, err := net.SplitHostPort(l.lns[0].Addr().String()); err == nil {
 			p, _ := strconv.ParseUint(port, 10, 16)
-			l.cfg.ListenPort = uint16(p)
+			l.cfg.listenPort = uint16(p)
 		}
 	}
 	for _, ln := range l.lns {
@@ -116,7 +116,7 @@ func (l *Listener) Addrs() []net.Addr {
 func (l *Listener) Refused() uint64 { return l.acc.refused.Load() + l.refused.Load() }
 
 // Evicted returns how many handshakes in progress were closed to make room
-// for a new connection when all of cfg.Accept.MaxHandshakes were taken.
+// for a new connection when all of cfg.Link.Accept.MaxHandshakes were taken.
 func (l *Listener) Evicted() uint64 { return l.acc.evicted.Load() }
 
 // Accept returns the next link that completed its handshake, waiting until
@@ -154,7 +154,7 @@ func (l *Listener) Close() error {
 }
 
 func (l *Listener) handshake(conn net.Conn, slot *slot) {
-	local := l.cfg.Hello()
+	local := l.cfg.hello()
 	s, err := handshake(l.ctx, conn, local, l.cfg, hsOptions{keys: l.keys})
 	slot.release()
 	if err != nil {

@@ -37,8 +37,8 @@ func TestListenerRefusals(t *testing.T) {
 	leaktest.Check(t)
 	var logged syncBuffer
 	cfg := testConfig(t)
-	cfg.Transport = NewMemNetwork()
-	cfg.HandshakeTimeout = time.Minute // Close, not the timeout, ends the silent one
+	cfg.Link.Transport = NewMemNetwork()
+	cfg.Link.HandshakeTimeout = time.Minute // Close, not the timeout, ends the silent one
 	server := cfg
 	server.Logger = slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	defer func() {
@@ -63,7 +63,7 @@ func TestListenerRefusals(t *testing.T) {
 	waitLog("another mesh")
 	// A connection that never speaks, and a link nobody accepted: Close
 	// ends both.
-	silent, err := cfg.Transport.Dial(testCtx(t, 5*time.Second), ln.Addr().String())
+	silent, err := cfg.Link.Transport.Dial(testCtx(t, 5*time.Second), ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestListenerRefusals(t *testing.T) {
 func TestDialErrors(t *testing.T) {
 	leaktest.Check(t)
 	cfg := testConfig(t)
-	cfg.Transport = NewMemNetwork()
+	cfg.Link.Transport = NewMemNetwork()
 	if _, err := Dial(testCtx(t, time.Second), cfg, "nowhere:1"); err == nil {
 		t.Error("dial to nowhere succeeded")
 	}
@@ -116,7 +116,7 @@ func TestDialErrors(t *testing.T) {
 		t.Errorf("reason %q", ce.Reason)
 	}
 	// A cancelled dial.
-	raw, _ := cfg.Transport.Listen("silent:0")
+	raw, _ := cfg.Link.Transport.Listen("silent:0")
 	defer raw.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
@@ -130,8 +130,8 @@ func TestListenerServe(t *testing.T) {
 		leaktest.Check(t)
 		tr, addr := tc.new()
 		cfg := testConfig(t)
-		cfg.Transport = tr
-		cfg.AutoFlush = true
+		cfg.Link.Transport = tr
+		cfg.Link.AutoFlush = true
 		ln, err := Listen(cfg, addr, addr)
 		if err != nil {
 			t.Fatal(err)
@@ -140,7 +140,7 @@ func TestListenerServe(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		served := make(chan error, 1)
 		go func() {
-			served <- ln.Serve(ctx, Handlers{OnMessage: func(m *Messenger, msg any) { m.Send(msg) }})
+			served <- ln.Serve(ctx, Handlers{OnMessage: func(m *Messenger, msg Message) { m.Send(msg.Msg) }})
 		}()
 		// A client on each address gets its echo.
 		for _, a := range ln.Addrs() {
@@ -166,7 +166,7 @@ func TestListenerServe(t *testing.T) {
 func TestListenerFloodFromOneSource(t *testing.T) {
 	leaktest.Check(t)
 	cfg := testConfig(t)
-	cfg.HandshakeTimeout = time.Minute // the silent ones hold their slots
+	cfg.Link.HandshakeTimeout = time.Minute // the silent ones hold their slots
 	ln, err := Listen(cfg, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +181,7 @@ func TestListenerFloodFromOneSource(t *testing.T) {
 		}
 		defer c.Close()
 	}
-	want := uint64(flood - DefaultMaxHandshakes/4)
+	want := uint64(flood - defaultMaxHandshakes/4)
 	waitUntil(t, 10*time.Second, fmt.Sprintf("%d refusals", want), func() bool { return ln.Refused() >= want })
 	m, err := Dial(testCtx(t, 5*time.Second), cfg, ln.Addr().String())
 	if err != nil {

@@ -4,7 +4,7 @@
 // per frame of a game loop:
 //
 //	cfg := mesh.DefaultNodeConfig()
-//	cfg.Link.Mesh = "mygame"
+//	cfg.Mesh = "mygame"
 //	n, err := mesh.NewNode(cfg)
 //	if err != nil { ... }
 //	defer n.Close()
@@ -12,10 +12,10 @@
 //		n.Broadcast(&Move{X: 1, Y: 2})
 //		n.Xfer()
 //		for m, ok := n.Get(); ok; m, ok = n.Get() {
-//			// m.From is the sender's id, m.Msg the message (*Move, ...)
-//		}
-//		for ev, ok := n.PollEvent(); ok; ev, ok = n.PollEvent() {
-//			// ev.Kind is PeerJoined, PeerLeft (ev.Err says why) or PeerRestarted
+//			switch msg := m.Msg.(type) { // m.From is the sender's id
+//			case *mesh.PeerEvent: // PeerJoined, PeerLeft (msg.Err says why), PeerRestarted
+//			case *Move:
+//			}
 //		}
 //	}
 //
@@ -40,8 +40,8 @@
 //		if err := m.Xfer(); err != nil {
 //			break // the link ended; err is a *mesh.CloseError saying why
 //		}
-//		for msg := m.Get(); msg != nil; msg = m.Get() {
-//			switch msg := msg.(type) {
+//		for msg, ok := m.Get(); ok; msg, ok = m.Get() {
+//			switch msg := msg.Msg.(type) {
 //			case *Move: ...
 //			}
 //		}
@@ -50,7 +50,7 @@
 //
 // The other side calls Listen and Accept (or Serve with Handlers). Programs
 // that are not game loops use Receive(ctx), or Handle with callbacks, and
-// Config.AutoFlush.
+// LinkConfig.AutoFlush.
 //
 // Beneath the Node and the Messenger, the package owns the transports that
 // carry bytes (TCP, and an in-memory network for tests and prototypes), the

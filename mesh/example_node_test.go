@@ -30,21 +30,21 @@ func init() { message.MustRegister[Move](message.Default, 0x40, "Move") }
 
 // memNodes starts one node per name on an in-memory network, each told the
 // others' addresses (no discovery), and waits until all are linked. On a
-// LAN, leave Link.Transport, Listen, NoDiscovery and Peers at their
-// defaults: discovery finds the peers.
+// LAN, leave Link.Transport, Net and Discovery at their defaults:
+// discovery finds the peers.
 func memNodes(names ...string) []*mesh.Node {
 	network := mesh.NewMemNetwork()
 	var nodes []*mesh.Node
 	for _, name := range names {
 		cfg := mesh.DefaultNodeConfig()
-		cfg.Link.Name = name
-		cfg.Link.Mesh = "example"
+		cfg.Name = name
+		cfg.Mesh = "example"
 		cfg.Link.Transport = network
-		cfg.Listen = []string{name + ":1"}
-		cfg.NoDiscovery = true
+		cfg.Net.Listen = []string{name + ":1"}
+		cfg.Discovery.Off = true
 		for _, other := range names {
 			if other != name {
-				cfg.Peers = append(cfg.Peers, other+":1")
+				cfg.Net.Peers = append(cfg.Net.Peers, other+":1")
 			}
 		}
 		n, err := mesh.NewNode(cfg)
@@ -77,12 +77,12 @@ func ExampleNewNode() {
 	network := mesh.NewMemNetwork() // stands in for TCP and discovery here
 	newNode := func(name string, peers ...string) *mesh.Node {
 		cfg := mesh.DefaultNodeConfig()
-		cfg.Link.Mesh = "example"
-		cfg.Link.Name = name
+		cfg.Mesh = "example"
+		cfg.Name = name
 		cfg.Link.Transport = network
-		cfg.Listen = []string{name + ":1"}
-		cfg.NoDiscovery = true
-		cfg.Peers = peers
+		cfg.Net.Listen = []string{name + ":1"}
+		cfg.Discovery.Off = true
+		cfg.Net.Peers = peers
 		n, err := mesh.NewNode(cfg)
 		if err != nil {
 			log.Fatal(err)
@@ -96,27 +96,40 @@ func ExampleNewNode() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ev, err := ann.WaitEvent(ctx)
+	// Peer events and messages come in one stream, in order: a peer's
+	// PeerJoined before anything it sends.
+	m, err := ann.Receive(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
+	ev := m.Msg.(*mesh.PeerEvent)
 	fmt.Println("ann:", ev.Peer.Name, ev.Kind)
 
 	ann.Send(ev.Peer.ID, &Move{X: 1, Y: -1})
 	ann.Xfer()
-	m, err := bob.Receive(ctx)
-	if err != nil {
-		log.Fatal(err)
+	for {
+		m, err := bob.Receive(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		switch msg := m.Msg.(type) {
+		case *mesh.PeerEvent:
+			fmt.Println("bob:", msg.Peer.Name, msg.Kind)
+		case *Move:
+			fmt.Printf("bob: %+v from %s\n", *msg, m.FromName)
+			return
+		}
 	}
-	fmt.Printf("bob: %+v from %s\n", *m.Msg.(*Move), m.FromName)
 	// Output:
 	// ann: bob joined
+	// bob: ann joined
 	// bob: {X:1 Y:-1} from ann
 }
 
 // A game loop: once per tick it sends what the player did, calls Xfer once
-// (so the tick's messages leave in one write per peer), drains Get, and
-// polls the peer events. Nothing in it blocks.
+// (so the tick's messages leave in one write per peer), and drains Get,
+// which returns peer events and messages in the order they happened.
+// Nothing in it blocks.
 func ExampleNode_Xfer() {
 	nodes := memNodes("ann", "bob")
 	ann, bob := nodes[0], nodes[1]
@@ -132,13 +145,15 @@ func ExampleNode_Xfer() {
 		ann.Xfer()
 		got := false
 		for m, ok := ann.Get(); ok; m, ok = ann.Get() {
-			if mv, isMove := m.Msg.(*Move); isMove {
-				fmt.Printf("%s moved by %d,%d\n", m.FromName, mv.X, mv.Y)
+			switch msg := m.Msg.(type) {
+			case *mesh.PeerEvent:
+				// Players appear (PeerJoined) before their first move, and
+				// vanish (PeerLeft) after their last.
+				fmt.Println(msg.Peer.Name, msg.Kind)
+			case *Move:
+				fmt.Printf("%s moved by %d,%d\n", m.FromName, msg.X, msg.Y)
 				got = true
 			}
-		}
-		for ev, ok := ann.PollEvent(); ok; ev, ok = ann.PollEvent() {
-			_ = ev // players appear (PeerJoined) and vanish (PeerLeft) here
 		}
 		if got {
 			break
@@ -146,6 +161,7 @@ func ExampleNode_Xfer() {
 		<-tick.C
 	}
 	// Output:
+	// bob joined
 	// bob moved by 2,3
 }
 
@@ -164,11 +180,16 @@ func ExampleNode_Broadcast() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, n := range nodes[1:] {
-		m, err := n.Receive(ctx)
-		if err != nil {
-			log.Fatal(err)
+		for {
+			m, err := n.Receive(ctx)
+			if err != nil {
+				log.Fatal(err)
+			}
+			if mv, ok := m.Msg.(*Move); ok {
+				fmt.Printf("%s got %+v from %s\n", n.Name(), *mv, m.FromName)
+				break
+			}
 		}
-		fmt.Printf("%s got %+v from %s\n", n.Name(), *m.Msg.(*Move), m.FromName)
 	}
 	// Output:
 	// queued for 2 peers <nil>
@@ -189,11 +210,11 @@ func ExampleNode_Request() {
 	var nodes []*mesh.Node
 	for _, name := range []string{"ann", "bob"} {
 		cfg := mesh.DefaultNodeConfig()
-		cfg.Link.Mesh, cfg.Link.Name, cfg.Link.Transport = "example", name, network
-		cfg.Listen = []string{name + ":1"}
-		cfg.NoDiscovery = true
+		cfg.Mesh, cfg.Name, cfg.Link.Transport = "example", name, network
+		cfg.Net.Listen = []string{name + ":1"}
+		cfg.Discovery.Off = true
 		if name == "ann" {
-			cfg.Peers = []string{"bob:1"}
+			cfg.Net.Peers = []string{"bob:1"}
 		} else {
 			cfg.Responder = mirror
 		}
@@ -208,7 +229,7 @@ func ExampleNode_Request() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := ann.WaitEvent(ctx); err != nil { // bob joined
+	if _, err := ann.Receive(ctx); err != nil { // bob joined
 		log.Fatal(err)
 	}
 	reply, err := ann.Request(ctx, bob.ID(), &Move{X: 3, Y: 4})
@@ -220,8 +241,9 @@ func ExampleNode_Request() {
 	// {X:-3 Y:-4}
 }
 
-// A peer that leaves says why; the others see it in a PeerLeft event.
-func ExampleNode_WaitEvent() {
+// A peer that leaves says why; the others see it in a PeerLeft event, after
+// the last message it sent.
+func ExampleNode_Receive() {
 	nodes := memNodes("ann", "bob")
 	ann, bob := nodes[0], nodes[1]
 	defer ann.Close()
@@ -230,11 +252,11 @@ func ExampleNode_WaitEvent() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for {
-		ev, err := ann.WaitEvent(ctx)
+		m, err := ann.Receive(ctx)
 		if err != nil {
 			log.Fatal(err)
 		}
-		if ev.Kind == mesh.PeerLeft {
+		if ev, ok := m.Msg.(*mesh.PeerEvent); ok && ev.Kind == mesh.PeerLeft {
 			fmt.Println(ev.Peer.Name, "left:", ev.Err)
 			fmt.Println("a graceful leave:", errors.Is(ev.Err, mesh.ErrPeerBye))
 			break
@@ -268,7 +290,7 @@ func ExampleNode_Traffic() {
 // broadcast on this machine's network.)
 func ExampleDefaultNodeConfig() {
 	cfg := mesh.DefaultNodeConfig()
-	cfg.Link.Mesh = "mygame"
+	cfg.Mesh = "mygame"
 	cfg.Discovery.Interfaces = []string{"eth0"}
 	cfg.OnPeer = func(ev mesh.PeerEvent) { fmt.Println(ev.Peer.Name, ev.Kind) }
 	n, err := mesh.NewNode(cfg)
@@ -276,5 +298,5 @@ func ExampleDefaultNodeConfig() {
 		log.Fatal(err)
 	}
 	defer n.CloseReason("bye")
-	// ... the game loop: n.Send, n.Xfer, n.Get, n.PollEvent
+	// ... the game loop: n.Send, n.Xfer, n.Get
 }

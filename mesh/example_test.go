@@ -13,7 +13,7 @@ import (
 func Example() {
 	cfg := mesh.DefaultConfig()
 	cfg.Mesh = "example"
-	cfg.Transport = mesh.NewMemNetwork()
+	cfg.Link.Transport = mesh.NewMemNetwork()
 
 	ln, err := mesh.Listen(cfg, "server:7000")
 	if err != nil {
@@ -37,7 +37,7 @@ func Example() {
 
 	// The server is not: it blocks in Receive.
 	msg, _ := server.Receive(ctx)
-	fmt.Printf("%T %+v\n", msg, *msg.(*message.Identify))
+	fmt.Printf("%T %+v\n", msg.Msg, *msg.Msg.(*message.Identify))
 
 	// A graceful close: the server learns why.
 	client.CloseReason("bye now")

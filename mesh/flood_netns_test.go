@@ -41,9 +41,9 @@ const (
 // floodNodeConfig is the config of the flood test's lanmesh nodes.
 func floodNodeConfig(name string) NodeConfig {
 	cfg := DefaultNodeConfig()
-	cfg.Link.Name = name
-	cfg.Link.Mesh = floodMesh
-	cfg.Link.Registry = testRegistry
+	cfg.Name = name
+	cfg.Mesh = floodMesh
+	cfg.Registry = testRegistry
 	cfg.Link.AutoFlush = true
 	cfg.Link.PingInterval = 100 * time.Millisecond
 	cfg.Link.Silence = 2 * time.Second
@@ -52,7 +52,7 @@ func floodNodeConfig(name string) NodeConfig {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	cfg.Link.Keyring = kr
+	cfg.Keyring = kr
 	cfg.Discovery.MDNS = false
 	cfg.Discovery.Interval = 200 * time.Millisecond
 	cfg.Discovery.Jitter = 20 * time.Millisecond
@@ -82,7 +82,7 @@ func floodVictim() {
 	var mu sync.Mutex
 	counts := map[uuid.UUID]int{}
 	cfg := floodNodeConfig("victim")
-	cfg.Listen = []string{fmt.Sprintf(":%d", floodPort)}
+	cfg.Net.Listen = []string{fmt.Sprintf(":%d", floodPort)}
 	var node atomic.Pointer[Node]
 	cfg.OnMessage = func(m Message) {
 		mu.Lock()
@@ -148,7 +148,7 @@ func floodHonest() {
 	defer cancel()
 	var victim uuid.UUID
 	for victim == uuid.Nil {
-		ev, err := n.WaitEvent(ctx)
+		ev, err := nextEvent(ctx, n)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "no victim:", err)
 			os.Exit(1)
@@ -326,7 +326,7 @@ func TestNetnsFlood(t *testing.T) {
 	// A handshake goroutine per connection in progress (MaxHandshakes), a
 	// few per link and for discovery: far fewer than the attacker's
 	// connections.
-	if maxG > 2*DefaultMaxHandshakes+100 {
+	if maxG > 2*defaultMaxHandshakes+100 {
 		t.Errorf("%d goroutines under attack", maxG)
 	}
 	if maxHeap > 64<<20 {

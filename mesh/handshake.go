@@ -19,13 +19,13 @@ import (
 // Handshake wire constants; SPEC.md section 6 describes the bytes.
 const (
 	// ProtocolVersion is the link protocol version this package speaks.
-	ProtocolVersion = 1
+	protocolVersion = 1
 	// SuiteNone is the key-exchange suite of a link without a mesh key.
-	SuiteNone = 0
+	suiteNone = 0
 	// SuiteNoise is the suite of keyed links:
 	// Noise_NNpsk0_25519_ChaChaPoly_SHA256, the only one; there is no
 	// negotiation (SPEC.md section 10).
-	SuiteNoise = 1
+	suiteNoise = 1
 
 	handshakeMagic   = "LNMH"
 	handshakeHeader  = 8
@@ -87,7 +87,7 @@ func rejectCode(sentinel error) byte {
 }
 
 // Hello is what each side of a link announces in its handshake.
-type Hello struct {
+type hello struct {
 	// NodeID names the node; never the nil UUID.
 	NodeID uuid.UUID
 	// InstanceID changes each time the node's program starts; never nil.
@@ -108,14 +108,14 @@ type Hello struct {
 	SuiteData []byte
 }
 
-// AppendBinary appends h as a complete Hello frame, header included.
-func (h Hello) AppendBinary(dst []byte) ([]byte, error) {
+// appendFrame appends h as a complete Hello frame, header included.
+func (h hello) appendFrame(dst []byte) ([]byte, error) {
 	switch {
 	case len(h.Name) > maxString || len(h.Mesh) > maxString || len(h.Codec) > maxString:
 		return dst, fmt.Errorf("%w: a name, mesh or codec over %d bytes", ErrHandshake, maxString)
 	case len(h.SuiteData) > maxHandshakeBody:
 		return dst, fmt.Errorf("%w: suite data of %d bytes", ErrHandshake, len(h.SuiteData))
-	case h.Suite == SuiteNone && len(h.SuiteData) > 0:
+	case h.Suite == suiteNone && len(h.SuiteData) > 0:
 		return dst, fmt.Errorf("%w: suite data without a suite", ErrHandshake)
 	}
 	start := len(dst)
@@ -140,7 +140,7 @@ func (h Hello) AppendBinary(dst []byte) ([]byte, error) {
 
 func appendHeader(dst []byte, kind byte) []byte {
 	dst = append(dst, handshakeMagic...)
-	return append(dst, ProtocolVersion, kind, 0, 0)
+	return append(dst, protocolVersion, kind, 0, 0)
 }
 
 // appendReject appends a Reject frame; the reason is cut to 255 bytes at a
@@ -160,23 +160,23 @@ func appendReject(dst []byte, code byte, reason string) []byte {
 
 func appendAccept(dst []byte) []byte { return appendHeader(dst, kindAccept) }
 
-// ParseHello reads a complete Hello frame, header included, rejecting
+// parseHello reads a complete Hello frame, header included, rejecting
 // anything it cannot trust: another magic or version, another frame kind,
 // lengths that disagree, bytes after the last field, nil ids, reserved flags,
 // names that are not UTF-8, an empty mesh or codec.
-func ParseHello(frame []byte) (Hello, error) {
+func parseHello(frame []byte) (hello, error) {
 	if len(frame) < handshakeHeader {
-		return Hello{}, fmt.Errorf("%w: %d bytes, a frame has at least %d", ErrHandshake, len(frame), handshakeHeader)
+		return hello{}, fmt.Errorf("%w: %d bytes, a frame has at least %d", ErrHandshake, len(frame), handshakeHeader)
 	}
 	kind, n, err := parseHeader(frame[:handshakeHeader])
 	if err != nil {
-		return Hello{}, err
+		return hello{}, err
 	}
 	if kind != kindHello {
-		return Hello{}, fmt.Errorf("%w: frame kind %d, want hello", ErrHandshake, kind)
+		return hello{}, fmt.Errorf("%w: frame kind %d, want hello", ErrHandshake, kind)
 	}
 	if len(frame) != handshakeHeader+n {
-		return Hello{}, fmt.Errorf("%w: header says %d body bytes, frame has %d", ErrHandshake, n, len(frame)-handshakeHeader)
+		return hello{}, fmt.Errorf("%w: header says %d body bytes, frame has %d", ErrHandshake, n, len(frame)-handshakeHeader)
 	}
 	return parseHelloBody(frame[handshakeHeader:])
 }
@@ -186,8 +186,8 @@ func parseHeader(h []byte) (kind byte, n int, err error) {
 	if string(h[:4]) != handshakeMagic {
 		return 0, 0, fmt.Errorf("%w: no %q magic (got % x): not a lanmesh peer", ErrHandshake, handshakeMagic, h[:4])
 	}
-	if h[4] != ProtocolVersion {
-		return 0, 0, fmt.Errorf("%w: peer speaks version %d, this node %d", ErrVersion, h[4], ProtocolVersion)
+	if h[4] != protocolVersion {
+		return 0, 0, fmt.Errorf("%w: peer speaks version %d, this node %d", ErrVersion, h[4], protocolVersion)
 	}
 	n = int(binary.BigEndian.Uint16(h[6:]))
 	if n > maxHandshakeBody {
@@ -196,12 +196,12 @@ func parseHeader(h []byte) (kind byte, n int, err error) {
 	return h[5], n, nil
 }
 
-func parseHelloBody(b []byte) (Hello, error) {
-	bad := func(what string) (Hello, error) { return Hello{}, fmt.Errorf("%w: hello: %s", ErrHandshake, what) }
+func parseHelloBody(b []byte) (hello, error) {
+	bad := func(what string) (hello, error) { return hello{}, fmt.Errorf("%w: hello: %s", ErrHandshake, what) }
 	if len(b) < helloFixed {
 		return bad("too short")
 	}
-	var h Hello
+	var h hello
 	copy(h.NodeID[:], b[0:16])
 	copy(h.InstanceID[:], b[16:32])
 	h.ListenPort = binary.BigEndian.Uint16(b[32:])
@@ -233,7 +233,7 @@ func parseHelloBody(b []byte) (Hello, error) {
 		return bad("suite data length disagrees with the frame")
 	}
 	if len(b) > 2 {
-		if h.Suite == SuiteNone {
+		if h.Suite == suiteNone {
 			return bad("suite data without a suite")
 		}
 		h.SuiteData = append([]byte(nil), b[2:]...)
@@ -248,33 +248,10 @@ func parseReject(b []byte) (code byte, reason string, err error) {
 	return b[0], string(b[2:]), nil
 }
 
-// Handshake runs the opening handshake of an unkeyed link on conn, which
-// is fresh from a Transport: each side sends its Hello, checks the other's,
-// and answers with Accept or Reject. It returns the peer's Hello once both
-// sides have accepted. It never dials, and it leaves conn open either way;
-// on failure the caller closes it. A keyed handshake (cfg.Keyring set) has
-// an initiator and a responder and yields the link's keys: it is run by
-// Dial, Listen and the Node, and Handshake refuses it with ErrConfig.
-//
-// It fails with a *CloseError wrapping ErrHandshake, ErrVersion,
-// ErrMeshMismatch, ErrCodecMismatch, ErrHandshakeTimeout, ErrConnLost,
-// ErrKeyRequired or ErrRejected. When this side refused, the peer was sent
-// a Reject with the reason (Remote false); when the peer refused, Reason is
-// the peer's (Remote true). The whole exchange is bounded by
-// cfg.HandshakeTimeout and ctx; when ctx ends first, the error wraps
-// ctx.Err().
-func Handshake(ctx context.Context, conn net.Conn, local Hello, cfg Config) (Hello, error) {
-	if cfg.Keyring.Keyed() {
-		return Hello{}, fmt.Errorf("%w: a keyed handshake is run by Dial, Listen or a Node", ErrConfig)
-	}
-	s, err := handshake(ctx, conn, local, cfg, hsOptions{})
-	return s.remote, err
-}
-
 // session is what a handshake yields: the peer's Hello and, on a keyed
 // link, the key id it used and the two directions' record ciphers.
 type session struct {
-	remote Hello
+	remote hello
 	keyed  bool
 	keyID  meshkey.ID
 	send   *recordCipher
@@ -294,10 +271,10 @@ type hsOptions struct {
 	rand      io.Reader // the Noise ephemeral keys' source; nil: crypto/rand
 }
 
-func handshake(ctx context.Context, conn net.Conn, local Hello, cfg Config, o hsOptions) (session, error) {
-	timeout := cfg.HandshakeTimeout
+func handshake(ctx context.Context, conn net.Conn, local hello, cfg Config, o hsOptions) (session, error) {
+	timeout := cfg.Link.HandshakeTimeout
 	if timeout <= 0 {
-		timeout = DefaultHandshakeTimeout
+		timeout = defaultHandshakeTimeout
 	}
 	deadline := time.Now().Add(timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -341,44 +318,44 @@ type handshaker struct {
 	buf  [handshakeHeader + maxHandshakeBody]byte
 }
 
-func (h *handshaker) run(local Hello) (Hello, error) {
-	frame, err := local.AppendBinary(h.buf[:0])
+func (h *handshaker) run(local hello) (hello, error) {
+	frame, err := local.appendFrame(h.buf[:0])
 	if err != nil {
-		return Hello{}, closeErr(ErrHandshake, false, err.Error())
+		return hello{}, closeErr(ErrHandshake, false, err.Error())
 	}
 	if _, err := h.conn.Write(frame); err != nil {
-		return Hello{}, h.ioErr(err)
+		return hello{}, h.ioErr(err)
 	}
 	kind, body, err := h.read()
 	if err != nil {
-		return Hello{}, err
+		return hello{}, err
 	}
 	if kind == kindPreamble {
-		return Hello{}, h.rejectCode(rejectNoKey, ErrKeyRequired, "this node has no mesh key")
+		return hello{}, h.rejectCode(rejectNoKey, ErrKeyRequired, "this node has no mesh key")
 	}
 	if kind != kindHello {
-		return Hello{}, h.reject(ErrHandshake, fmt.Sprintf("expected a hello, got frame kind %d", kind))
+		return hello{}, h.reject(ErrHandshake, fmt.Sprintf("expected a hello, got frame kind %d", kind))
 	}
 	remote, err := parseHelloBody(body)
 	switch {
 	case err != nil:
-		return Hello{}, h.reject(ErrHandshake, err.Error())
+		return hello{}, h.reject(ErrHandshake, err.Error())
 	case remote.Mesh != local.Mesh:
-		return Hello{}, h.reject(ErrMeshMismatch, fmt.Sprintf("mesh %q, peer is in mesh %q", local.Mesh, remote.Mesh))
+		return hello{}, h.reject(ErrMeshMismatch, fmt.Sprintf("mesh %q, peer is in mesh %q", local.Mesh, remote.Mesh))
 	case remote.Codec != local.Codec:
-		return Hello{}, h.reject(ErrCodecMismatch, fmt.Sprintf("codec %q, peer speaks %q", local.Codec, remote.Codec))
+		return hello{}, h.reject(ErrCodecMismatch, fmt.Sprintf("codec %q, peer speaks %q", local.Codec, remote.Codec))
 	case remote.Suite != local.Suite:
-		return Hello{}, h.rejectCode(rejectSuite, ErrHandshake, fmt.Sprintf("key exchange suite %d, peer offers %d", local.Suite, remote.Suite))
+		return hello{}, h.rejectCode(rejectSuite, ErrHandshake, fmt.Sprintf("key exchange suite %d, peer offers %d", local.Suite, remote.Suite))
 	}
 	if _, err := h.conn.Write(appendAccept(h.buf[:0])); err != nil {
-		return Hello{}, h.ioErr(err)
+		return hello{}, h.ioErr(err)
 	}
 	kind, _, err = h.read()
 	if err != nil {
-		return Hello{}, err
+		return hello{}, err
 	}
 	if kind != kindAccept {
-		return Hello{}, h.reject(ErrHandshake, fmt.Sprintf("expected accept, got frame kind %d", kind))
+		return hello{}, h.reject(ErrHandshake, fmt.Sprintf("expected accept, got frame kind %d", kind))
 	}
 	return remote, nil
 }

@@ -56,18 +56,18 @@ func newNoise(o hsOptions, initiator bool, psk [32]byte, preamble []byte, mesh s
 }
 
 // initiate is the dialling side of a keyed handshake.
-func (h *handshaker) initiate(local Hello, o hsOptions) (session, error) {
+func (h *handshaker) initiate(local hello, o hsOptions) (session, error) {
 	d := o.keys.Entries[o.keyIndex%len(o.keys.Entries)]
 	if k, ok := o.keys.Lookup(o.prefer); ok && o.hasPrefer {
 		d = k
 	}
-	local.Suite = SuiteNoise
-	pre := appendPreamble(nil, SuiteNoise, d.ID)
+	local.Suite = suiteNoise
+	pre := appendPreamble(nil, suiteNoise, d.ID)
 	hs, err := newNoise(o, true, d.PSK, pre, local.Mesh)
 	if err != nil {
 		return session{}, closeErr(ErrHandshake, false, err.Error())
 	}
-	hello, err := local.AppendBinary(nil)
+	hello, err := local.appendFrame(nil)
 	if err != nil {
 		return session{}, closeErr(ErrHandshake, false, err.Error())
 	}
@@ -113,8 +113,8 @@ func (h *handshaker) initiate(local Hello, o hsOptions) (session, error) {
 // respond is the accepting side of a keyed handshake. A first message under
 // a key it does not hold is refused on the key id, or when its payload fails
 // to open, before any Diffie-Hellman work.
-func (h *handshaker) respond(local Hello, o hsOptions) (session, error) {
-	local.Suite = SuiteNoise
+func (h *handshaker) respond(local hello, o hsOptions) (session, error) {
+	local.Suite = suiteNoise
 	kind, body, err := h.read()
 	switch {
 	case err != nil:
@@ -125,8 +125,8 @@ func (h *handshaker) respond(local Hello, o hsOptions) (session, error) {
 		return session{}, h.reject(ErrHandshake, fmt.Sprintf("expected a preamble, got frame kind %d", kind))
 	case len(body) != preambleBody:
 		return session{}, h.reject(ErrHandshake, fmt.Sprintf("preamble of %d bytes, want %d", len(body), preambleBody))
-	case body[0] != SuiteNoise:
-		return session{}, h.rejectCode(rejectSuite, ErrHandshake, fmt.Sprintf("key exchange suite %d, peer offers %d", SuiteNoise, body[0]))
+	case body[0] != suiteNoise:
+		return session{}, h.rejectCode(rejectSuite, ErrHandshake, fmt.Sprintf("key exchange suite %d, peer offers %d", suiteNoise, body[0]))
 	}
 	id := meshkey.ID(body[1:])
 	d, ok := o.keys.Lookup(id)
@@ -134,7 +134,7 @@ func (h *handshaker) respond(local Hello, o hsOptions) (session, error) {
 		return session{}, h.rejectCode(rejectWrongKey, ErrWrongKey,
 			fmt.Sprintf("unknown mesh key id %s (another key, or the same key for another mesh name)", id))
 	}
-	pre := appendPreamble(nil, SuiteNoise, id)
+	pre := appendPreamble(nil, suiteNoise, id)
 	kind, body, err = h.read()
 	switch {
 	case err != nil:
@@ -155,7 +155,7 @@ func (h *handshaker) respond(local Hello, o hsOptions) (session, error) {
 	if err != nil {
 		return session{}, err
 	}
-	hello, err := local.AppendBinary(nil)
+	hello, err := local.appendFrame(nil)
 	if err != nil {
 		return session{}, closeErr(ErrHandshake, false, err.Error())
 	}
@@ -188,17 +188,17 @@ func (h *handshaker) respond(local Hello, o hsOptions) (session, error) {
 
 // checkHello parses a Hello carried in a Noise payload and checks it
 // against ours, refusing (in the clear) what does not match.
-func (h *handshaker) checkHello(frame []byte, local Hello) (Hello, error) {
-	remote, err := ParseHello(frame)
+func (h *handshaker) checkHello(frame []byte, local hello) (hello, error) {
+	remote, err := parseHello(frame)
 	switch {
 	case err != nil:
-		return Hello{}, h.reject(ErrHandshake, err.Error())
+		return hello{}, h.reject(ErrHandshake, err.Error())
 	case remote.Mesh != local.Mesh:
-		return Hello{}, h.reject(ErrMeshMismatch, fmt.Sprintf("mesh %q, peer is in mesh %q", local.Mesh, remote.Mesh))
+		return hello{}, h.reject(ErrMeshMismatch, fmt.Sprintf("mesh %q, peer is in mesh %q", local.Mesh, remote.Mesh))
 	case remote.Codec != local.Codec:
-		return Hello{}, h.reject(ErrCodecMismatch, fmt.Sprintf("codec %q, peer speaks %q", local.Codec, remote.Codec))
-	case remote.Suite != SuiteNoise:
-		return Hello{}, h.rejectCode(rejectSuite, ErrHandshake, fmt.Sprintf("key exchange suite %d, peer's hello says %d", SuiteNoise, remote.Suite))
+		return hello{}, h.reject(ErrCodecMismatch, fmt.Sprintf("codec %q, peer speaks %q", local.Codec, remote.Codec))
+	case remote.Suite != suiteNoise:
+		return hello{}, h.rejectCode(rejectSuite, ErrHandshake, fmt.Sprintf("key exchange suite %d, peer's hello says %d", suiteNoise, remote.Suite))
 	}
 	return remote, nil
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
 )
 
-var goldenHello = Hello{
+var goldenHello = hello{
 	NodeID:     uuid.MustParse("00112233-4455-6677-8899-aabbccddeeff"),
 	InstanceID: uuid.MustParse("ffeeddcc-bbaa-9988-7766-554433221100"),
 	Name:       "ann",
@@ -35,14 +35,14 @@ const goldenHelloHex = "4c4e4d48" + "01" + "01" + "0036" + // magic, version, ki
 	"0000" // no suite data
 
 func TestHelloGolden(t *testing.T) {
-	b, err := goldenHello.AppendBinary(nil)
+	b, err := goldenHello.appendFrame(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := hex.EncodeToString(b); got != goldenHelloHex {
 		t.Fatalf("hello\n got %s\nwant %s", got, goldenHelloHex)
 	}
-	h, err := ParseHello(b)
+	h, err := parseHello(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,15 +51,15 @@ func TestHelloGolden(t *testing.T) {
 	}
 	withSuite := goldenHello
 	withSuite.Suite, withSuite.SuiteData = 7, []byte{1, 2, 3}
-	b, _ = withSuite.AppendBinary(nil)
-	if h, err := ParseHello(b); err != nil || !reflect.DeepEqual(h, withSuite) {
+	b, _ = withSuite.appendFrame(nil)
+	if h, err := parseHello(b); err != nil || !reflect.DeepEqual(h, withSuite) {
 		t.Fatalf("with a suite: %+v, %v", h, err)
 	}
 }
 
 // brokenHellos are frames ParseHello must refuse, each with its flaw.
 func brokenHellos() map[string][]byte {
-	good, _ := goldenHello.AppendBinary(nil)
+	good, _ := goldenHello.appendFrame(nil)
 	edit := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(good)) }
 	return map[string][]byte{
 		"empty":         nil,
@@ -80,7 +80,7 @@ func brokenHellos() map[string][]byte {
 		"empty mesh": func() []byte {
 			h := goldenHello
 			h.Mesh = ""
-			b, _ := h.AppendBinary(nil)
+			b, _ := h.appendFrame(nil)
 			return b
 		}(),
 		"suite length": edit(func(b []byte) []byte { b[len(b)-1] = 1; return b }),
@@ -94,7 +94,7 @@ func brokenHellos() map[string][]byte {
 
 func TestParseHelloRejects(t *testing.T) {
 	for name, b := range brokenHellos() {
-		if h, err := ParseHello(b); err == nil {
+		if h, err := parseHello(b); err == nil {
 			t.Errorf("%s: parsed %+v", name, h)
 		} else if !errors.Is(err, ErrHandshake) && !errors.Is(err, ErrVersion) {
 			t.Errorf("%s: %v is neither ErrHandshake nor ErrVersion", name, err)
@@ -102,24 +102,24 @@ func TestParseHelloRejects(t *testing.T) {
 	}
 	long := goldenHello
 	long.Name = strings.Repeat("x", 256)
-	if _, err := long.AppendBinary(nil); err == nil {
+	if _, err := long.appendFrame(nil); err == nil {
 		t.Error("a 256-byte name was encoded")
 	}
 }
 
 func FuzzParseHello(f *testing.F) {
-	good, _ := goldenHello.AppendBinary(nil)
+	good, _ := goldenHello.appendFrame(nil)
 	f.Add(good)
 	for _, b := range brokenHellos() {
 		f.Add(b)
 	}
 	f.Add(appendReject(nil, rejectMesh, "no"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, err := ParseHello(b)
+		h, err := parseHello(b)
 		if err != nil {
 			return
 		}
-		again, err := h.AppendBinary(nil)
+		again, err := h.appendFrame(nil)
 		if err != nil {
 			t.Fatalf("parsed %+v but cannot append it: %v", h, err)
 		}
@@ -132,7 +132,7 @@ func FuzzParseHello(f *testing.F) {
 // FuzzHandshake plays an arbitrary byte stream as the peer of a handshake:
 // it must end, with an error or a Hello, and never hang or panic.
 func FuzzHandshake(f *testing.F) {
-	good, _ := goldenHello.AppendBinary(nil)
+	good, _ := goldenHello.appendFrame(nil)
 	f.Add(append(bytes.Clone(good), appendAccept(nil)...))
 	f.Add(append(bytes.Clone(good), appendReject(nil, rejectOther, "banned")...))
 	f.Add(good)
@@ -142,7 +142,7 @@ func FuzzHandshake(f *testing.F) {
 	}
 	cfg := DefaultConfig()
 	cfg.Mesh, cfg.Codec = goldenHello.Mesh, goldenHello.Codec
-	cfg.HandshakeTimeout = time.Second
+	cfg.Link.HandshakeTimeout = time.Second
 	f.Fuzz(func(t *testing.T, b []byte) {
 		local, peer := memPipe("local", "peer")
 		defer local.Close()
@@ -152,7 +152,7 @@ func FuzzHandshake(f *testing.F) {
 			io.Copy(io.Discard, peer)
 			peer.Close()
 		}()
-		h, err := Handshake(context.Background(), local, cfg.Hello(), cfg)
+		h, err := handshakeUnkeyed(context.Background(), local, cfg.hello(), cfg)
 		if err == nil && (h.Mesh != cfg.Mesh || h.Codec != cfg.Codec) {
 			t.Fatalf("accepted %+v", h)
 		}
@@ -170,10 +170,10 @@ func handshakePair(t *testing.T, tc transportCase, ca, cb Config) (errA, errB er
 	c1, c2 := connPair(t, tr, addr)
 	errc := make(chan error, 1)
 	go func() {
-		_, err := Handshake(context.Background(), c1, ca.Hello(), ca)
+		_, err := handshakeUnkeyed(context.Background(), c1, ca.hello(), ca)
 		errc <- err
 	}()
-	_, errB = Handshake(context.Background(), c2, cb.Hello(), cb)
+	_, errB = handshakeUnkeyed(context.Background(), c2, cb.hello(), cb)
 	return <-errc, errB
 }
 
@@ -211,7 +211,7 @@ func rawHandshake(t *testing.T, tc transportCase, cfg Config) (raw net.Conn, res
 	raw, c := connPair(t, tr, addr)
 	result = make(chan error, 1)
 	go func() {
-		_, err := Handshake(context.Background(), c, cfg.Hello(), cfg)
+		_, err := handshakeUnkeyed(context.Background(), c, cfg.hello(), cfg)
 		result <- err
 	}()
 	return raw, result
@@ -272,7 +272,7 @@ func TestHandshakeVersion(t *testing.T) {
 	eachTransport(t, func(t *testing.T, tc transportCase) {
 		leaktest.Check(t)
 		raw, result := rawHandshake(t, tc, testConfig(t))
-		b, _ := goldenHello.AppendBinary(nil)
+		b, _ := goldenHello.appendFrame(nil)
 		b[4] = 9
 		raw.Write(b)
 		wantClose(t, wait(t, result), ErrVersion, false)
@@ -288,9 +288,9 @@ func TestHandshakeRemoteReject(t *testing.T) {
 		leaktest.Check(t)
 		cfg := testConfig(t)
 		raw, result := rawHandshake(t, tc, cfg)
-		peer := cfg.Hello()
+		peer := cfg.hello()
 		peer.NodeID = uuid.New()
-		b, _ := peer.AppendBinary(nil)
+		b, _ := peer.appendFrame(nil)
 		raw.Write(appendReject(b, rejectOther, "you are banned"))
 		ce := wantClose(t, wait(t, result), ErrRejected, true)
 		if ce.Reason != "you are banned" {
@@ -307,9 +307,9 @@ func TestHandshakeTimeout(t *testing.T) {
 	eachTransport(t, func(t *testing.T, tc transportCase) {
 		leaktest.Check(t)
 		cfg := testConfig(t)
-		cfg.HandshakeTimeout = 100 * time.Millisecond
+		cfg.Link.HandshakeTimeout = 100 * time.Millisecond
 		raw, result := rawHandshake(t, tc, cfg)
-		b, _ := goldenHello.AppendBinary(nil)
+		b, _ := goldenHello.appendFrame(nil)
 		raw.Write(b[:20]) // then nothing
 		ce := wantClose(t, wait(t, result), ErrHandshakeTimeout, false)
 		var ne net.Error
@@ -329,7 +329,7 @@ func TestHandshakeContext(t *testing.T) {
 	_, c := connPair(t, NewMemNetwork(), "x:0")
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(20*time.Millisecond, cancel)
-	if _, err := Handshake(ctx, c, cfg.Hello(), cfg); !errors.Is(err, context.Canceled) {
+	if _, err := handshakeUnkeyed(ctx, c, cfg.hello(), cfg); !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
 }

@@ -67,15 +67,35 @@ func testConfig(t testing.TB) Config {
 	cfg.Name = t.Name()
 	cfg.Mesh = "test"
 	cfg.Registry = testRegistry
-	cfg.HandshakeTimeout = 2 * time.Second
-	cfg.PingInterval = 100 * time.Millisecond
-	cfg.Silence = 2 * time.Second
-	cfg.WriteTimeout = 5 * time.Second
-	cfg.CloseTimeout = 2 * time.Second
-	if os.Getenv("MESH_TEST_LOG") != "" {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	cfg.Link = testLinkConfig()
+	cfg.Logger = testLogger()
 	return cfg
+}
+
+func testLinkConfig() LinkConfig {
+	lc := DefaultLinkConfig()
+	lc.HandshakeTimeout = 2 * time.Second
+	lc.PingInterval = 100 * time.Millisecond
+	lc.Silence = 2 * time.Second
+	lc.WriteTimeout = 5 * time.Second
+	lc.CloseTimeout = 2 * time.Second
+	return lc
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("MESH_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return nil
+}
+
+// setTestConfig gives a node config the test's identity and short timers.
+func setTestConfig(cfg *NodeConfig, t testing.TB) {
+	cfg.Name = t.Name()
+	cfg.Mesh = "test"
+	cfg.Registry = testRegistry
+	cfg.Link = testLinkConfig()
+	cfg.Logger = testLogger()
 }
 
 // transportCase is one transport the link suite runs over.
@@ -137,7 +157,7 @@ func connPair(t testing.TB, tr Transport, addr string) (client, server net.Conn)
 func pair(t testing.TB, tc transportCase, ca, cb Config) (a, b *Messenger) {
 	t.Helper()
 	tr, addr := tc.new()
-	ca.Transport, cb.Transport = tr, tr
+	ca.Link.Transport, cb.Link.Transport = tr, tr
 	ln, err := Listen(cb, addr)
 	if err != nil {
 		t.Fatal(err)
@@ -171,17 +191,17 @@ func newRawPeer(t testing.TB, tc transportCase, cfg Config) *rawPeer {
 	rawCfg.NodeID = DefaultConfig().NodeID
 	errc := make(chan error, 1)
 	go func() {
-		_, err := Handshake(context.Background(), client, rawCfg.Hello(), rawCfg)
+		_, err := handshakeUnkeyed(context.Background(), client, rawCfg.hello(), rawCfg)
 		errc <- err
 	}()
-	remote, err := Handshake(context.Background(), server, cfg.Hello(), cfg)
+	remote, err := handshakeUnkeyed(context.Background(), server, cfg.hello(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-	m, err := newMessenger(server, cfg, cfg.Hello(), session{remote: remote})
+	m, err := newMessenger(server, cfg, cfg.hello(), session{remote: remote})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +213,7 @@ func newRawPeer(t testing.TB, tc transportCase, cfg Config) *rawPeer {
 }
 
 // waitDone waits for the link to end and returns its error.
-func waitDone(t testing.TB, l *Link, d time.Duration) error {
+func waitDone(t testing.TB, l *link, d time.Duration) error {
 	t.Helper()
 	select {
 	case <-l.Done():
@@ -230,9 +250,32 @@ func receiveN(t testing.TB, m *Messenger, n int, d time.Duration) {
 		if err != nil {
 			t.Fatalf("after %d of %d messages: %v", i, n, err)
 		}
-		got, ok := msg.(*Msg32)
+		got, ok := msg.Msg.(*Msg32)
 		if !ok || got.Seq != uint64(i) {
 			t.Fatalf("message %d: got %#v", i, msg)
 		}
 	}
+}
+
+// handshakeUnkeyed runs the opening handshake of an unkeyed link on conn, which
+// is fresh from a Transport: each side sends its Hello, checks the other's,
+// and answers with Accept or Reject. It returns the peer's Hello once both
+// sides have accepted. It never dials, and it leaves conn open either way;
+// on failure the caller closes it. A keyed handshake (cfg.Keyring set) has
+// an initiator and a responder and yields the link's keys: it is run by
+// Dial, Listen and the Node, and Handshake refuses it with ErrConfig.
+//
+// It fails with a *CloseError wrapping ErrHandshake, ErrVersion,
+// ErrMeshMismatch, ErrCodecMismatch, ErrHandshakeTimeout, ErrConnLost,
+// ErrKeyRequired or ErrRejected. When this side refused, the peer was sent
+// a Reject with the reason (Remote false); when the peer refused, Reason is
+// the peer's (Remote true). The whole exchange is bounded by
+// cfg.Link.HandshakeTimeout and ctx; when ctx ends first, the error wraps
+// ctx.Err().
+func handshakeUnkeyed(ctx context.Context, conn net.Conn, local hello, cfg Config) (hello, error) {
+	if cfg.Keyring.Keyed() {
+		return hello{}, fmt.Errorf("%w: a keyed handshake is run by Dial, Listen or a Node", ErrConfig)
+	}
+	s, err := handshake(ctx, conn, local, cfg, hsOptions{})
+	return s.remote, err
 }

@@ -54,10 +54,10 @@ func hostileHelper(role string) {
 
 func hostileNodeConfig() NodeConfig {
 	cfg := DefaultNodeConfig()
-	cfg.Link.NodeID = uuid.MustParse(os.Getenv("NODE_ID"))
-	cfg.Link.Name = os.Getenv("NODE_NAME")
-	cfg.Link.Mesh = hostileMesh
-	cfg.Link.Registry = testRegistry
+	cfg.NodeID = uuid.MustParse(os.Getenv("NODE_ID"))
+	cfg.Name = os.Getenv("NODE_NAME")
+	cfg.Mesh = hostileMesh
+	cfg.Registry = testRegistry
 	cfg.Link.AutoFlush = true
 	cfg.Link.PingInterval = 100 * time.Millisecond
 	cfg.Link.Silence = nsSilence
@@ -67,8 +67,8 @@ func hostileNodeConfig() NodeConfig {
 	cfg.Discovery.MDNSInterval = nsInterval
 	cfg.Discovery.Jitter = nsInterval / 10
 	cfg.Discovery.LostAfter = 4 * nsInterval
-	cfg.RedialMin = 50 * time.Millisecond
-	cfg.RedialMax = 300 * time.Millisecond
+	cfg.Net.RedialMin = 50 * time.Millisecond
+	cfg.Net.RedialMax = 300 * time.Millisecond
 	if os.Getenv("MESH_TEST_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -331,7 +331,7 @@ func attackImpersonate() error {
 	// would link to it.
 	lcfg := DefaultConfig()
 	lcfg.NodeID, lcfg.Name, lcfg.Mesh, lcfg.Registry = target, real[target].Name, hostileMesh, testRegistry
-	lcfg.AutoFlush = true
+	lcfg.Link.AutoFlush = true
 	ln, err := Listen(lcfg, fmt.Sprintf(":%d", bogusPort))
 	if err != nil {
 		return err
@@ -346,7 +346,7 @@ func attackImpersonate() error {
 			}
 			accepted.Add(1)
 			m.Send(&Text{S: "impostor"})
-			m.Flush()
+			m.Xfer()
 		}
 	}()
 	beacons, hellos, leaves := 0, 0, 0
@@ -364,11 +364,11 @@ func attackImpersonate() error {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			dcfg := lcfg
-			dcfg.InstanceID = uuid.New()
+			dcfg.instance = uuid.New()
 			if m, err := Dial(ctx, dcfg, net.JoinHostPort(os.Getenv("VICTIM_IP"), strconv.Itoa(int(real[victim].Port)))); err == nil {
 				hellos++
 				m.Send(&Text{S: "impostor"})
-				m.Flush()
+				m.Xfer()
 				go func() {
 					time.Sleep(500 * time.Millisecond)
 					m.Close()

@@ -33,11 +33,11 @@ func TestKeyedLink(t *testing.T) {
 		leaktest.Check(t)
 		cfg := keyed(testConfig(t), testKey(1))
 		a, b := pair(t, tc, cfg, cfg)
-		id, ok := a.KeyID()
+		id, ok := a.l.KeyID()
 		if want := testKey(1).Derive("test").ID; !ok || id != want {
 			t.Fatalf("KeyID = %s, %v; want %s", id, ok, want)
 		}
-		if a.Local().Suite != SuiteNoise || a.Remote().Suite != SuiteNoise {
+		if a.l.Local().Suite != suiteNoise || a.l.Remote().Suite != suiteNoise {
 			t.Fatal("hellos do not name the noise suite")
 		}
 		const n = 5000
@@ -61,7 +61,7 @@ func TestKeyedLink(t *testing.T) {
 		}
 		d.Xfer()
 		msg, err := c.Receive(testCtx(t, 5*time.Second))
-		if err != nil || msg.(*Text).S != big {
+		if err != nil || msg.Msg.(*Text).S != big {
 			t.Fatalf("big message: %v", err)
 		}
 		if st := c.Stats(); st.BytesIn < 40000 || st.BytesIn > 40000+40000/1000+200 {
@@ -91,12 +91,12 @@ func hsPair(t *testing.T, tc transportCase, cfgA, cfgB Config) (sa, sb session, 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		sb, errB = handshake(context.Background(), cb, cfgB.Hello(), cfgB, hsOptions{keys: cfgB.Keyring.Derive(cfgB.Mesh)})
+		sb, errB = handshake(context.Background(), cb, cfgB.hello(), cfgB, hsOptions{keys: cfgB.Keyring.Derive(cfgB.Mesh)})
 		if errB != nil {
 			cb.Close()
 		}
 	}()
-	sa, errA = handshake(context.Background(), ca, cfgA.Hello(), cfgA, hsOptions{initiator: true, keys: cfgA.Keyring.Derive(cfgA.Mesh)})
+	sa, errA = handshake(context.Background(), ca, cfgA.hello(), cfgA, hsOptions{initiator: true, keys: cfgA.Keyring.Derive(cfgA.Mesh)})
 	if errA != nil {
 		ca.Close()
 	}
@@ -154,8 +154,8 @@ func TestKeyedRefusals(t *testing.T) {
 }
 
 // TestKeyedDialListen checks the public API end to end: Dial to a keyed
-// Listener with another key fails with ErrWrongKey, and Handshake and
-// NewLink refuse keyed configs.
+// Listener with another key fails with ErrWrongKey, and the unkeyed
+// handshake refuses keyed configs.
 func TestKeyedDialListen(t *testing.T) {
 	leaktest.Check(t)
 	cfg := keyed(testConfig(t), testKey(1))
@@ -166,11 +166,8 @@ func TestKeyedDialListen(t *testing.T) {
 	defer ln.Close()
 	_, err = Dial(testCtx(t, 5*time.Second), keyed(testConfig(t), testKey(3)), ln.Addr().String())
 	wantClose(t, err, ErrWrongKey, true)
-	if _, err := Handshake(context.Background(), nil, cfg.Hello(), cfg); !errors.Is(err, ErrConfig) {
+	if _, err := handshakeUnkeyed(context.Background(), nil, cfg.hello(), cfg); !errors.Is(err, ErrConfig) {
 		t.Fatalf("Handshake with a key: %v", err)
-	}
-	if _, err := NewLink(nil, cfg, cfg.Hello(), cfg.Hello(), nil); !errors.Is(err, ErrConfig) {
-		t.Fatalf("NewLink with a key: %v", err)
 	}
 }
 

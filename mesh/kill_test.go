@@ -37,8 +37,8 @@ func TestChildPeer(t *testing.T) {
 func TestPeerProcessKilled(t *testing.T) {
 	leaktest.Check(t)
 	cfg := testConfig(t)
-	cfg.Silence = time.Minute // so that only the hang-up can end the link
-	cfg.PingInterval = time.Second
+	cfg.Link.Silence = time.Minute // so that only the hang-up can end the link
+	cfg.Link.PingInterval = time.Second
 	ln, err := Listen(cfg, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -60,5 +60,5 @@ func TestPeerProcessKilled(t *testing.T) {
 	if err := child.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	wantClose(t, waitDone(t, m.Link, 10*time.Second), ErrConnLost, true)
+	wantClose(t, waitDone(t, m.l, 10*time.Second), ErrConnLost, true)
 }

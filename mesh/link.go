@@ -15,9 +15,9 @@ import (
 	"github.com/lanmesh/lanmesh/message"
 )
 
-// Sink takes the messages a Link receives. A Messenger is one (its receive
-// queue); a mesh node that merges many links into one queue is another.
-type Sink interface {
+// linkSink takes the messages a link receives: a Messenger's queue, or a
+// node's stream of all its links.
+type linkSink interface {
 	// Deliver takes msgs, pointers to registered types, received on l, in
 	// the order they arrived. The link calls it on its reader goroutine with
 	// what it decoded from one read (so a busy link costs one call per many
@@ -26,7 +26,7 @@ type Sink interface {
 	// stops the peer: backpressure), but once stop is closed it must return
 	// promptly. It returns how many of msgs it took, in order; the link
 	// drops and counts the rest.
-	Deliver(l *Link, msgs []any, stop <-chan struct{}) int
+	Deliver(l *link, msgs []any, stop <-chan struct{}) int
 }
 
 // readBatch is the most messages the reader hands a Sink at once.
@@ -46,7 +46,7 @@ var (
 	closeAbrupt   = closeMode{}                                    // the conn is gone
 )
 
-// Link is one established connection to a peer, after the handshake: it
+// link is one established connection to a peer, after the handshake: it
 // frames messages with the agreed codec, batches writes, reads into a Sink,
 // keeps the link checked with pings, and closes it with a reason.
 //
@@ -55,12 +55,12 @@ var (
 // writes each batch that Flush hands it in one write (Flush writes a small
 // one itself when it can do so without waiting), sends the pings and
 // carries out the close. Its methods are safe for concurrent use.
-type Link struct {
+type link struct {
 	conn          net.Conn
 	cfg           Config
 	codec         codec.Codec
-	local, remote Hello
-	sink          Sink
+	local, remote hello
+	sink          linkSink
 	log           *slog.Logger
 	epoch         time.Time // RTT samples are nanoseconds since it
 	// quiet links carry no control frames: no pings (so no silence check)
@@ -110,25 +110,11 @@ type Link struct {
 	meter     frameMeter
 }
 
-// NewLink starts a link on conn, over which Handshake has succeeded with
-// local and remote as the two Hellos. Received messages go to sink. The link
-// owns conn from now on and closes it when it ends; if NewLink fails, conn
-// is still the caller's to close.
-//
-// NewLink makes unkeyed links only: keyed ones come from Dial, Listen and
-// the Node, which run the keyed handshake that yields their keys.
-func NewLink(conn net.Conn, cfg Config, local, remote Hello, sink Sink) (*Link, error) {
-	if cfg.Keyring.Keyed() {
-		return nil, fmt.Errorf("%w: a keyed link is made by Dial, Listen or a Node", ErrConfig)
-	}
-	return newLink(conn, cfg, local, remote, sink, false, nil)
-}
-
 // newLink starts a link; sec carries a keyed handshake's keys (nil:
 // unkeyed).
-func newLink(conn net.Conn, cfg Config, local, remote Hello, sink Sink, quiet bool, sec *session) (*Link, error) {
+func newLink(conn net.Conn, cfg Config, local, remote hello, sink linkSink, quiet bool, sec *session) (*link, error) {
 	conn, budget := takeBudget(conn)
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	if local.Codec != cfg.Codec || remote.Codec != cfg.Codec {
@@ -138,7 +124,7 @@ func newLink(conn net.Conn, cfg Config, local, remote Hello, sink Sink, quiet bo
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	l := &Link{
+	l := &link{
 		conn: conn, cfg: cfg, codec: c, local: local, remote: remote, sink: sink,
 		log:   cfg.logger().With("peer", remote.Name, "node", remote.NodeID, "addr", conn.RemoteAddr()),
 		epoch: time.Now(),
@@ -154,7 +140,7 @@ func newLink(conn net.Conn, cfg Config, local, remote Hello, sink Sink, quiet bo
 		batch:      make([]any, 0, min(readBatch, cfg.ReceiveQueueLimit)),
 		sizes:      make([]int, 0, min(readBatch, cfg.ReceiveQueueLimit)),
 	}
-	l.meter.init(conn, cfg.Accept, budget)
+	l.meter.init(conn, cfg.Link.Accept, budget)
 	if sec != nil && sec.keyed {
 		l.keyed, l.keyID = true, sec.keyID
 		l.seal, l.open = sec.send, sec.recv
@@ -174,14 +160,14 @@ func newLink(conn net.Conn, cfg Config, local, remote Hello, sink Sink, quiet bo
 // Config.SendBufferLimit, a codec error for a message it cannot encode, and
 // the link's *CloseError once it is closing. Control messages (Ping, Pong,
 // Bye) are the link's own: do not send them.
-func (l *Link) Send(msg any) error {
+func (l *link) Send(msg any) error {
 	_, err := l.send(msg)
 	return err
 }
 
 // send is Send that also returns the size of msg's frame, which the
 // traffic log records.
-func (l *Link) send(msg any) (int, error) {
+func (l *link) send(msg any) (int, error) {
 	l.sendMu.Lock()
 	if l.closing {
 		l.sendMu.Unlock()
@@ -196,7 +182,7 @@ func (l *Link) send(msg any) (int, error) {
 // sendPair queues a marker (a request or reply header) and the message it
 // marks together, so that no other Send can come between them. It returns
 // the size of msg's frame.
-func (l *Link) sendPair(marker, msg any) (int, error) {
+func (l *link) sendPair(marker, msg any) (int, error) {
 	l.sendMu.Lock()
 	if l.closing {
 		l.sendMu.Unlock()
@@ -215,7 +201,7 @@ func (l *Link) sendPair(marker, msg any) (int, error) {
 
 // sendFrame queues a frame already encoded with this link's codec
 // (Broadcast encodes once for every link).
-func (l *Link) sendFrame(frame []byte) error {
+func (l *link) sendFrame(frame []byte) error {
 	l.sendMu.Lock()
 	if l.closing {
 		l.sendMu.Unlock()
@@ -228,11 +214,11 @@ func (l *Link) sendFrame(frame []byte) error {
 // finishSend keeps what a send appended to the first n bytes of the pending
 // buffer, giving buf, or takes it back on err or past SendBufferLimit. It is
 // called with sendMu held and releases it.
-func (l *Link) finishSend(n int, buf []byte, err error) error {
-	if err == nil && len(buf) > l.cfg.SendBufferLimit {
+func (l *link) finishSend(n int, buf []byte, err error) error {
+	if err == nil && len(buf) > l.cfg.Link.SendBufferLimit {
 		err = ErrBackpressure
-		if len(buf)-n > l.cfg.SendBufferLimit {
-			err = fmt.Errorf("%w: %d bytes exceed SendBufferLimit %d", codec.ErrFrameTooLarge, len(buf)-n, l.cfg.SendBufferLimit)
+		if len(buf)-n > l.cfg.Link.SendBufferLimit {
+			err = fmt.Errorf("%w: %d bytes exceed SendBufferLimit %d", codec.ErrFrameTooLarge, len(buf)-n, l.cfg.Link.SendBufferLimit)
 		}
 	}
 	if err != nil {
@@ -243,7 +229,7 @@ func (l *Link) finishSend(n int, buf []byte, err error) error {
 	l.pending = buf
 	l.sendMu.Unlock()
 	l.stats.msgsOut.Add(1)
-	if l.cfg.AutoFlush {
+	if l.cfg.Link.AutoFlush {
 		signal(l.flushReq)
 	}
 	return nil
@@ -255,7 +241,7 @@ func (l *Link) finishSend(n int, buf []byte, err error) error {
 // a game loop's tick the wake-up of the writer goroutine; anything else,
 // and whatever that write leaves, the writer goroutine writes as soon as it
 // is free.
-func (l *Link) Flush() {
+func (l *link) Flush() {
 	if l.direct != nil && l.writeMu.TryLock() {
 		done := l.flushDirect()
 		l.writeMu.Unlock()
@@ -273,7 +259,7 @@ const directMax = 1024
 // flushDirect makes one non-blocking write of a small pending batch and
 // puts back what the socket did not take. It reports whether it left
 // nothing for the writer goroutine. l.writeMu is held.
-func (l *Link) flushDirect() bool {
+func (l *link) flushDirect() bool {
 	if l.seal != nil {
 		return l.flushDirectSealed()
 	}
@@ -308,7 +294,7 @@ func (l *Link) flushDirect() bool {
 // flushDirectSealed is flushDirect for a keyed link: the batch becomes one
 // record, and what the socket does not take stays sealed in l.wire for the
 // writer goroutine, ahead of anything sealed later. l.writeMu is held.
-func (l *Link) flushDirectSealed() bool {
+func (l *link) flushDirectSealed() bool {
 	l.sendMu.Lock()
 	batch := l.pending
 	if len(batch) == 0 || len(batch) > directMax || l.closing || len(l.wire) > 0 {
@@ -340,7 +326,7 @@ func (l *Link) flushDirectSealed() bool {
 }
 
 // Close closes the link gracefully with the reason "closed"; see CloseReason.
-func (l *Link) Close() error { return l.CloseReason("closed") }
+func (l *link) Close() error { return l.CloseReason("closed") }
 
 // CloseReason closes the link gracefully: it writes what Send had queued,
 // then a Bye carrying reason, which the peer reports as a CloseError with
@@ -349,21 +335,18 @@ func (l *Link) Close() error { return l.CloseReason("closed") }
 // Config.CloseTimeout. It returns when both of the link's goroutines have
 // ended. It is idempotent; a link that had already ended for another reason
 // keeps that reason.
-func (l *Link) CloseReason(reason string) error {
+func (l *link) CloseReason(reason string) error {
 	l.shutdown(closeErr(ErrClosed, false, reason), closeLocal)
 	l.wg.Wait()
 	return nil
 }
 
 // Done is closed when the link has ended.
-func (l *Link) Done() <-chan struct{} { return l.done }
-
-// Closing is closed as soon as a close begins, before Done.
-func (l *Link) Closing() <-chan struct{} { return l.closingCh }
+func (l *link) Done() <-chan struct{} { return l.done }
 
 // Err returns nil while the link is open and, once a close has begun, the
 // *CloseError that says why.
-func (l *Link) Err() error {
+func (l *link) Err() error {
 	if e := l.cause.Load(); e != nil {
 		return e
 	}
@@ -371,31 +354,31 @@ func (l *Link) Err() error {
 }
 
 // Stats returns the link's counters and round-trip time.
-func (l *Link) Stats() Stats { return l.stats.snapshot() }
+func (l *link) Stats() Stats { return l.stats.snapshot() }
 
 // KeyID returns the id of the mesh key the link's handshake used, and
 // whether the link is keyed at all.
-func (l *Link) KeyID() (meshkey.ID, bool) { return l.keyID, l.keyed }
+func (l *link) KeyID() (meshkey.ID, bool) { return l.keyID, l.keyed }
 
 // Local returns the Hello this side sent.
-func (l *Link) Local() Hello { return l.local }
+func (l *link) Local() hello { return l.local }
 
 // Remote returns the Hello the peer sent.
-func (l *Link) Remote() Hello { return l.remote }
+func (l *link) Remote() hello { return l.remote }
 
 // LocalAddr and RemoteAddr are the conn's addresses.
-func (l *Link) LocalAddr() net.Addr { return l.conn.LocalAddr() }
+func (l *link) LocalAddr() net.Addr { return l.conn.LocalAddr() }
 
 // RemoteAddr is the peer's address.
-func (l *Link) RemoteAddr() net.Addr { return l.conn.RemoteAddr() }
+func (l *link) RemoteAddr() net.Addr { return l.conn.RemoteAddr() }
 
 // shutdown begins a close. The first call wins; it decides the cause and
 // the mode, and the writer goroutine carries it out.
-func (l *Link) shutdown(cause *CloseError, mode closeMode) {
+func (l *link) shutdown(cause *CloseError, mode closeMode) {
 	l.closeOnce.Do(func() {
 		// Store the deadline first: from here on every read and write the
 		// link starts is bounded by it.
-		deadline := time.Now().Add(l.cfg.CloseTimeout)
+		deadline := time.Now().Add(l.cfg.Link.CloseTimeout)
 		l.closeDeadline.Store(deadline.UnixNano())
 		if l.quiet {
 			// Such a peer would not know a Bye, and it does not hang up
@@ -435,7 +418,7 @@ func (l *Link) shutdown(cause *CloseError, mode closeMode) {
 // spare a busy link a timer update per read and per write, it leaves a
 // deadline alone that it set less than d/16 ago (*armed): a silent peer is
 // thus given up on after 15/16 of d to d, never later.
-func (l *Link) arm(set func(time.Time) error, armed *time.Time, d time.Duration) {
+func (l *link) arm(set func(time.Time) error, armed *time.Time, d time.Duration) {
 	if ns := l.closeDeadline.Load(); ns != 0 {
 		_ = set(time.Unix(0, ns))
 		return
@@ -451,7 +434,7 @@ func (l *Link) arm(set func(time.Time) error, armed *time.Time, d time.Duration)
 // readLoop is the reader goroutine. Decoded messages collect in l.batch,
 // which goes to the Sink before each read from the conn, so that a busy link
 // hands over many at once and a quiet one each at once.
-func (l *Link) readLoop() {
+func (l *link) readLoop() {
 	defer l.wg.Done()
 	defer close(l.readerDone)
 	var src io.Reader = linkReader{l}
@@ -509,7 +492,7 @@ func (l *Link) readLoop() {
 
 // deliver hands the batch to the Sink. Once closing, what the Sink has no
 // room for is dropped.
-func (l *Link) deliver() {
+func (l *link) deliver() {
 	if len(l.batch) == 0 {
 		return
 	}
@@ -522,7 +505,7 @@ func (l *Link) deliver() {
 	l.sizes = l.sizes[:0]
 }
 
-func (l *Link) drop(n int, why string, err error) {
+func (l *link) drop(n int, why string, err error) {
 	l.stats.dropped.Add(uint64(n))
 	if l.warnedDrop.CompareAndSwap(false, true) {
 		l.log.Warn("mesh: dropping frames", "why", why, "err", err)
@@ -531,7 +514,7 @@ func (l *Link) drop(n int, why string, err error) {
 
 // readFailed ends the link after a read error, unless a close had already
 // begun (then the error is the expected end of the drain).
-func (l *Link) readFailed(err error) {
+func (l *link) readFailed(err error) {
 	if l.cause.Load() != nil {
 		return
 	}
@@ -546,7 +529,7 @@ func (l *Link) readFailed(err error) {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		l.shutdown(closeErr(ErrConnLost, true, "the peer hung up in the middle of a record"), closeAbrupt)
 	case errors.As(err, &ne) && ne.Timeout():
-		l.shutdown(closeErr(ErrSilence, false, fmt.Sprintf("nothing from the peer for %v", l.cfg.Silence)), closeAbrupt)
+		l.shutdown(closeErr(ErrSilence, false, fmt.Sprintf("nothing from the peer for %v", l.cfg.Link.Silence)), closeAbrupt)
 	case errors.Is(err, codec.ErrFrameTooLarge) || errors.Is(err, codec.ErrBadLength) ||
 		errors.Is(err, codec.ErrNoBinaryForm) || errors.Is(err, io.ErrNoProgress) || errors.Is(err, errPartialFrame):
 		l.shutdown(closeErr(ErrProtocol, false, err.Error()), closeBadInput)
@@ -557,9 +540,9 @@ func (l *Link) readFailed(err error) {
 
 // answer queues a pong, unless the buffer is over its limit (a peer that
 // pings while not reading gets no more answers than it can take).
-func (l *Link) answer(p *message.Ping) {
+func (l *link) answer(p *message.Ping) {
 	l.sendMu.Lock()
-	if !l.closing && len(l.pending) < l.cfg.SendBufferLimit {
+	if !l.closing && len(l.pending) < l.cfg.Link.SendBufferLimit {
 		l.pong = message.Pong(*p)
 		if b, err := l.codec.AppendFrame(l.pending, &l.pong); err == nil {
 			l.pending = b
@@ -571,13 +554,13 @@ func (l *Link) answer(p *message.Ping) {
 
 // linkReader is what the decoder reads: the conn, with the silence deadline
 // moved forward before every read, and bytes counted.
-type linkReader struct{ l *Link }
+type linkReader struct{ l *link }
 
 func (r linkReader) Read(p []byte) (int, error) {
 	l := r.l
 	l.deliver() // before waiting for more bytes
 	if !l.quiet || l.closeDeadline.Load() != 0 {
-		l.arm(l.conn.SetReadDeadline, &l.readArmed, l.cfg.Silence)
+		l.arm(l.conn.SetReadDeadline, &l.readArmed, l.cfg.Link.Silence)
 	}
 	n, err := l.conn.Read(p)
 	l.stats.bytesIn.Add(uint64(n))
@@ -585,9 +568,9 @@ func (r linkReader) Read(p []byte) (int, error) {
 }
 
 // writeLoop is the writer goroutine. It also owns the end of the link.
-func (l *Link) writeLoop() {
+func (l *link) writeLoop() {
 	defer l.wg.Done()
-	tick := time.NewTicker(l.cfg.PingInterval)
+	tick := time.NewTicker(l.cfg.Link.PingInterval)
 	defer tick.Stop()
 	pings := tick.C
 	if l.quiet {
@@ -611,18 +594,18 @@ func (l *Link) writeLoop() {
 // writeFailed ends the link after a failed write, by the writer goroutine
 // or by Flush's direct write alike: a timeout is a peer that took no bytes
 // for WriteTimeout, anything else a lost connection.
-func (l *Link) writeFailed(err error) {
+func (l *link) writeFailed(err error) {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		l.shutdown(closeErr(ErrWriteTimeout, false, fmt.Sprintf("the peer took no bytes for %v", l.cfg.WriteTimeout)), closeAbrupt)
+		l.shutdown(closeErr(ErrWriteTimeout, false, fmt.Sprintf("the peer took no bytes for %v", l.cfg.Link.WriteTimeout)), closeAbrupt)
 		return
 	}
 	l.shutdown(closeErr(ErrConnLost, true, err.Error()), closeAbrupt)
 }
 
-func (l *Link) queuePing() {
+func (l *link) queuePing() {
 	l.sendMu.Lock()
-	if !l.closing && len(l.pending) < l.cfg.SendBufferLimit {
+	if !l.closing && len(l.pending) < l.cfg.Link.SendBufferLimit {
 		l.pingSeq++
 		l.ping = message.Ping{Seq: l.pingSeq, Time: int64(time.Since(l.epoch))}
 		if b, err := l.codec.AppendFrame(l.pending, &l.ping); err == nil {
@@ -634,7 +617,7 @@ func (l *Link) queuePing() {
 
 // writePending writes the pending batch in one write. Send fills the other
 // buffer meanwhile; the two swap roles each time, so nothing is allocated.
-func (l *Link) writePending() error {
+func (l *link) writePending() error {
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
 	l.sendMu.Lock()
@@ -648,7 +631,7 @@ func (l *Link) writePending() error {
 		l.spare = batch
 		return nil
 	}
-	l.arm(l.conn.SetWriteDeadline, &l.writeArmed, l.cfg.WriteTimeout)
+	l.arm(l.conn.SetWriteDeadline, &l.writeArmed, l.cfg.Link.WriteTimeout)
 	n, err := l.conn.Write(batch)
 	l.stats.bytesOut.Add(uint64(n))
 	l.spare = batch[:0]
@@ -657,7 +640,7 @@ func (l *Link) writePending() error {
 
 // writeSealed seals batch as records after any sealed bytes a direct write
 // left, and writes them all. l.writeMu is held.
-func (l *Link) writeSealed(batch []byte) error {
+func (l *link) writeSealed(batch []byte) error {
 	var err error
 	l.wire, err = l.seal.seal(l.wire, batch)
 	l.spare = batch[:0]
@@ -667,7 +650,7 @@ func (l *Link) writeSealed(batch []byte) error {
 	if len(l.wire) == 0 {
 		return nil
 	}
-	l.arm(l.conn.SetWriteDeadline, &l.writeArmed, l.cfg.WriteTimeout)
+	l.arm(l.conn.SetWriteDeadline, &l.writeArmed, l.cfg.Link.WriteTimeout)
 	n, err := l.conn.Write(l.wire)
 	l.stats.bytesOut.Add(uint64(n))
 	l.wire = l.wire[:0]
@@ -676,7 +659,7 @@ func (l *Link) writeSealed(batch []byte) error {
 
 // teardown carries out the close that shutdown began, on the writer
 // goroutine, and ends the link.
-func (l *Link) teardown() {
+func (l *link) teardown() {
 	l.sendMu.Lock()
 	mode := l.mode
 	l.sendMu.Unlock()

@@ -22,11 +22,19 @@ func TestSendGet(t *testing.T) {
 	eachTransport(t, func(t *testing.T, tc transportCase) {
 		leaktest.Check(t)
 		a, b := pair(t, tc, testConfig(t), testConfig(t))
-		if got := a.Remote().NodeID; got != b.Local().NodeID {
-			t.Errorf("a sees node %v, b is %v", got, b.Local().NodeID)
+		if got := a.l.Remote().NodeID; got != b.l.Local().NodeID {
+			t.Errorf("a sees node %v, b is %v", got, b.l.Local().NodeID)
 		}
-		if b.Remote().ListenPort != 0 || a.Remote().ListenPort == 0 {
-			t.Errorf("listen ports: a sees %d, b sees %d; want the listener's port and 0", a.Remote().ListenPort, b.Remote().ListenPort)
+		if b.l.Remote().ListenPort != 0 || a.l.Remote().ListenPort == 0 {
+			t.Errorf("listen ports: a sees %d, b sees %d; want the listener's port and 0", a.l.Remote().ListenPort, b.l.Remote().ListenPort)
+		}
+		// The Messenger's view of its peer.
+		if r := a.Remote(); r.ID != b.l.Local().NodeID || r.Name != b.l.Local().Name || r.State != StateLinked ||
+			r.RemoteAddr == nil || (tc.name == "tcp" && r.Addr == "") {
+			t.Errorf("a.Remote() = %+v", r)
+		}
+		if r := b.Remote(); r.Addr != "" {
+			t.Errorf("b.Remote().Addr = %q for a peer that does not listen", r.Addr)
 		}
 		if err := a.Send(&Msg32{Seq: 0}); err != nil {
 			t.Fatal(err)
@@ -34,7 +42,7 @@ func TestSendGet(t *testing.T) {
 		if err := a.Send(Text{S: "by value"}); err != nil {
 			t.Fatal(err)
 		}
-		if b.Get() != nil {
+		if _, ok := b.Get(); ok {
 			t.Fatal("Get returned a message before it was sent")
 		}
 		if err := a.Xfer(); err != nil {
@@ -43,8 +51,8 @@ func TestSendGet(t *testing.T) {
 		// The game-loop way: poll Get, bounded.
 		var got []any
 		for deadline := time.Now().Add(5 * time.Second); len(got) < 2 && time.Now().Before(deadline); {
-			if msg := b.Get(); msg != nil {
-				got = append(got, msg)
+			if msg, ok := b.Get(); ok {
+				got = append(got, msg.Msg)
 			} else {
 				time.Sleep(time.Millisecond)
 			}
@@ -140,7 +148,7 @@ func TestConcurrentSenders(t *testing.T) {
 	eachTransport(t, func(t *testing.T, tc transportCase) {
 		leaktest.Check(t)
 		cb := testConfig(t)
-		cb.AutoFlush = true
+		cb.Link.AutoFlush = true
 		a, b := pair(t, tc, testConfig(t), cb)
 		const senders, n = 4, 2000
 		var wg sync.WaitGroup
@@ -158,7 +166,7 @@ func TestConcurrentSenders(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m := msg.(*Msg32)
+			m := msg.Msg.(*Msg32)
 			if m.Seq != next[m.Sender] {
 				t.Fatalf("sender %d: got %d, want %d", m.Sender, m.Seq, next[m.Sender])
 			}
@@ -172,7 +180,7 @@ func TestSlowReader(t *testing.T) {
 	eachTransport(t, func(t *testing.T, tc transportCase) {
 		leaktest.Check(t)
 		ca, cb := testConfig(t), testConfig(t)
-		ca.SendBufferLimit = 4096
+		ca.Link.SendBufferLimit = 4096
 		cb.ReceiveQueueLimit = 16
 		a, b := pair(t, tc, ca, cb)
 		// b does not read: a's sends fill b's queue, the transport's
@@ -205,14 +213,14 @@ func TestSlowReader(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if sent < cb.ReceiveQueueLimit+ca.SendBufferLimit/32 {
+		if sent < cb.ReceiveQueueLimit+ca.Link.SendBufferLimit/32 {
 			t.Fatalf("only %d sent before the stall", sent)
 		}
-		a.sendMu.Lock()
-		pending := len(a.pending)
-		a.sendMu.Unlock()
-		if pending > ca.SendBufferLimit {
-			t.Errorf("send buffer holds %d bytes, limit %d", pending, ca.SendBufferLimit)
+		a.l.sendMu.Lock()
+		pending := len(a.l.pending)
+		a.l.sendMu.Unlock()
+		if pending > ca.Link.SendBufferLimit {
+			t.Errorf("send buffer holds %d bytes, limit %d", pending, ca.Link.SendBufferLimit)
 		}
 		if n := b.in.len(); n > cb.ReceiveQueueLimit {
 			t.Errorf("receive queue holds %d, limit %d", n, cb.ReceiveQueueLimit)
@@ -236,10 +244,10 @@ func TestPeerKilledMidFrame(t *testing.T) {
 		p.conn.Write(frame[:10])
 		p.conn.Close()
 		msg, err := p.m.Receive(testCtx(t, 5*time.Second))
-		if err != nil || msg.(*Msg32).Seq != 7 {
+		if err != nil || msg.Msg.(*Msg32).Seq != 7 {
 			t.Fatalf("the whole frame: %v %v", msg, err)
 		}
-		ce := wantClose(t, waitDone(t, p.m.Link, 5*time.Second), ErrConnLost, true)
+		ce := wantClose(t, waitDone(t, p.m.l, 5*time.Second), ErrConnLost, true)
 		if !strings.Contains(ce.Reason, "middle of a frame") {
 			t.Errorf("reason %q", ce.Reason)
 		}
@@ -251,7 +259,7 @@ func TestPeerHangsUp(t *testing.T) {
 		leaktest.Check(t)
 		p := newRawPeer(t, tc, testConfig(t))
 		p.conn.Close()
-		wantClose(t, waitDone(t, p.m.Link, 5*time.Second), ErrConnLost, true)
+		wantClose(t, waitDone(t, p.m.l, 5*time.Second), ErrConnLost, true)
 		if err := p.m.Send(&Msg32{}); !errors.Is(err, ErrConnLost) {
 			t.Errorf("Send after the end: %v", err)
 		}
@@ -267,10 +275,10 @@ func TestGarbageAfterHandshake(t *testing.T) {
 		b = append(b, 0x00, 0xde, 0xad, 0xbe, 0xef) // length byte 0
 		p.conn.Write(b)
 		msg, err := p.m.Receive(testCtx(t, 5*time.Second))
-		if err != nil || msg.(*Msg32).Seq != 1 {
+		if err != nil || msg.Msg.(*Msg32).Seq != 1 {
 			t.Fatalf("the frame before the garbage: %v %v", msg, err)
 		}
-		wantClose(t, waitDone(t, p.m.Link, 5*time.Second), ErrProtocol, false)
+		wantClose(t, waitDone(t, p.m.l, 5*time.Second), ErrProtocol, false)
 		// The peer is told why, in a Bye.
 		p.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 		dec := c.NewDecoder(p.conn)
@@ -310,7 +318,7 @@ func TestFrameOverLimit(t *testing.T) {
 		cfg.Codec = "msgpack"
 		p := newRawPeer(t, tc, cfg)
 		p.conn.Write([]byte{0xff, 0xff, 0xff, 0xf0, 0x92})
-		ce := wantClose(t, waitDone(t, p.m.Link, 5*time.Second), ErrProtocol, false)
+		ce := wantClose(t, waitDone(t, p.m.l, 5*time.Second), ErrProtocol, false)
 		if !strings.Contains(ce.Error(), "too large") {
 			t.Errorf("err %v", ce)
 		}
@@ -326,7 +334,7 @@ func TestSendTooLarge(t *testing.T) {
 	leaktest.Check(t)
 	cfg := testConfig(t)
 	cfg.Codec = "msgpack"
-	cfg.SendBufferLimit = 4096
+	cfg.Link.SendBufferLimit = 4096
 	a, _ := pair(t, transports[0], cfg, cfg)
 	err := a.Send(Text{S: strings.Repeat("x", 8192)})
 	if !errors.Is(err, codec.ErrFrameTooLarge) {
@@ -341,13 +349,13 @@ func TestSilence(t *testing.T) {
 	eachTransport(t, func(t *testing.T, tc transportCase) {
 		leaktest.Check(t)
 		cfg := testConfig(t)
-		cfg.PingInterval = 50 * time.Millisecond
-		cfg.Silence = 300 * time.Millisecond
+		cfg.Link.PingInterval = 50 * time.Millisecond
+		cfg.Link.Silence = 300 * time.Millisecond
 		p := newRawPeer(t, tc, cfg) // it never answers
 		start := time.Now()
-		ce := wantClose(t, waitDone(t, p.m.Link, 5*time.Second), ErrSilence, false)
-		if waited := time.Since(start); waited < cfg.Silence/2 {
-			t.Errorf("declared silent after %v; Silence is %v", waited, cfg.Silence)
+		ce := wantClose(t, waitDone(t, p.m.l, 5*time.Second), ErrSilence, false)
+		if waited := time.Since(start); waited < cfg.Link.Silence/2 {
+			t.Errorf("declared silent after %v; Silence is %v", waited, cfg.Link.Silence)
 		}
 		var ne net.Error
 		if !errors.As(ce, &ne) || !ne.Timeout() {
@@ -360,8 +368,8 @@ func TestNoSilenceWhileAlive(t *testing.T) {
 	eachTransport(t, func(t *testing.T, tc transportCase) {
 		leaktest.Check(t)
 		cfg := testConfig(t)
-		cfg.PingInterval = 20 * time.Millisecond
-		cfg.Silence = 200 * time.Millisecond
+		cfg.Link.PingInterval = 20 * time.Millisecond
+		cfg.Link.Silence = 200 * time.Millisecond
 		a, b := pair(t, tc, cfg, cfg)
 		// Quiet links stay up on pings alone: wait for many silences' worth
 		// of pongs, then check both links are open and measured an RTT.
@@ -378,7 +386,9 @@ func TestNoSilenceWhileAlive(t *testing.T) {
 		if st := a.Stats(); st.RTT <= 0 || st.MsgsIn != 0 {
 			t.Errorf("stats %+v", st)
 		}
-		if a.Get() != nil || b.Get() != nil {
+		_, okA := a.Get()
+		_, okB := b.Get()
+		if okA || okB {
 			t.Error("a control message surfaced from Get")
 		}
 	})
@@ -461,8 +471,8 @@ func TestHandlers(t *testing.T) {
 		closed := make(chan struct{})
 		err := b.Handle(Handlers{
 			OnOpen: func(m *Messenger) { events = append(events, "open") },
-			OnMessage: func(m *Messenger, msg any) {
-				seq := msg.(*Msg32).Seq
+			OnMessage: func(m *Messenger, msg Message) {
+				seq := msg.Msg.(*Msg32).Seq
 				events = append(events, "msg")
 				if seq == 2 {
 					m.CloseReason("enough") // from inside a handler
@@ -491,7 +501,7 @@ func TestHandlers(t *testing.T) {
 		if got := strings.Join(events, " "); got != want {
 			t.Errorf("events %q, want %q", got, want)
 		}
-		wantClose(t, waitDone(t, a.Link, 5*time.Second), ErrPeerBye, true)
+		wantClose(t, waitDone(t, a.l, 5*time.Second), ErrPeerBye, true)
 	})
 }
 
@@ -538,19 +548,19 @@ func (c *countingConn) Write(p []byte) (int, error) {
 
 // linkedConns returns two conns over which a handshake has succeeded, and
 // the Hellos.
-func linkedConns(t *testing.T, tc transportCase, cfg Config) (ca, cb net.Conn, ha, hb Hello) {
+func linkedConns(t *testing.T, tc transportCase, cfg Config) (ca, cb net.Conn, ha, hb hello) {
 	t.Helper()
 	tr, addr := tc.new()
 	ca, cb = connPair(t, tr, addr)
 	cfgB := cfg
 	cfgB.NodeID = uuid.New()
-	ha, hb = cfg.Hello(), cfgB.Hello()
+	ha, hb = cfg.hello(), cfgB.hello()
 	errc := make(chan error, 1)
 	go func() {
-		_, err := Handshake(context.Background(), cb, hb, cfgB)
+		_, err := handshakeUnkeyed(context.Background(), cb, hb, cfgB)
 		errc <- err
 	}()
-	if _, err := Handshake(context.Background(), ca, ha, cfg); err != nil {
+	if _, err := handshakeUnkeyed(context.Background(), ca, ha, cfg); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-errc; err != nil {
@@ -563,8 +573,8 @@ func TestBatching(t *testing.T) {
 	eachTransport(t, func(t *testing.T, tc transportCase) {
 		leaktest.Check(t)
 		cfg := testConfig(t)
-		cfg.PingInterval = time.Hour // no pings in the count
-		cfg.Silence = 2 * time.Hour
+		cfg.Link.PingInterval = time.Hour // no pings in the count
+		cfg.Link.Silence = 2 * time.Hour
 		ca, cb, ha, hb := linkedConns(t, tc, cfg)
 		counted := &countingConn{Conn: ca}
 		a, err := newMessenger(counted, cfg, ha, session{remote: hb})
@@ -592,7 +602,7 @@ func TestBatching(t *testing.T) {
 // its link.
 type chanSink chan [2]any
 
-func (s chanSink) Deliver(l *Link, msgs []any, stop <-chan struct{}) int {
+func (s chanSink) Deliver(l *link, msgs []any, stop <-chan struct{}) int {
 	for i, msg := range msgs {
 		select {
 		case s <- [2]any{l, msg}:
@@ -607,24 +617,24 @@ func TestLinkSink(t *testing.T) {
 	eachTransport(t, func(t *testing.T, tc transportCase) {
 		leaktest.Check(t)
 		cfg := testConfig(t)
-		cfg.AutoFlush = true
+		cfg.Link.AutoFlush = true
 		ca, cb, ha, hb := linkedConns(t, tc, cfg)
 		sink := make(chanSink, 1)
-		la, err := NewLink(ca, cfg, ha, hb, sink)
+		la, err := newLink(ca, cfg, ha, hb, sink, false, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		lb, err := NewLink(cb, cfg, hb, ha, sink)
+		lb, err := newLink(cb, cfg, hb, ha, sink, false, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		la.Send(&Msg32{Seq: 1})
 		lb.Send(&Msg32{Seq: 2})
-		got := map[*Link]uint64{}
+		got := map[*link]uint64{}
 		for range 2 {
 			select {
 			case d := <-sink:
-				got[d[0].(*Link)] = d[1].(*Msg32).Seq
+				got[d[0].(*link)] = d[1].(*Msg32).Seq
 			case <-time.After(5 * time.Second):
 				t.Fatal("no delivery")
 			}
@@ -645,10 +655,10 @@ func TestWriteTimeout(t *testing.T) {
 	eachTransport(t, func(t *testing.T, tc transportCase) {
 		leaktest.Check(t)
 		cfg := testConfig(t)
-		cfg.WriteTimeout = 200 * time.Millisecond
-		cfg.PingInterval = time.Second
-		cfg.Silence = time.Minute   // the raw peer is silent too; that is not what is tested
-		p := newRawPeer(t, tc, cfg) // it never reads
+		cfg.Link.WriteTimeout = 200 * time.Millisecond
+		cfg.Link.PingInterval = time.Second
+		cfg.Link.Silence = time.Minute // the raw peer is silent too; that is not what is tested
+		p := newRawPeer(t, tc, cfg)    // it never reads
 		msg := &Msg32{}
 		deadline := time.Now().Add(20 * time.Second)
 		for p.m.Err() == nil && time.Now().Before(deadline) {
@@ -657,7 +667,7 @@ func TestWriteTimeout(t *testing.T) {
 			}
 			p.m.Xfer()
 		}
-		ce := wantClose(t, waitDone(t, p.m.Link, 5*time.Second), ErrWriteTimeout, false)
+		ce := wantClose(t, waitDone(t, p.m.l, 5*time.Second), ErrWriteTimeout, false)
 		if !ce.Timeout() {
 			t.Errorf("%v: Timeout() is false", ce)
 		}

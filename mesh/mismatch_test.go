@@ -44,7 +44,7 @@ func TestNodeTellsCodecMismatchOnce(t *testing.T) {
 			nodes := startNodes(t, nn, 2, func(i int, c *NodeConfig) {
 				c.Logger = slog.New(slog.NewTextHandler(logs[i], &slog.HandlerOptions{Level: slog.LevelWarn}))
 				if i == 1 {
-					c.Link.Codec = "json"
+					c.Codec = "json"
 				}
 			})
 			want := []string{"heard node1", "heard node0"}
@@ -70,18 +70,18 @@ func TestNodeTellsCodecMismatchOnce(t *testing.T) {
 // and the node reports no peer.
 func TestProbeReadsHelloWithoutJoining(t *testing.T) {
 	nn := nodeNet{name: "loopback", beaconPort: freeUDPPort(t)}
-	n := startNodes(t, nn, 1, func(i int, c *NodeConfig) { c.Link.Codec = "msgpack" })[0]
+	n := startNodes(t, nn, 1, func(i int, c *NodeConfig) { c.Codec = "msgpack" })[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	r, err := Probe(ctx, n.Addrs()[0].String(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !r.HasHello || r.Hello.Codec != "msgpack" || r.Hello.NodeID != n.ID() || r.Connect <= 0 {
+	if !r.HasHello || r.Codec != "msgpack" || r.NodeID != n.ID() || r.Connect <= 0 {
 		t.Errorf("probe: %+v", r)
 	}
 	time.Sleep(100 * time.Millisecond)
-	if ev, ok := n.PollEvent(); ok {
+	if ev, ok := n.Get(); ok {
 		t.Errorf("the probed node saw %v", ev)
 	}
 }

@@ -25,13 +25,18 @@ import (
 // those that drop while the peer is still seen, and lets the program talk
 // to any peer through the same pump a Messenger has (Send, Xfer, Get).
 //
+// What a node receives, peer events and messages, comes in one stream, in
+// order (see Get); the program takes it with Get, Receive or the callbacks.
+// A program that never takes it slows its peers once Limits.ReceiveQueue
+// wait, and links no new peer once Limits.Events wait: nothing is dropped.
+//
 // The goroutines a Node runs (accepting, dialling, one watcher per link, the
-// event and message dispatchers, discovery's) all end by Close. Its methods
-// are safe for concurrent use.
+// dispatcher of the callbacks, discovery's) all end by Close, which joins
+// them. Its methods are safe for concurrent use.
 type Node struct {
 	cfg   NodeConfig
-	link  Config // cfg.Link, completed
-	hello Hello
+	link  Config // the Config of its links, from cfg
+	hello hello
 	id    uuid.UUID
 	log   *slog.Logger
 	tr    Transport
@@ -68,8 +73,18 @@ type Node struct {
 	// change of mu's table.
 	links atomic.Pointer[linkTable]
 
-	inbox *queue[Message]
-	// takeMu guards the batch last taken from the inbox.
+	// inbox is the stream of peer events and messages (node_events.go);
+	// inboxDone is closed once Close has ended everything that adds to it.
+	inbox     *queue[Message]
+	inboxDone chan struct{}
+	evGate    eventGate
+	// out is what Get and Receive read: the inbox itself, or, with
+	// callbacks, what the dispatcher hands on. outDone is closed once
+	// nothing more will come to it.
+	out        *queue[Message]
+	outDone    chan struct{}
+	inCallback atomic.Bool // the dispatcher is in OnPeer or OnMessage
+	// takeMu guards the batch last taken from out.
 	takeMu sync.Mutex
 	taken  []Message
 	next   int
@@ -77,20 +92,21 @@ type Node struct {
 	// leaves messages in its batch; a game loop's Get wakes nobody.
 	receivers atomic.Int32
 
-	events  *eventQueue
 	traffic TrafficLog
 	reqs    requests
 
 	mismatch mismatchLog // tells of codec, mesh and key mismatches once per peer
 
-	closeOnce sync.Once
+	// closing is set by the first Close; closed is closed when it is done.
+	closing  atomic.Bool
+	closedCh chan struct{}
 }
 
 // linkTable maps peers to their current link; it is never changed once
 // published.
 type linkTable struct {
-	byID map[uuid.UUID]*Link
-	all  []*Link
+	byID map[uuid.UUID]*link
+	all  []*link
 }
 
 // peer is one node known to this one, by discovery, by a configured address
@@ -105,7 +121,7 @@ type peer struct {
 	seen     bool       // discovery reports it present
 	static   bool       // one of cfg.Peers resolved to it
 	quiet    bool       // a cable_car peer: no handshake, no control frames
-	link     *Link
+	link     *link
 	dialing  bool
 	// replacing: the peer closed our link as a duplicate, so it holds
 	// another one, whose handshake has not finished here yet.
@@ -113,6 +129,7 @@ type peer struct {
 	wake      chan struct{} // cuts a dialler's wait short
 	attempts  int
 	joined    time.Time
+	lastErr   error // why its last link ended
 }
 
 func (p *peer) wanted() bool { return p.seen || p.static }
@@ -127,70 +144,71 @@ type tomb struct {
 const maxTombs = 256
 
 // NewNode starts a node: it listens, starts discovery and the dialling of
-// cfg.Peers, and returns. Peers appear as they are linked (see OnPeer,
-// PollEvent and Peers).
+// cfg.Net.Peers, and returns. Peers appear as they are linked: a
+// PeerJoined in the stream (Get, Receive, OnPeer), and in Peers.
 func NewNode(cfg NodeConfig) (*Node, error) {
-	if cfg.Link.Logger == nil {
-		cfg.Link.Logger = cfg.Logger
-	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg.Listen = slices.Clone(cfg.Listen)
-	cfg.Link.Keyring = cfg.Link.Keyring.Clone()
-	cfg.Peers = slices.Clone(cfg.Peers)
+	cfg.Net.Listen = slices.Clone(cfg.Net.Listen)
+	cfg.Net.Peers = slices.Clone(cfg.Net.Peers)
+	cfg.Keyring = cfg.Keyring.Clone()
 	ctx, cancel := context.WithCancel(context.Background())
 	hsCtx, hsCancel := context.WithCancel(context.Background())
+	lc := cfg.linkConfig()
 	n := &Node{
-		hsCtx:    hsCtx,
-		hsCancel: hsCancel,
-		cfg:      cfg,
-		link:     cfg.Link,
-		id:       cfg.Link.NodeID,
-		log:      cfg.Link.logger(),
-		tr:       cfg.Link.transport(),
-		ctx:      ctx,
-		cancel:   cancel,
-		peers:    map[uuid.UUID]*peer{},
-		tombs:    map[uuid.UUID]tomb{},
-		inbox:    newQueue[Message](cfg.ReceiveQueueLimit),
-		events:   newEventQueue(cfg.MaxQueuedEvents),
+		hsCtx:     hsCtx,
+		hsCancel:  hsCancel,
+		cfg:       cfg,
+		link:      lc,
+		id:        cfg.NodeID,
+		log:       lc.logger(),
+		tr:        cfg.Link.transport(),
+		ctx:       ctx,
+		cancel:    cancel,
+		peers:     map[uuid.UUID]*peer{},
+		tombs:     map[uuid.UUID]tomb{},
+		inbox:     newQueue[Message](cfg.Limits.ReceiveQueue),
+		inboxDone: make(chan struct{}),
+		closedCh:  make(chan struct{}),
 	}
-	n.keys.Store(cfg.Link.Keyring.Derive(cfg.Link.Mesh))
+	n.evGate.init(cfg.Limits.Events)
+	n.out, n.outDone = n.inbox, n.inboxDone
+	if cfg.OnPeer != nil || cfg.OnMessage != nil {
+		n.out, n.outDone = newQueue[Message](cfg.Limits.ReceiveQueue), make(chan struct{})
+	}
+	n.keys.Store(cfg.Keyring.Derive(cfg.Mesh))
 	n.acc = newAcceptor(ctx, &n.wg, cfg.Link.Accept, n.log)
 	n.budget = newFrameBudget(cfg.Link.Accept.PartialFrameBudget)
-	n.traffic.init(cfg.TrafficLogSize)
+	n.traffic.init(cfg.Limits.TrafficLog)
 	n.reqs.init()
-	n.links.Store(&linkTable{byID: map[uuid.UUID]*Link{}})
+	n.links.Store(&linkTable{byID: map[uuid.UUID]*link{}})
+	if n.out != n.inbox {
+		go n.dispatch() // joined by Close through outDone
+	}
 	fail := func(err error) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
-	for _, addr := range cfg.Listen {
+	for _, addr := range cfg.Net.Listen {
 		ln, err := n.tr.Listen(addr)
 		if err != nil {
 			return fail(fmt.Errorf("mesh: listen on %s: %w", addr, err))
 		}
 		n.lns = append(n.lns, ln)
 	}
-	if n.link.ListenPort == 0 && len(n.lns) > 0 {
-		n.link.ListenPort = portOf(n.lns[0].Addr())
+	if n.link.listenPort == 0 && len(n.lns) > 0 {
+		n.link.listenPort = portOf(n.lns[0].Addr())
 	}
-	n.hello = n.link.Hello()
+	n.hello = n.link.hello()
 
-	n.wg.Add(1)
-	go n.dispatchEvents()
-	if cfg.OnMessage != nil {
-		n.wg.Add(1)
-		go n.dispatchMessages()
-	}
 	if cfg.Responder != nil {
 		cfg.Responder.start(n)
 	}
 	for _, ln := range n.lns {
 		n.acc.serve(ln, n.handshakeIncoming)
 	}
-	for _, addr := range cfg.Peers {
+	for _, addr := range cfg.Net.Peers {
 		n.wg.Add(1)
 		go n.staticLoop(addr)
 	}
@@ -201,17 +219,8 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		}
 		n.cc = cc
 	}
-	if !cfg.NoDiscovery {
-		dc := cfg.Discovery
-		dc.Mesh = n.link.Mesh
-		dc.NodeID = n.id
-		dc.InstanceID = n.link.InstanceID
-		dc.Name = n.link.Name
-		dc.Port = int(n.link.ListenPort)
-		dc.Keyring = cfg.Link.Keyring
-		if dc.Logger == nil {
-			dc.Logger = cfg.Logger
-		}
+	if !cfg.Discovery.Off {
+		dc := cfg.discoveryConfig(int(n.link.listenPort))
 		dc.OnEvent = n.onDiscovery
 		dc.Contest = n.contest
 		d, err := discovery.New(dc)
@@ -253,99 +262,82 @@ func (n *Node) Addrs() []net.Addr {
 	return out
 }
 
+// Done is closed once the node is closed: Close (or CloseReason) has run to
+// its end. For code that must stop with the node, such as a web view.
+func (n *Node) Done() <-chan struct{} { return n.closedCh }
+
 // Close leaves the mesh gracefully with the reason "node closed".
 func (n *Node) Close() error { return n.CloseReason("node closed") }
 
 // CloseReason leaves the mesh: it tells discovery (a leaving beacon), stops
 // accepting and dialling, closes every link gracefully with reason (what is
 // pending is sent first; peers see the reason), and returns once every
-// goroutine of the node has ended. Peer events for the links it closes are
-// delivered to OnPeer before it returns. Idempotent; not to be called from
-// OnPeer or OnMessage.
+// goroutine of the node has ended. The PeerLeft events of the links it
+// closes come last in the stream, after every message received before;
+// Receive returns ErrNodeClosed once all are taken. Idempotent.
+//
+// With callbacks, Close waits for the dispatcher to deliver all of that,
+// unless a callback is running when Close is called (Close may be called
+// from OnPeer or OnMessage): then the node is closed when Close returns,
+// and the dispatcher delivers what remains once that callback returns,
+// then ends. A Close while another is under way waits for it to finish,
+// unless a callback is running (it may be the one the first Close waits
+// for): then it returns at once.
 func (n *Node) CloseReason(reason string) error {
-	n.closeOnce.Do(func() {
-		n.mu.Lock()
-		n.closed = true
-		n.closeReason = reason
-		d := n.disc
-		var links []*Link
-		for _, p := range n.peers {
-			if p.link != nil {
-				links = append(links, p.link)
-			}
+	if !n.closing.CompareAndSwap(false, true) {
+		// Another Close is under way (or done): wait for it, unless a
+		// callback runs, which that Close may be waiting for.
+		if !n.inCallback.Load() {
+			<-n.closedCh
 		}
-		n.mu.Unlock()
-		if d != nil {
-			d.Close()
+		return nil
+	}
+	defer close(n.closedCh)
+	n.mu.Lock()
+	n.closed = true
+	n.closeReason = reason
+	d := n.disc
+	var links []*link
+	for _, p := range n.peers {
+		if p.link != nil {
+			links = append(links, p.link)
 		}
-		n.cancel()
-		for _, ln := range n.lns {
-			ln.Close()
-		}
-		if n.cc != nil {
-			n.cc.close()
-		}
-		var wg sync.WaitGroup
-		for _, l := range links {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				l.CloseReason(reason)
-			}()
-		}
-		wg.Wait()
-		// Links that were attached while the first ones closed.
-		for {
-			n.mu.Lock()
-			var rest []*Link
-			for _, p := range n.peers {
-				if p.link != nil {
-					rest = append(rest, p.link)
-				}
-			}
-			n.mu.Unlock()
-			if len(rest) == 0 {
-				break
-			}
-			for _, l := range rest {
-				l.CloseReason(reason)
-			}
-			n.waitDetached(rest)
-		}
-		// Handshakes in flight get a moment to finish (their links are then
-		// closed with reason), then are cut off.
-		grace := time.AfterFunc(min(n.link.CloseTimeout, 250*time.Millisecond), n.hsCancel)
-		n.events.close()
-		n.wg.Wait()
-		grace.Stop()
-		n.hsCancel()
-		n.reqs.failAll(ErrNodeClosed)
-		n.log.Debug("mesh: node closed", "id", n.id)
-	})
-	return nil
-}
-
-// waitDetached waits until the watchers of links have taken them out of
-// the table (bounded: each watcher runs right after its link's Done).
-func (n *Node) waitDetached(links []*Link) {
+	}
+	n.mu.Unlock()
+	if d != nil {
+		d.Close()
+	}
+	n.cancel()
+	for _, ln := range n.lns {
+		ln.Close()
+	}
+	if n.cc != nil {
+		n.cc.close()
+	}
+	// No link is attached from now on (attach sees closed): close the
+	// ones there are; their watchers, which n.wg joins, report them.
+	var wg sync.WaitGroup
 	for _, l := range links {
-		<-l.Done()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.CloseReason(reason)
+		}()
 	}
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
-		n.mu.Lock()
-		still := false
-		for _, p := range n.peers {
-			if p.link != nil && slices.Contains(links, p.link) {
-				still = true
-			}
-		}
-		n.mu.Unlock()
-		if !still {
-			return
-		}
-		time.Sleep(time.Millisecond)
+	wg.Wait()
+	// Handshakes in flight get a moment to finish (their links are then
+	// closed with reason), then are cut off.
+	grace := time.AfterFunc(min(n.link.Link.CloseTimeout, 250*time.Millisecond), n.hsCancel)
+	n.wg.Wait()
+	grace.Stop()
+	n.hsCancel()
+	close(n.inboxDone) // nothing adds to the stream any more
+	if n.out != n.inbox && !n.inCallback.Load() {
+		<-n.outDone
 	}
+	n.reqs.failAll(ErrNodeClosed)
+	n.log.Debug("mesh: node closed", "id", n.id)
+	return nil
 }
 
 // handshakeIncoming handshakes a connection the accept loop let in (see
@@ -365,21 +357,21 @@ func (n *Node) handshakeIncoming(conn net.Conn, slot *slot) {
 // dial connects to addr and handshakes. It returns the remote Hello once
 // the link is attached (or refused as a duplicate).
 // o's keyIndex and prefer choose the key of a keyed mesh.
-func (n *Node) dial(ctx context.Context, addr string, o hsOptions) (Hello, error) {
-	ctx, cancel := context.WithTimeout(ctx, n.link.HandshakeTimeout)
+func (n *Node) dial(ctx context.Context, addr string, o hsOptions) (hello, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.link.Link.HandshakeTimeout)
 	defer cancel()
 	stop := context.AfterFunc(n.hsCtx, cancel) // Close ends it too, after a grace
 	defer stop()
 	conn, err := n.tr.Dial(ctx, addr)
 	if err != nil {
-		return Hello{}, fmt.Errorf("mesh: dial %s: %w", addr, err)
+		return hello{}, fmt.Errorf("mesh: dial %s: %w", addr, err)
 	}
 	o.initiator, o.keys = true, n.keys.Load()
 	s, err := handshake(ctx, conn, n.hello, n.link, o)
 	if err != nil {
 		n.counters.failedHandshakes.Add(1)
 		conn.Close()
-		return Hello{}, err
+		return hello{}, err
 	}
 	if s.remote.NodeID == n.id {
 		conn.Close()
@@ -419,9 +411,12 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 		return
 	}
 	n.guard.provenLink(l, dialAddr)
+	// The link may make an event: wait, outside the lock, while too many
+	// wait for the program.
+	n.evGate.wait(n.ctx.Done())
 
 	var ev *PeerEvent
-	var loser *Link
+	var loser *link
 	loserReason := reasonDuplicate
 	n.mu.Lock()
 	if n.closed {
@@ -477,12 +472,12 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 		p.instance = remote.InstanceID
 		p.name = remote.Name
 		p.attempts = 0
-		p.joined = time.Now()
+		p.joined, p.lastErr = time.Now(), nil
 		delete(n.tombs, p.id)
 		n.publishLocked()
 		if ev != nil {
 			ev.Peer = n.infoLocked(p)
-			n.events.push(*ev)
+			n.pushEventLocked(*ev)
 		}
 	}
 	n.mu.Unlock()
@@ -503,8 +498,8 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 // keepNew decides between two live links to one peer, the same way on both
 // ends: the link opened by the node with the lower id stays. Two links
 // opened by the same node mean it redialled: the newer one stays.
-func (n *Node) keepNew(nl, old *Link) bool {
-	opener := func(l *Link) uuid.UUID {
+func (n *Node) keepNew(nl, old *link) bool {
+	opener := func(l *link) uuid.UUID {
 		if l.sink.(*nodeSink).initiator {
 			return n.id
 		}
@@ -518,9 +513,10 @@ func (n *Node) keepNew(nl, old *Link) bool {
 }
 
 // watch waits for a link to end, then takes it out of the table.
-func (n *Node) watch(p *peer, l *Link) {
+func (n *Node) watch(p *peer, l *link) {
 	defer n.wg.Done()
 	<-l.Done()
+	n.evGate.wait(n.ctx.Done()) // its end may be an event
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if p.link != l {
@@ -543,10 +539,11 @@ func (n *Node) watch(p *peer, l *Link) {
 // leftLocked records that the peer's link ended for good: an event, its
 // requests failed, and a redial if the peer is still wanted.
 func (n *Node) leftLocked(p *peer, err error) {
+	p.lastErr = err
 	n.tombs[p.id] = tomb{name: p.name, err: err, at: time.Now()}
 	n.trimTombsLocked()
 	n.reqs.failPeer(p.id, p.name, err)
-	n.events.push(PeerEvent{Kind: PeerLeft, Peer: n.infoLocked(p), Err: err})
+	n.pushEventLocked(PeerEvent{Kind: PeerLeft, Peer: n.infoLocked(p), Err: err})
 	switch {
 	case n.closed:
 	case p.wanted():
@@ -560,7 +557,7 @@ func (n *Node) leftLocked(p *peer, err error) {
 // duplicate; if none comes within HandshakeTimeout, the peer has left.
 func (n *Node) awaitReplacement(p *peer, cause error) {
 	defer n.wg.Done()
-	deadline := time.Now().Add(n.link.HandshakeTimeout)
+	deadline := time.Now().Add(n.link.Link.HandshakeTimeout)
 	for {
 		n.mu.Lock()
 		if !p.replacing || p.link != nil {
@@ -582,6 +579,7 @@ func (n *Node) awaitReplacement(p *peer, cause error) {
 		case <-n.ctx.Done():
 		}
 		t.Stop()
+		n.evGate.wait(n.ctx.Done()) // the next look may make an event
 	}
 }
 
@@ -600,7 +598,7 @@ func (n *Node) trimTombsLocked() {
 
 // publishLocked publishes a new copy of the link table for Send.
 func (n *Node) publishLocked() {
-	t := &linkTable{byID: make(map[uuid.UUID]*Link, len(n.peers))}
+	t := &linkTable{byID: make(map[uuid.UUID]*link, len(n.peers))}
 	for id, p := range n.peers {
 		if p.link != nil {
 			t.byID[id] = p.link
@@ -694,9 +692,9 @@ func (n *Node) dialLoop(p *peer, again bool) {
 		backingOff := p.attempts > 0 || again
 		switch {
 		case backingOff:
-			wait = backoff(p.attempts, n.cfg.RedialMin, n.cfg.RedialMax)
+			wait = backoff(p.attempts, n.cfg.Net.RedialMin, n.cfg.Net.RedialMax)
 		case !lower:
-			wait = n.cfg.DialGrace
+			wait = n.cfg.Net.DialGrace
 		}
 		n.mu.Unlock()
 		again = false
@@ -777,7 +775,7 @@ func (n *Node) staticLoop(addr string) {
 				}
 			}
 		}
-		t := time.NewTimer(backoff(attempts, n.cfg.RedialMin, n.cfg.RedialMax))
+		t := time.NewTimer(backoff(attempts, n.cfg.Net.RedialMin, n.cfg.Net.RedialMax))
 		select {
 		case <-t.C:
 		case <-n.ctx.Done():
@@ -800,7 +798,7 @@ func (n *Node) Connect(ctx context.Context, addr string) (PeerInfo, error) {
 	defer n.wg.Done()
 	// Try each key of the ring, the primary first, while the peer says
 	// it holds another.
-	var remote Hello
+	var remote hello
 	var err error
 	for i := range max(1, len(n.keys.Load().IDs())) {
 		remote, err = n.dial(ctx, addr, hsOptions{keyIndex: i})

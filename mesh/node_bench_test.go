@@ -11,10 +11,10 @@ func benchNodes(b *testing.B) (*Node, *Node) {
 	b.Helper()
 	mk := func(name string) *Node {
 		cfg := DefaultNodeConfig()
-		cfg.Link = testConfig(b)
-		cfg.Link.Name = name
-		cfg.Listen = []string{"127.0.0.1:0"}
-		cfg.NoDiscovery = true
+		setTestConfig(&cfg, b)
+		cfg.Name = name
+		cfg.Net.Listen = []string{"127.0.0.1:0"}
+		cfg.Discovery.Off = true
 		n, err := NewNode(cfg)
 		if err != nil {
 			b.Fatal(err)
@@ -82,7 +82,7 @@ func BenchmarkNodeSendGet(b *testing.B) {
 func TestNodeSendDoesNotAllocate(t *testing.T) {
 	nodes := startNodes(t, nodeNet{name: "mem", mem: NewMemNetwork()}, 2, func(i int, c *NodeConfig) {
 		if i == 1 {
-			c.Peers = nil
+			c.Net.Peers = nil
 		}
 		c.Link.SendBufferLimit = 64 << 20
 	})
@@ -98,5 +98,19 @@ func TestNodeSendDoesNotAllocate(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { a.Xfer() }); n != 0 {
 		t.Errorf("Xfer: %v allocs per call", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() {
+		if _, err := a.Broadcast(msg); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("Broadcast: %v allocs per message", n)
+	}
+	// Get of a stream item copies it out: nothing allocated on the way.
+	b := nodes[1]
+	a.Xfer()
+	waitUntil(t, 5*time.Second, "messages at b", func() bool { return b.inbox.len() > 100 })
+	if n := testing.AllocsPerRun(100, func() { b.Get() }); n != 0 {
+		t.Errorf("Get: %v allocs per message", n)
 	}
 }

@@ -4,38 +4,89 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/lanmesh/lanmesh/discovery"
+	"github.com/lanmesh/lanmesh/meshkey"
+	"github.com/lanmesh/lanmesh/message"
 )
 
-// NodeConfig configures a Node. Start from DefaultNodeConfig, set what you
-// need (at least Link.Mesh, so that your program has a mesh of its own), and
-// let NewNode call Validate. It is copied on use.
+// NodeConfig configures a Node. Start from DefaultNodeConfig, set Mesh (so
+// that your program has a mesh of its own) and what else you need, and let
+// NewNode call Validate. It is copied on use.
+//
+// The top level holds the node's identity and the choices every program
+// makes; the sub-structs hold the tunables, each knob in one place, with
+// defaults that suit a LAN.
 type NodeConfig struct {
-	// Link configures every link of the node: its identity (NodeID, Name),
-	// the mesh name, the codec, the registry, the transport and the
-	// liveness and buffer settings. Link.ListenPort is filled by NewNode.
-	Link Config
+	// NodeID names this node in the mesh. Default: a random id made by
+	// DefaultNodeConfig. Keep the same id across restarts (store it) if
+	// peers should recognise the node; the nil UUID is invalid.
+	NodeID uuid.UUID
+	// Name is the node's name for people (at most 255 bytes of UTF-8).
+	// Default: the host name.
+	Name string
+	// Mesh names the mesh; peers with another name are refused (1 to 255
+	// bytes of UTF-8; at most 64 with discovery on, which its beacons
+	// carry). Default "lanmesh". Give each game or program its own.
+	Mesh string
+	// Codec is "binary", "msgpack" or "json"; every node of the mesh must
+	// agree. Default "binary": the fastest and cable_car-compatible, but
+	// frames hold at most 254 bytes and every registered type needs a
+	// binary form (Validate checks).
+	Codec string
+	// Registry resolves message types. Default (nil): message.Default.
+	Registry *message.Registry
+	// Keyring holds the mesh key (see Config.Keyring and package meshkey).
+	// Default: none. Discovery signs and checks beacons with it too.
+	Keyring meshkey.Keyring
+	// Logger receives the node's log, its links' and discovery's; nil
+	// discards it.
+	Logger *slog.Logger
+
+	// OnPeer and OnMessage, if either is set, are called by the node's one
+	// dispatcher goroutine, never with a lock held, for each peer event and
+	// each message in the order the node received them: a peer's
+	// PeerJoined before any of its messages, its PeerLeft after the last.
+	// What has no callback set stays for Get and Receive, in the same
+	// order: set both, or take the rest, since once Limits.ReceiveQueue
+	// wait there the stream stops, callbacks included. They may call any
+	// method of the node, Close included (see CloseReason); they should
+	// return promptly, since what comes after waits for them, and past
+	// Limits.ReceiveQueue the peers are slowed.
+	OnPeer    func(PeerEvent)
+	OnMessage func(Message)
+	// Responder, if set, answers requests on a goroutine of its own: those
+	// it has a rule for never reach Get. See Responder.
+	Responder *Responder
+
+	// Net says where the node listens and whom it dials.
+	Net NetConfig
+	// Link holds the tunables of every link.
+	Link LinkConfig
+	// Discovery says how peers are found.
+	Discovery DiscoveryConfig
+	// Limits bounds what the node holds and accepts.
+	Limits Limits
+	// CableCar, when Enabled, makes the node also speak to Python cable_car
+	// programs on the LAN (see CableCarConfig). Default off.
+	CableCar CableCarConfig
+}
+
+// NetConfig says where a node listens and whom it dials.
+type NetConfig struct {
 	// Listen lists the addresses links are accepted on. Default [":0"]: every
 	// interface, a free port (the one discovery advertises). Several
-	// addresses may be given; the first one's
-	// port is advertised. Use "127.0.0.1:0" to keep a node on loopback.
+	// addresses may be given; the first one's port is advertised. Use
+	// "127.0.0.1:0" to keep a node on loopback.
 	Listen []string
-	// Discovery configures how peers are found: broadcast beacons, mDNS and
-	// seeds. Its Mesh, NodeID, InstanceID, Name and Port are set from Link
-	// and the listener. Default: discovery.DefaultConfig(), which broadcasts
-	// on every interface; restrict Interfaces (or set Destinations) on
-	// machines with VPNs or container bridges.
-	Discovery discovery.Config
-	// NoDiscovery turns discovery off: the node links only with Peers and
-	// with what Connect is given. Default false.
-	NoDiscovery bool
 	// Peers are addresses ("host:port", or a memory-network name) of nodes to
 	// link with whether or not discovery finds them; they are redialled
 	// while unreachable. Default: none.
 	Peers []string
-
 	// DialGrace is how long the node with the higher id waits for the lower
 	// one to dial before it dials itself. Only one of two nodes normally
 	// dials, so two links rarely race; the grace still lets a node that
@@ -46,32 +97,10 @@ type NodeConfig struct {
 	// RedialMax, with ±50% jitter so that nodes do not retry in step.
 	// Defaults 100 ms and 5 s.
 	RedialMin, RedialMax time.Duration
+}
 
-	// ReceiveQueueLimit is how many received messages, from all peers
-	// together, wait for Get before the links stop reading (which stops the
-	// peers: their Sends report ErrBackpressure). Default 16384.
-	ReceiveQueueLimit int
-	// MaxQueuedEvents bounds the peer events waiting for PollEvent; the
-	// oldest are dropped past it (and counted). OnPeer sees every event.
-	// Default 1024.
-	MaxQueuedEvents int
-	// TrafficLogSize is how many records the traffic log keeps, once
-	// started. Default 1024.
-	TrafficLogSize int
-
-	// OnPeer, if set, is called for every peer event in order, on one
-	// goroutine owned by the node, never with a lock held. It may call any
-	// method of the node but Close; it should return promptly, since later
-	// events wait for it.
-	OnPeer func(PeerEvent)
-	// OnMessage, if set, receives every message instead of Get and Receive,
-	// in order, on one goroutine owned by the node. While it runs, messages
-	// queue up (and past ReceiveQueueLimit the peers are slowed).
-	OnMessage func(Message)
-	// Responder, if set, answers requests on a goroutine of its own: those
-	// it has a rule for never reach Get. See Responder.
-	Responder *Responder
-
+// Limits bounds what a node holds and accepts.
+type Limits struct {
 	// MaxPeers bounds the peers linked at once, cable_car ones included.
 	// A new peer past it is refused (its link closed with the reason "too
 	// many peers") and counted, unless one source address holds at least
@@ -83,25 +112,31 @@ type NodeConfig struct {
 	// a moment one link more than MaxPeers may be up. Default 256. The
 	// other bounds on incoming connections are in Link.Accept.
 	MaxPeers int
-
-	// CableCar, when Enabled, makes the node also speak to Python cable_car
-	// programs on the LAN (see CableCarConfig). Default off.
-	CableCar CableCarConfig
-
-	// Logger receives the node's log; nil discards it. Link.Logger, if nil,
-	// is set to it.
-	Logger *slog.Logger
+	// ReceiveQueue is how many received messages, from all peers together,
+	// wait for the program (Get, Receive, OnMessage) before the links stop
+	// reading, which stops the peers: their Sends report ErrBackpressure.
+	// Peer events waiting among them take room too. Default 16384.
+	ReceiveQueue int
+	// Events bounds the peer events waiting for the program among the
+	// messages. Past it the node waits, never drops: it links no new peer
+	// and reports no departure until the program takes some (a departed
+	// peer's Send already fails with ErrPeerGone). Close lifts the bound, so
+	// every PeerLeft of the links it closes is delivered. Default 1024.
+	Events int
+	// TrafficLog is how many records the traffic log keeps, once started.
+	// Default 1024.
+	TrafficLog int
 }
 
 // Defaults of NodeConfig.
 const (
-	DefaultDialGrace         = 300 * time.Millisecond
-	DefaultRedialMin         = 100 * time.Millisecond
-	DefaultRedialMax         = 5 * time.Second
-	DefaultNodeReceiveQueue  = 16384
-	DefaultMaxQueuedEvents   = 1024
-	DefaultTrafficLogSize    = 1024
-	DefaultMaxPeers          = 256
+	defaultDialGrace         = 300 * time.Millisecond
+	defaultRedialMin         = 100 * time.Millisecond
+	defaultRedialMax         = 5 * time.Second
+	defaultNodeReceiveQueue  = 16384
+	defaultMaxEvents         = 1024
+	defaultTrafficLogSize    = 1024
+	defaultMaxPeers          = 256
 	defaultNodeListenAddress = ":0"
 )
 
@@ -109,50 +144,225 @@ const (
 // new random node id.
 func DefaultNodeConfig() NodeConfig {
 	return NodeConfig{
-		Link:              DefaultConfig(),
-		Listen:            []string{defaultNodeListenAddress},
-		Discovery:         discovery.DefaultConfig(),
-		DialGrace:         DefaultDialGrace,
-		RedialMin:         DefaultRedialMin,
-		RedialMax:         DefaultRedialMax,
-		ReceiveQueueLimit: DefaultNodeReceiveQueue,
-		MaxQueuedEvents:   DefaultMaxQueuedEvents,
-		TrafficLogSize:    DefaultTrafficLogSize,
-		MaxPeers:          DefaultMaxPeers,
-		CableCar:          DefaultCableCarConfig(),
+		NodeID: uuid.New(),
+		Name:   hostName(),
+		Mesh:   DefaultMesh,
+		Codec:  DefaultCodec,
+		Net: NetConfig{
+			Listen:    []string{defaultNodeListenAddress},
+			DialGrace: defaultDialGrace,
+			RedialMin: defaultRedialMin,
+			RedialMax: defaultRedialMax,
+		},
+		Link:      DefaultLinkConfig(),
+		Discovery: DefaultDiscoveryConfig(),
+		Limits: Limits{
+			MaxPeers:     defaultMaxPeers,
+			ReceiveQueue: defaultNodeReceiveQueue,
+			Events:       defaultMaxEvents,
+			TrafficLog:   defaultTrafficLogSize,
+		},
+		CableCar: DefaultCableCarConfig(),
 	}
 }
 
-// Validate reports the first bad field, wrapping ErrConfig.
+// Validate reports the first bad field, wrapping ErrConfig. It checks all
+// that NewNode will check, short of binding the ports.
 func (c *NodeConfig) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
+	}
+	if c.NodeID == uuid.Nil && c.Link == (LinkConfig{}) {
+		return bad("the NodeConfig is empty: start from DefaultNodeConfig()")
+	}
+	if err := validateIdentity(c.NodeID, c.Name, c.Mesh, c.Codec, c.Keyring); err != nil {
+		return err
+	}
+	if err := checkTypes(c.Codec, c.registry()); err != nil {
+		return err
 	}
 	if err := c.Link.Validate(); err != nil {
 		return err
 	}
 	switch {
-	case len(c.Listen) == 0 && !c.CableCar.Enabled:
-		return bad("Listen is empty: a node must accept links")
-	case c.DialGrace < 0:
-		return bad("DialGrace is negative")
-	case c.RedialMin <= 0 || c.RedialMax < c.RedialMin:
-		return bad("want 0 < RedialMin <= RedialMax, have %v and %v", c.RedialMin, c.RedialMax)
-	case c.ReceiveQueueLimit <= 0:
-		return bad("ReceiveQueueLimit must be positive")
-	case c.MaxQueuedEvents <= 0:
-		return bad("MaxQueuedEvents must be positive")
-	case c.TrafficLogSize <= 0:
-		return bad("TrafficLogSize must be positive")
-	case c.MaxPeers <= 0:
-		return bad("MaxPeers must be positive")
+	case len(c.Net.Listen) == 0 && !c.CableCar.Enabled:
+		return bad("Net.Listen is empty: a node must accept links")
+	case c.Net.DialGrace < 0:
+		return bad("Net.DialGrace is negative")
+	case c.Net.RedialMin <= 0 || c.Net.RedialMax < c.Net.RedialMin:
+		return bad("want 0 < Net.RedialMin <= Net.RedialMax, have %v and %v", c.Net.RedialMin, c.Net.RedialMax)
+	case c.Limits.ReceiveQueue <= 0:
+		return bad("Limits.ReceiveQueue must be positive")
+	case c.Limits.Events <= 0:
+		return bad("Limits.Events must be positive")
+	case c.Limits.TrafficLog <= 0:
+		return bad("Limits.TrafficLog must be positive")
+	case c.Limits.MaxPeers <= 0:
+		return bad("Limits.MaxPeers must be positive")
 	}
 	if c.CableCar.Enabled {
 		if err := c.CableCar.validate(); err != nil {
 			return err
 		}
+		if cc := c.cableCarCodec(); cc != "binary" && cc != "json" {
+			return bad("CableCar: the node's codec is %q; set CableCar.Codec to binary or json", cc)
+		}
+		if err := checkTypes(c.cableCarCodec(), c.registry()); err != nil {
+			return fmt.Errorf("%w (for cable_car's links)", err)
+		}
+	}
+	if !c.Discovery.Off {
+		// What NewNode gives discovery, with a stand-in for the port the
+		// listener will have.
+		dc := c.discoveryConfig(1)
+		if err := dc.Validate(); err != nil {
+			return fmt.Errorf("%w: Discovery: %w", ErrConfig, err)
+		}
 	}
 	return nil
+}
+
+func (c *NodeConfig) registry() *message.Registry {
+	if c.Registry == nil {
+		return message.Default
+	}
+	return c.Registry
+}
+
+// linkConfig is the Config of the node's links.
+func (c *NodeConfig) linkConfig() Config {
+	return Config{
+		NodeID:            c.NodeID,
+		Name:              c.Name,
+		Mesh:              c.Mesh,
+		Codec:             c.Codec,
+		Registry:          c.Registry,
+		Keyring:           c.Keyring,
+		Logger:            c.Logger,
+		ReceiveQueueLimit: c.Limits.ReceiveQueue,
+		Link:              c.Link,
+	}
+}
+
+// cableCarCodec is the codec of cable_car links.
+func (c *NodeConfig) cableCarCodec() string {
+	if c.CableCar.Codec != "" {
+		return c.CableCar.Codec
+	}
+	return c.Codec
+}
+
+// discoveryConfig is the configuration NewNode gives discovery: the
+// tunables of c.Discovery, and the node's identity.
+func (c *NodeConfig) discoveryConfig(port int) discovery.Config {
+	d := &c.Discovery
+	dc := discovery.DefaultConfig()
+	dc.Mesh = c.Mesh
+	dc.NodeID = c.NodeID
+	dc.InstanceID = processInstance
+	dc.Name = c.Name
+	dc.Port = port
+	dc.Keyring = c.Keyring
+	dc.Logger = c.Logger
+	dc.BeaconPort = d.BeaconPort
+	dc.Interfaces = slices.Clone(d.Interfaces)
+	dc.Destinations = slices.Clone(d.Destinations)
+	dc.Broadcast = d.Broadcast
+	dc.MDNS = d.MDNS
+	dc.MDNSService = d.MDNSService
+	dc.MDNSInterval = d.MDNSInterval
+	dc.MDNSTimeout = d.MDNSTimeout
+	dc.Seeds = slices.Clone(d.Seeds)
+	dc.Interval = d.Interval
+	dc.Jitter = d.Jitter
+	dc.LostAfter = d.LostAfter
+	dc.InterfaceRefresh = d.InterfaceRefresh
+	dc.MaxPeers = d.MaxSeen
+	dc.BeaconRate = d.BeaconRate
+	return dc
+}
+
+// DiscoveryConfig says how a node finds its peers: broadcast beacons, mDNS
+// and seeds (see package discovery, whose Config these fields fill; the
+// node supplies its identity, port and key itself). Start from
+// DefaultDiscoveryConfig, which broadcasts on every interface; restrict
+// Interfaces (or set Destinations) on machines with VPNs or container
+// bridges, or call UseLoopback.
+type DiscoveryConfig struct {
+	// Off turns discovery off: the node links only with Net.Peers and with
+	// what Connect is given. Default false.
+	Off bool
+	// BeaconPort is the UDP port of beacons, shared by every node of the
+	// LAN and every node on one host. Default 8222, the port of cable_car's
+	// "BROADCAST" too (CableCar.BeaconPort, a port of another protocol).
+	BeaconPort int
+	// Interfaces restricts discovery to the named interfaces. Empty means
+	// every suitable interface (see discovery.Config.Interfaces).
+	Interfaces []string
+	// Destinations, when not empty, replaces the computed broadcast
+	// destinations, for example with 127.255.255.255:port to keep
+	// discovery on loopback. Default: empty.
+	Destinations []netip.AddrPort
+	// Broadcast enables UDP broadcast beacons. Default true.
+	Broadcast bool
+	// MDNS enables the mDNS service and browsing. Default true.
+	MDNS bool
+	// MDNSService is the DNS-SD service type. Default "_lanmesh._tcp".
+	MDNSService string
+	// MDNSInterval is the time between mDNS browses, MDNSTimeout how long
+	// each listens. Defaults 1 s and 300 ms.
+	MDNSInterval, MDNSTimeout time.Duration
+	// Seeds are host:port addresses of peers' beacon ports, for networks
+	// that carry neither broadcast nor multicast. Default: none.
+	Seeds []string
+	// Interval is the time between beacons, Jitter their spread. Defaults
+	// 1 s and 100 ms.
+	Interval, Jitter time.Duration
+	// LostAfter is how long a peer may stay silent before it is reported
+	// lost. Default 3 s.
+	LostAfter time.Duration
+	// InterfaceRefresh is how often the interface list is re-read.
+	// Default 5 s.
+	InterfaceRefresh time.Duration
+	// MaxSeen bounds the peers discovery keeps track of (linked or not),
+	// so that forged beacons cannot grow its table without limit. Default
+	// 1024.
+	MaxSeen int
+	// BeaconRate is how many datagrams per second one source address may
+	// have processed (bursts of twice as many); 0 turns the limit off.
+	// Default 50.
+	BeaconRate float64
+}
+
+// DefaultDiscoveryConfig returns discovery's defaults.
+func DefaultDiscoveryConfig() DiscoveryConfig {
+	dc := discovery.DefaultConfig()
+	return DiscoveryConfig{
+		BeaconPort:       dc.BeaconPort,
+		Broadcast:        dc.Broadcast,
+		MDNS:             dc.MDNS,
+		MDNSService:      dc.MDNSService,
+		MDNSInterval:     dc.MDNSInterval,
+		MDNSTimeout:      dc.MDNSTimeout,
+		Interval:         dc.Interval,
+		Jitter:           dc.Jitter,
+		LostAfter:        dc.LostAfter,
+		InterfaceRefresh: dc.InterfaceRefresh,
+		MaxSeen:          dc.MaxPeers,
+		BeaconRate:       dc.BeaconRate,
+	}
+}
+
+// UseLoopback keeps discovery on this machine: the loopback interface,
+// beacons to 127.255.255.255 on beaconPort, no mDNS (see
+// discovery.Config.UseLoopback).
+func (d *DiscoveryConfig) UseLoopback(beaconPort int) {
+	dc := discovery.Config{}
+	dc.UseLoopback(beaconPort)
+	d.BeaconPort = dc.BeaconPort
+	d.Interfaces = dc.Interfaces
+	d.Destinations = dc.Destinations
+	d.MDNS = dc.MDNS
 }
 
 // UseLoopback keeps the node on this machine: it listens on 127.0.0.1 only,
@@ -161,7 +371,7 @@ func (c *NodeConfig) Validate() error {
 // compatibility, if enabled, stays on loopback too. For trying several
 // nodes on one machine, demos and tests: nothing leaves the machine.
 func (c *NodeConfig) UseLoopback(beaconPort int) {
-	c.Listen = []string{"127.0.0.1:0"}
+	c.Net.Listen = []string{"127.0.0.1:0"}
 	c.Discovery.UseLoopback(beaconPort)
 	c.CableCar.Listen = fmt.Sprintf("127.0.0.1:%d", CableCarPort)
 	c.CableCar.Destinations = []netip.AddrPort{netip.AddrPortFrom(discovery.LoopbackBroadcast, CableCarBeaconPort)}

@@ -24,11 +24,11 @@ func TestNodeKeyedMesh(t *testing.T) {
 			nodes := startNodes(t, nn, 5, func(i int, c *NodeConfig) {
 				switch i {
 				case 0, 1:
-					c.Link.Keyring = meshkey.Keyring{Primary: k1, Accepted: []meshkey.Key{k2}}
+					c.Keyring = meshkey.Keyring{Primary: k1, Accepted: []meshkey.Key{k2}}
 				case 2:
-					c.Link.Keyring = meshkey.Keyring{Primary: k2}
+					c.Keyring = meshkey.Keyring{Primary: k2}
 				case 3:
-					c.Link.Keyring = meshkey.Keyring{Primary: k3}
+					c.Keyring = meshkey.Keyring{Primary: k3}
 				}
 			})
 			fullMesh(t, nodes[:3])
@@ -52,9 +52,8 @@ func TestNodeKeyedMesh(t *testing.T) {
 				t.Fatal(err)
 			}
 			nodes[2].Xfer()
-			m, err := nodes[0].Receive(testCtx(t, 5*time.Second))
-			if err != nil || m.Msg.(*Msg32).Seq != 42 || m.From != nodes[2].ID() {
-				t.Fatalf("received %+v, %v", m, err)
+			if m := recv(t, nodes[0]); m.Msg.(*Msg32).Seq != 42 || m.From != nodes[2].ID() {
+				t.Fatalf("received %+v", m)
 			}
 		})
 	}
@@ -65,9 +64,9 @@ func TestNodeConnectErrors(t *testing.T) {
 	leaktest.Check(t)
 	nn := nodeNet{name: "mem", mem: NewMemNetwork()}
 	nodes := startNodes(t, nn, 3, func(i int, c *NodeConfig) {
-		c.Peers = nil
+		c.Net.Peers = nil
 		if i != 2 {
-			c.Link.Keyring = meshkey.Keyring{Primary: testKey(byte(i + 1))}
+			c.Keyring = meshkey.Keyring{Primary: testKey(byte(i + 1))}
 		}
 	})
 	_, err := nodes[0].Connect(testCtx(t, 5*time.Second), "node1:1")
@@ -116,8 +115,8 @@ func TestNodeReplayedFirstMessage(t *testing.T) {
 	rec := &recordingTransport{Transport: &TCPTransport{}}
 	nn := nodeNet{name: "loopback"}
 	nodes := startNodes(t, nn, 2, func(i int, c *NodeConfig) {
-		c.NoDiscovery = true
-		c.Link.Keyring = meshkey.Keyring{Primary: testKey(1)}
+		c.Discovery.Off = true
+		c.Keyring = meshkey.Keyring{Primary: testKey(1)}
 		c.Link.HandshakeTimeout = 500 * time.Millisecond
 		if i == 0 {
 			c.Link.Transport = rec
@@ -128,7 +127,7 @@ func TestNodeReplayedFirstMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, 5*time.Second, "b links a", func() bool { return len(linkedPeers(b)) == 1 })
-	ev, _ := b.WaitEvent(testCtx(t, time.Second))
+	ev, _ := nextEvent(testCtx(t, time.Second), b)
 	if ev.Kind != PeerJoined {
 		t.Fatalf("event %v", ev.Kind)
 	}
@@ -160,7 +159,7 @@ func TestNodeReplayedFirstMessage(t *testing.T) {
 	if len(after) != 1 || after[0].Since != before.Since || after[0].RemoteAddr.String() != before.RemoteAddr.String() {
 		t.Fatalf("the link changed: %+v, was %+v", after, before)
 	}
-	if ev, ok := b.PollEvent(); ok {
+	if ev, ok := pollEvent(b); ok {
 		t.Fatalf("an event after the replays: %v", ev.Kind)
 	}
 }
@@ -172,10 +171,10 @@ func TestNodeSetKeyring(t *testing.T) {
 	k1, k2 := testKey(1), testKey(2)
 	nn := nodeNet{name: "mem", mem: NewMemNetwork()}
 	nodes := startNodes(t, nn, 2, func(i int, c *NodeConfig) {
-		c.Peers = nil
-		c.Link.Keyring = meshkey.Keyring{Primary: k1, Accepted: []meshkey.Key{k2}}
+		c.Net.Peers = nil
+		c.Keyring = meshkey.Keyring{Primary: k1, Accepted: []meshkey.Key{k2}}
 		if i == 1 {
-			c.Link.Keyring = meshkey.Keyring{Primary: k2}
+			c.Keyring = meshkey.Keyring{Primary: k2}
 		}
 	})
 	a, b := nodes[0], nodes[1]
@@ -190,7 +189,7 @@ func TestNodeSetKeyring(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		ev, err := b.WaitEvent(testCtx(t, 5*time.Second))
+		ev, err := nextEvent(testCtx(t, 5*time.Second), b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -215,12 +214,12 @@ func TestNodeConnFlood(t *testing.T) {
 	leaktest.Check(t)
 	nn := nodeNet{name: "loopback"}
 	nodes := startNodes(t, nn, 2, func(i int, c *NodeConfig) {
-		c.NoDiscovery = true
+		c.Discovery.Off = true
 		c.Link.Accept.MaxHandshakes = 8
 		c.Link.Accept.PerSourceHandshakes = 2
 		c.Link.Accept.ConnRate = 10
 		c.Link.HandshakeTimeout = 300 * time.Millisecond
-		c.Link.Keyring = meshkey.Keyring{Primary: testKey(1)}
+		c.Keyring = meshkey.Keyring{Primary: testKey(1)}
 	})
 	v := nodes[0]
 	var conns []net.Conn

@@ -85,7 +85,7 @@ func (n *Node) Stats() NodeStats {
 const reasonEvicted = "evicted: too many peers from one address"
 
 // linkSource is the address a link's peer connects from.
-func linkSource(l *Link) netip.Addr { return sourceAddr(l.RemoteAddr()) }
+func linkSource(l *link) netip.Addr { return sourceAddr(l.RemoteAddr()) }
 
 // evictable reports whether p's link may be closed for a newcomer: not
 // keyed (a key proves membership), not a configured peer, not from this
@@ -99,11 +99,11 @@ func evictable(p *peer) bool {
 // close it with. It applies NewIDsPerSource and MaxPeers, evicting a link
 // from the address that holds the most when the table is full and that
 // address holds at least two more than the newcomer's. n.mu is held.
-func (n *Node) admitLocked(p *peer, l *Link, conn net.Conn, initiator bool) string {
+func (n *Node) admitLocked(p *peer, l *link, conn net.Conn, initiator bool) string {
 	if p != nil && p.link != nil {
 		return "" // a second link to a linked peer: no new peer
 	}
-	acc := n.link.Accept
+	acc := n.link.Link.Accept
 	src := sourceAddr(conn.RemoteAddr())
 	now := time.Now()
 	if !initiator && !l.keyed && !sameHost(conn) {
@@ -122,7 +122,7 @@ func (n *Node) admitLocked(p *peer, l *Link, conn net.Conn, initiator bool) stri
 		}
 	}
 	all := n.links.Load().all
-	if len(all) < n.cfg.MaxPeers {
+	if len(all) < n.cfg.Limits.MaxPeers {
 		return ""
 	}
 	// Full. Evict for the newcomer only from an address that holds at
@@ -148,13 +148,13 @@ func (n *Node) admitLocked(p *peer, l *Link, conn net.Conn, initiator bool) stri
 	}
 	if victim == nil {
 		n.counters.refusedPeers.Add(1)
-		n.log.Warn("mesh: peer refused: MaxPeers linked already", "peer", l.Remote().NodeID, "max", n.cfg.MaxPeers)
+		n.log.Warn("mesh: peer refused: MaxPeers linked already", "peer", l.Remote().NodeID, "max", n.cfg.Limits.MaxPeers)
 		return "too many peers"
 	}
 	n.counters.evictedPeers.Add(1)
 	gone := victim.link
 	n.log.Warn("mesh: peer evicted for a newcomer: MaxPeers linked, most of them from one address",
-		"evicted", victim.id, "from", linkSource(gone), "newcomer", l.Remote().NodeID, "max", n.cfg.MaxPeers)
+		"evicted", victim.id, "from", linkSource(gone), "newcomer", l.Remote().NodeID, "max", n.cfg.Limits.MaxPeers)
 	// Begun here, so that the next newcomer picks another victim.
 	gone.shutdown(closeErr(ErrClosed, false, reasonEvicted), closeLocal)
 	n.wg.Add(1)
@@ -177,7 +177,7 @@ func (n *Node) SetKeyring(kr meshkey.Keyring) error {
 	if err := kr.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	if kr.Keyed() != n.cfg.Link.Keyring.Keyed() {
+	if kr.Keyed() != n.cfg.Keyring.Keyed() {
 		return fmt.Errorf("%w: a running node cannot become keyed or unkeyed", ErrConfig)
 	}
 	kr = kr.Clone()
@@ -189,7 +189,7 @@ func (n *Node) SetKeyring(kr meshkey.Keyring) error {
 	}
 	n.keys.Store(set)
 	d := n.disc
-	var stale []*Link
+	var stale []*link
 	for _, p := range n.peers {
 		if p.link == nil {
 			continue

@@ -13,15 +13,18 @@ import (
 	"github.com/lanmesh/lanmesh/message"
 )
 
-// Message is a message received by a node, with the peer it came from.
+// Message is an item a node or a Messenger delivers: a message received,
+// with the peer it came from, or, from a node, a peer event.
 type Message struct {
-	// From is the sender's node id; FromName its name.
+	// From is the sender's node id; FromName its name. For a peer event,
+	// the peer's.
 	From     uuid.UUID
 	FromName string
-	// Msg is the message, a pointer to its registered type.
+	// Msg is the message, a pointer to its registered type; or a
+	// *PeerEvent, which only a node's stream carries (see Node.Get).
 	Msg any
 
-	link    *Link
+	link    *link
 	request bool
 	reqID   uint32
 }
@@ -48,7 +51,7 @@ type nodeSink struct {
 	at     []int     // the index in the link's batch of each of out
 }
 
-func (s *nodeSink) Deliver(l *Link, msgs []any, stop <-chan struct{}) int {
+func (s *nodeSink) Deliver(l *link, msgs []any, stop <-chan struct{}) int {
 	select {
 	case <-s.attached:
 	case <-stop:
@@ -125,7 +128,7 @@ func (n *Node) goneErrLocked(id uuid.UUID) error {
 	return fmt.Errorf("%w: %s", ErrNoPeer, id)
 }
 
-func (n *Node) linkTo(id uuid.UUID) (*Link, error) {
+func (n *Node) linkTo(id uuid.UUID) (*link, error) {
 	if l := n.links.Load().byID[id]; l != nil {
 		return l, nil
 	}
@@ -151,7 +154,7 @@ func (n *Node) linkTo(id uuid.UUID) (*Link, error) {
 func (n *Node) Send(id uuid.UUID, msg any) error {
 	l, err := n.linkTo(id)
 	if err != nil {
-		return err
+		return n.typeErr(msg, err)
 	}
 	size, err := l.send(msg)
 	if errors.Is(err, ErrClosed) {
@@ -174,7 +177,7 @@ func (n *Node) Send(id uuid.UUID, msg any) error {
 // sendErr turns the error of a send on l into the node's: a link closing as
 // a duplicate is being replaced (try again, as with a full buffer); any
 // other closed link means the peer left.
-func (n *Node) sendErr(l *Link, err error) error {
+func (n *Node) sendErr(l *link, err error) error {
 	var ce *CloseError
 	switch {
 	case errors.As(err, &ce) && ce.Reason == reasonDuplicate:
@@ -185,64 +188,120 @@ func (n *Node) sendErr(l *Link, err error) error {
 	return err
 }
 
-// SendTo sends msg to the one linked peer whose node name (as it gave it in
-// its handshake) is name. A name that matches no linked peer is ErrNoPeer,
-// or ErrPeerGone with the reason if a peer of that name left; one that
-// matches several is ErrAmbiguousName.
+// typeErr is the error of a message that went nowhere: a codec error if
+// the message could not have been sent to anyone, else err. Send and
+// Broadcast thus report an unregistered type even with no peer.
+func (n *Node) typeErr(msg any, err error) error {
+	if _, terr := n.link.registry().TypeOf(msg); terr != nil {
+		return terr
+	}
+	return err
+}
+
+// SendTo sends msg to the one linked peer called name. A name that matches
+// no linked peer is ErrNoPeer, or ErrPeerGone with the reason if a peer of
+// that name left; one that matches several is ErrAmbiguousName.
 func (n *Node) SendTo(name string, msg any) error {
-	var found *Link
+	id, err := n.idByName(name)
+	if err != nil {
+		return n.typeErr(msg, err)
+	}
+	return n.Send(id, msg)
+}
+
+// idByName returns the id of the one linked peer called name.
+func (n *Node) idByName(name string) (uuid.UUID, error) {
+	var found *link
 	for _, l := range n.links.Load().all {
 		if l.Remote().Name == name {
 			if found != nil {
-				return fmt.Errorf("%w: %q (send by id)", ErrAmbiguousName, name)
+				return uuid.Nil, fmt.Errorf("%w: %q (use the id)", ErrAmbiguousName, name)
 			}
 			found = l
 		}
 	}
-	if found == nil {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		var last tomb
-		for _, t := range n.tombs {
-			if t.name == name && t.at.After(last.at) {
-				last = t
-			}
-		}
-		if last.err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrPeerGone, name, last.err)
-		}
-		return fmt.Errorf("%w: no linked peer is called %q", ErrNoPeer, name)
+	if found != nil {
+		return found.Remote().NodeID, nil
 	}
-	return n.Send(found.Remote().NodeID, msg)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var last tomb
+	for _, t := range n.tombs {
+		if t.name == name && t.at.After(last.at) {
+			last = t
+		}
+	}
+	if last.err != nil {
+		return uuid.Nil, fmt.Errorf("%w: %s: %w", ErrPeerGone, name, last.err)
+	}
+	return uuid.Nil, fmt.Errorf("%w: no linked peer is called %q", ErrNoPeer, name)
 }
 
-// Broadcast queues msg for every linked peer. It encodes msg once and copies
-// the bytes to each link, so fan-out costs a copy per peer. It returns how
-// many peers it was queued for and, joined, the errors of those it was not
-// (a full send buffer, a link closing).
+// Broadcast queues msg for every linked peer. It encodes msg once per codec
+// in use (one, unless cable_car links speak another) and copies the bytes
+// to each link, so fan-out costs a copy per peer. It returns how many peers
+// it was queued for and, joined, the errors of those it was not (a full
+// send buffer, a link closing). A message whose type is not registered is
+// an error even with no peers linked.
 func (n *Node) Broadcast(msg any) (int, error) {
 	t := n.links.Load()
 	if len(t.all) == 0 {
-		return 0, nil
+		return 0, n.typeErr(msg, nil)
 	}
-	buf := framePool.Get().(*[]byte)
-	defer framePool.Put(buf)
-	frame, err := t.all[0].codec.AppendFrame((*buf)[:0], msg)
-	if err != nil {
-		return 0, err
-	}
-	*buf = frame
+	// The frame of the node's codec and, with cable_car, of the other one.
+	var enc [2]encoded
 	sent := 0
 	var errs []error
 	for _, l := range t.all {
-		if err := l.sendFrame(frame); err != nil {
+		size, err := enc[0].send(l, msg)
+		if err == errOtherCodec {
+			if size, err = enc[1].send(l, msg); err == errOtherCodec {
+				size, err = l.send(msg) // a third codec: cannot happen today
+			}
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", l.Remote().Name, err))
 			continue
 		}
-		n.traffic.note(l, Out, msg, len(frame))
+		n.traffic.note(l, Out, msg, size)
 		sent++
 	}
+	enc[0].free()
+	enc[1].free()
 	return sent, errors.Join(errs...)
+}
+
+// encoded is a message encoded once with one codec, for Broadcast.
+type encoded struct {
+	codec string
+	buf   *[]byte
+	frame []byte
+	err   error
+}
+
+var errOtherCodec = errors.New("another codec")
+
+// send queues the frame on l, encoding it first if e is unused, and
+// returns its size; a link of another codec than e's gets errOtherCodec.
+func (e *encoded) send(l *link, msg any) (int, error) {
+	if e.buf == nil {
+		e.codec, e.buf = l.codec.Name(), framePool.Get().(*[]byte)
+		e.frame, e.err = l.codec.AppendFrame((*e.buf)[:0], msg)
+		*e.buf = e.frame
+	}
+	switch {
+	case e.codec != l.codec.Name():
+		return 0, errOtherCodec
+	case e.err != nil:
+		return 0, e.err
+	}
+	return len(e.frame), l.sendFrame(e.frame)
+}
+
+func (e *encoded) free() {
+	if e.buf != nil {
+		framePool.Put(e.buf)
+	}
 }
 
 var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -259,81 +318,6 @@ func (n *Node) Xfer() error {
 		return ErrNodeClosed
 	}
 	return nil
-}
-
-// Get returns the next received message, or false if none is waiting. It
-// never blocks. With OnMessage set, the handler takes every message and Get
-// finds none.
-func (n *Node) Get() (Message, bool) { return n.take() }
-
-// take returns the next message: from the batch taken from the inbox last
-// time, or a new batch of up to takeBatch, so that the inbox's lock (shared
-// with the links' readers) is taken once per batch, not per message.
-func (n *Node) take() (Message, bool) {
-	n.takeMu.Lock()
-	defer n.takeMu.Unlock()
-	if n.next == len(n.taken) {
-		clear(n.taken)
-		n.taken, n.next = n.inbox.popMany(n.taken[:0], takeBatch), 0
-		if len(n.taken) == 0 {
-			return Message{}, false
-		}
-	}
-	m := n.taken[n.next]
-	n.taken[n.next] = Message{}
-	n.next++
-	if n.next < len(n.taken) && n.receivers.Load() > 0 {
-		signal(n.inbox.ready) // a waiting Receive may take the rest
-	}
-	return m, true
-}
-
-const takeBatch = 64
-
-// Receive returns the next received message, waiting until one comes, ctx
-// ends, or the node is closed and every message that came before has been
-// returned (ErrNodeClosed).
-func (n *Node) Receive(ctx context.Context) (Message, error) {
-	// Counted before looking, so that a take that leaves messages after
-	// this look wakes us.
-	n.receivers.Add(1)
-	defer n.receivers.Add(-1)
-	for {
-		if m, ok := n.take(); ok {
-			return m, nil
-		}
-		select {
-		case <-n.inbox.ready:
-		case <-n.ctx.Done():
-			if m, ok := n.take(); ok {
-				return m, nil
-			}
-			return Message{}, ErrNodeClosed
-		case <-ctx.Done():
-			return Message{}, ctx.Err()
-		}
-	}
-}
-
-func (n *Node) dispatchMessages() {
-	defer n.wg.Done()
-	for {
-		if m, ok := n.take(); ok {
-			n.cfg.OnMessage(m)
-			continue
-		}
-		select {
-		case <-n.inbox.ready:
-		case <-n.ctx.Done():
-			for {
-				m, ok := n.take()
-				if !ok {
-					return
-				}
-				n.cfg.OnMessage(m)
-			}
-		}
-	}
 }
 
 // backoff returns the wait before attempt n+1: from lo doubling to hi, with
@@ -355,7 +339,7 @@ func backoff(attempt int, lo, hi time.Duration) time.Duration {
 func (n *Node) Request(ctx context.Context, id uuid.UUID, msg any) (any, error) {
 	l, err := n.linkTo(id)
 	if err != nil {
-		return nil, err
+		return nil, n.typeErr(msg, err)
 	}
 	w, rid := n.reqs.add(id)
 	defer n.reqs.remove(rid)
@@ -371,6 +355,16 @@ func (n *Node) Request(ctx context.Context, id uuid.UUID, msg any) (any, error) 
 	case <-ctx.Done():
 		return nil, fmt.Errorf("mesh: request to %s: %w", l.Remote().Name, ctx.Err())
 	}
+}
+
+// RequestTo is Request to the one linked peer called name (see SendTo for
+// the errors of a name).
+func (n *Node) RequestTo(ctx context.Context, name string, msg any) (any, error) {
+	id, err := n.idByName(name)
+	if err != nil {
+		return nil, n.typeErr(msg, err)
+	}
+	return n.Request(ctx, id, msg)
 }
 
 // Reply answers the request m with reply. It is sent on the link the

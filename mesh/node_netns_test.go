@@ -52,10 +52,10 @@ func TestHelperProcess(t *testing.T) {
 		return
 	}
 	cfg := DefaultNodeConfig()
-	cfg.Link.NodeID = uuid.MustParse(os.Getenv("NODE_ID"))
-	cfg.Link.Name = os.Getenv("NODE_NAME")
-	cfg.Link.Mesh = "nstest"
-	cfg.Link.Registry = testRegistry
+	cfg.NodeID = uuid.MustParse(os.Getenv("NODE_ID"))
+	cfg.Name = os.Getenv("NODE_NAME")
+	cfg.Mesh = "nstest"
+	cfg.Registry = testRegistry
 	cfg.Link.PingInterval = 100 * time.Millisecond
 	cfg.Link.Silence = nsSilence
 	cfg.Link.HandshakeTimeout = time.Second
@@ -64,8 +64,8 @@ func TestHelperProcess(t *testing.T) {
 	cfg.Discovery.Jitter = nsInterval / 10
 	cfg.Discovery.LostAfter = 4 * nsInterval
 	cfg.Discovery.InterfaceRefresh = 500 * time.Millisecond
-	cfg.RedialMin = 50 * time.Millisecond
-	cfg.RedialMax = 300 * time.Millisecond
+	cfg.Net.RedialMin = 50 * time.Millisecond
+	cfg.Net.RedialMax = 300 * time.Millisecond
 	if os.Getenv("MESH_TEST_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

@@ -1,7 +1,6 @@
 package mesh
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"slices"
@@ -55,6 +54,10 @@ type PeerInfo struct {
 	Link Stats
 	// LocalAddr and RemoteAddr are the link's ends (nil when not linked).
 	LocalAddr, RemoteAddr net.Addr
+	// Err says why the last link to the peer ended (nil while linked, or
+	// if it never was): a *CloseError with the peer's reason, ErrSilence,
+	// and the like.
+	Err error
 }
 
 // PeerEventKind says what happened to a peer.
@@ -102,6 +105,9 @@ func (n *Node) infoLocked(p *peer) PeerInfo {
 	case p.dialing:
 		info.State = StateDialling
 	}
+	if p.link == nil {
+		info.Err = p.lastErr
+	}
 	return info
 }
 
@@ -135,147 +141,6 @@ func (n *Node) Peer(id uuid.UUID) (PeerInfo, error) {
 		return n.infoLocked(p), nil
 	}
 	return PeerInfo{}, n.goneErrLocked(id)
-}
-
-// PollEvent returns the next peer event, if any, without blocking: the form
-// for a game loop. A peer's PeerJoined is available here before any of its
-// messages is available from Get. At most MaxQueuedEvents wait; past that
-// the oldest are dropped (OnPeer, if set, still sees them).
-func (n *Node) PollEvent() (PeerEvent, bool) { return n.events.poll() }
-
-// WaitEvent returns the next peer event, waiting until ctx ends or the node
-// is closed and every event was returned (ErrNodeClosed).
-func (n *Node) WaitEvent(ctx context.Context) (PeerEvent, error) {
-	return n.events.wait(ctx)
-}
-
-// DroppedEvents counts the events PollEvent lost to its bound.
-func (n *Node) DroppedEvents() uint64 { return n.events.droppedCount() }
-
-// dispatchEvents hands each event to OnPeer, in order, on one goroutine,
-// never under a lock.
-func (n *Node) dispatchEvents() {
-	defer n.wg.Done()
-	for {
-		ev, ok := n.events.next()
-		if !ok {
-			return
-		}
-		if n.cfg.OnPeer != nil {
-			n.cfg.OnPeer(ev)
-		}
-	}
-}
-
-// eventQueue carries peer events from the node (under its lock) to the
-// dispatcher that calls OnPeer, and to PollEvent and WaitEvent.
-type eventQueue struct {
-	// mu guards everything below it.
-	mu        sync.Mutex
-	pending   []PeerEvent // for the dispatcher (OnPeer)
-	ready     []PeerEvent // for PollEvent and WaitEvent
-	limit     int
-	dropped   uint64
-	closed    bool // no more pushes; the dispatcher ends when pending drains
-	finished  bool // the dispatcher has ended
-	pendingCh chan struct{}
-	readyCh   chan struct{}
-}
-
-func newEventQueue(limit int) *eventQueue {
-	return &eventQueue{limit: limit, pendingCh: make(chan struct{}, 1), readyCh: make(chan struct{}, 1)}
-}
-
-// push never blocks; the node calls it under its own lock, before it lets
-// the peer's link deliver anything, so that a peer's PeerJoined is available
-// from PollEvent before any of its messages is available from Get.
-func (q *eventQueue) push(ev PeerEvent) {
-	q.mu.Lock()
-	q.pending = append(q.pending, ev)
-	if len(q.ready) >= q.limit {
-		q.ready[0] = PeerEvent{}
-		q.ready = q.ready[1:]
-		q.dropped++
-	}
-	q.ready = append(q.ready, ev)
-	q.mu.Unlock()
-	signal(q.pendingCh)
-	signal(q.readyCh)
-}
-
-func (q *eventQueue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	signal(q.pendingCh)
-}
-
-// next returns the next event for the dispatcher; false once closed and
-// drained.
-func (q *eventQueue) next() (PeerEvent, bool) {
-	for {
-		q.mu.Lock()
-		if len(q.pending) > 0 {
-			ev := q.pending[0]
-			q.pending[0] = PeerEvent{}
-			q.pending = q.pending[1:]
-			q.mu.Unlock()
-			return ev, true
-		}
-		if q.closed {
-			q.finished = true
-			q.mu.Unlock()
-			signal(q.readyCh)
-			return PeerEvent{}, false
-		}
-		q.mu.Unlock()
-		<-q.pendingCh
-	}
-}
-
-func (q *eventQueue) poll() (PeerEvent, bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.ready) == 0 {
-		return PeerEvent{}, false
-	}
-	ev := q.ready[0]
-	q.ready[0] = PeerEvent{}
-	q.ready = q.ready[1:]
-	if len(q.ready) > 0 {
-		signal(q.readyCh) // another waiter may take the next
-	}
-	return ev, true
-}
-
-func (q *eventQueue) wait(ctx context.Context) (PeerEvent, error) {
-	for {
-		if ev, ok := q.poll(); ok {
-			return ev, nil
-		}
-		q.mu.Lock()
-		finished := q.finished
-		q.mu.Unlock()
-		if finished {
-			if ev, ok := q.poll(); ok {
-				signal(q.readyCh)
-				return ev, nil
-			}
-			signal(q.readyCh) // wake other waiters too
-			return PeerEvent{}, ErrNodeClosed
-		}
-		select {
-		case <-q.readyCh:
-		case <-ctx.Done():
-			return PeerEvent{}, ctx.Err()
-		}
-	}
-}
-
-func (q *eventQueue) droppedCount() uint64 {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.dropped
 }
 
 // A hostile LAN. Unkeyed, a beacon, an mDNS record or a Hello is anyone's
@@ -352,7 +217,7 @@ type guard struct {
 
 	// mu guards everything below.
 	mu       sync.Mutex
-	probing  map[*Link]bool         // links with a probe in flight
+	probing  map[*link]bool         // links with a probe in flight
 	addrs    map[string]*addrRecord // by dial address
 	tokens   float64                // of the claim dial rate
 	refilled time.Time
@@ -419,7 +284,7 @@ func (g *guard) proven(addr string) {
 
 // provenLink records the address a linked peer accepts links on: the
 // dialled address, or the link's source address with the Hello's port.
-func (g *guard) provenLink(l *Link, dialAddr string) {
+func (g *guard) provenLink(l *link, dialAddr string) {
 	if dialAddr != "" {
 		g.proven(dialAddr)
 		return
@@ -555,15 +420,15 @@ func (n *Node) contest(id, instance uuid.UUID, leaving bool) bool {
 // its first link still answers is not the peer.
 // Called without n.mu, on the new link's handshake goroutine: it may wait
 // for the probe.
-func (n *Node) refuseClaim(l *Link) bool {
-	outbound := func(l *Link) bool { return l.sink.(*nodeSink).initiator }
+func (n *Node) refuseClaim(l *link) bool {
+	outbound := func(l *link) bool { return l.sink.(*nodeSink).initiator }
 	n.mu.Lock()
 	p := n.peers[l.Remote().NodeID]
-	var old *Link
+	var old *link
 	if p != nil && p.link != nil && p.link != l {
 		old = p.link
 		if outbound(old) != outbound(l) && old.Remote().InstanceID == l.Remote().InstanceID &&
-			time.Since(p.joined) < n.link.HandshakeTimeout {
+			time.Since(p.joined) < n.link.Link.HandshakeTimeout {
 			old = nil
 		}
 	}
@@ -583,11 +448,11 @@ func (n *Node) refuseClaim(l *Link) bool {
 
 // probeLocked starts a probe of l unless one is in flight; a link that
 // fails it is closed. n.mu is held.
-func (n *Node) probeLocked(l *Link) {
+func (n *Node) probeLocked(l *link) {
 	g := &n.guard
 	g.mu.Lock()
 	if g.probing == nil {
-		g.probing = map[*Link]bool{}
+		g.probing = map[*link]bool{}
 	}
 	busy := g.probing[l]
 	g.probing[l] = true
@@ -618,11 +483,11 @@ func (n *Node) probeLocked(l *Link) {
 // the old connection when the ping reaches it. The wait is long because a
 // false verdict costs an honest link, and only a peer that cannot be
 // reached at all makes the probe wait it out.
-func (n *Node) probe(l *Link) bool {
+func (n *Node) probe(l *link) bool {
 	before := l.stats.bytesIn.Load()
 	l.queuePing()
 	signal(l.flushReq)
-	wait := max(n.link.PingInterval, n.link.Silence/2)
+	wait := max(n.link.Link.PingInterval, n.link.Link.Silence/2)
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	tick := time.NewTicker(max(wait/64, time.Millisecond))

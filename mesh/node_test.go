@@ -48,18 +48,18 @@ func freeUDPPort(t testing.TB) int {
 // discovery finds them, on 127.255.255.255 only.
 func (nn nodeNet) nodeConfig(t testing.TB, i, total int) NodeConfig {
 	cfg := DefaultNodeConfig()
-	cfg.Link = testConfig(t)
-	cfg.Link.Name = fmt.Sprintf("node%d", i)
-	cfg.DialGrace = 100 * time.Millisecond
-	cfg.RedialMin = 20 * time.Millisecond
-	cfg.RedialMax = 200 * time.Millisecond
+	setTestConfig(&cfg, t)
+	cfg.Name = fmt.Sprintf("node%d", i)
+	cfg.Net.DialGrace = 100 * time.Millisecond
+	cfg.Net.RedialMin = 20 * time.Millisecond
+	cfg.Net.RedialMax = 200 * time.Millisecond
 	if nn.mem != nil {
 		cfg.Link.Transport = nn.mem
-		cfg.Listen = []string{fmt.Sprintf("node%d:1", i)}
-		cfg.NoDiscovery = true
+		cfg.Net.Listen = []string{fmt.Sprintf("node%d:1", i)}
+		cfg.Discovery.Off = true
 		for j := range total {
 			if j != i {
-				cfg.Peers = append(cfg.Peers, fmt.Sprintf("node%d:1", j))
+				cfg.Net.Peers = append(cfg.Net.Peers, fmt.Sprintf("node%d:1", j))
 			}
 		}
 		return cfg
@@ -174,16 +174,47 @@ func nodeByID(nodes []*Node, id uuid.UUID) *Node {
 	return nil
 }
 
-// recv waits for the next message on n.
+// recv waits for the next message on n, passing over peer events.
 func recv(t testing.TB, n *Node) Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	m, err := n.Receive(ctx)
-	if err != nil {
-		t.Fatalf("%s: receive: %v", n.Name(), err)
+	for {
+		m, err := n.Receive(ctx)
+		if err != nil {
+			t.Fatalf("%s: receive: %v", n.Name(), err)
+		}
+		if _, ok := m.Msg.(*PeerEvent); !ok {
+			return m
+		}
 	}
-	return m
+}
+
+// nextEvent waits for the next peer event on n, passing over messages.
+func nextEvent(ctx context.Context, n *Node) (PeerEvent, error) {
+	for {
+		m, err := n.Receive(ctx)
+		if err != nil {
+			return PeerEvent{}, err
+		}
+		if ev, ok := m.Msg.(*PeerEvent); ok {
+			return *ev, nil
+		}
+	}
+}
+
+// pollEvent returns the next peer event waiting on n, if any, passing over
+// messages.
+func pollEvent(n *Node) (PeerEvent, bool) {
+	for {
+		m, ok := n.Get()
+		if !ok {
+			return PeerEvent{}, false
+		}
+		if ev, ok := m.Msg.(*PeerEvent); ok {
+			return *ev, true
+		}
+	}
 }
 
 func TestNodeFullMesh(t *testing.T) {
@@ -197,7 +228,7 @@ func TestNodeFullMesh(t *testing.T) {
 			for _, n := range nodes {
 				var joined int
 				for {
-					ev, ok := n.PollEvent()
+					ev, ok := pollEvent(n)
 					if !ok {
 						break
 					}
@@ -290,6 +321,9 @@ func TestNodeSendSendToBroadcastRequest(t *testing.T) {
 			if reply, err := a.Request(ctx, c.ID(), &Text{S: "dyn"}); err != nil || reply.(*Text).S != "DYN" {
 				t.Fatalf("dynamic rule: %v, %v", reply, err)
 			}
+			if reply, err := a.RequestTo(ctx, c.Name(), &Text{S: "by name"}); err != nil || reply.(*Text).S != "BY NAME" {
+				t.Fatalf("request by name: %v, %v", reply, err)
+			}
 			if _, err := a.Request(ctx, c.ID(), &Text{S: "fail"}); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "no thanks") {
 				t.Fatalf("refusal: %v", err)
 			}
@@ -318,7 +352,7 @@ func TestNodeSendsBeforeXfer(t *testing.T) {
 	// while the counters are read.
 	nodes := startNodes(t, nodeNet{name: "mem", mem: NewMemNetwork()}, 2, func(i int, c *NodeConfig) {
 		if i == 1 {
-			c.Peers = nil
+			c.Net.Peers = nil
 		}
 	})
 	fullMesh(t, nodes)
@@ -350,7 +384,7 @@ func TestNodeGracefulCloseSeenByAll(t *testing.T) {
 			leaver := nodes[3]
 			for _, n := range nodes[:3] {
 				for { // drop the join events
-					if _, ok := n.PollEvent(); !ok {
+					if _, ok := pollEvent(n); !ok {
 						break
 					}
 				}
@@ -367,7 +401,7 @@ func TestNodeGracefulCloseSeenByAll(t *testing.T) {
 					t.Fatalf("%s got %+v", n.Name(), m)
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				ev, err := n.WaitEvent(ctx)
+				ev, err := nextEvent(ctx, n)
 				cancel()
 				if err != nil || ev.Kind != PeerLeft || ev.Peer.ID != leaver.ID() {
 					t.Fatalf("%s: event %+v, %v", n.Name(), ev, err)
@@ -397,8 +431,8 @@ func TestNodeSimultaneousDial(t *testing.T) {
 		t.Run(nn.name, func(t *testing.T) {
 			leaktest.Check(t)
 			nodes := startNodes(t, nn, 2, func(i int, c *NodeConfig) {
-				c.NoDiscovery = true
-				c.Peers = nil
+				c.Discovery.Off = true
+				c.Net.Peers = nil
 				c.Link.AutoFlush = true
 			})
 			a, b := nodes[0], nodes[1]
@@ -453,7 +487,7 @@ func TestNodeSimultaneousDial(t *testing.T) {
 			fullMesh(t, nodes)
 			for _, n := range nodes {
 				for {
-					ev, ok := n.PollEvent()
+					ev, ok := pollEvent(n)
 					if !ok {
 						break
 					}
@@ -470,7 +504,7 @@ func TestNodeTrafficLog(t *testing.T) {
 	leaktest.Check(t)
 	nodes := startNodes(t, nodeNet{name: "mem", mem: NewMemNetwork()}, 2, func(i int, c *NodeConfig) {
 		c.Link.AutoFlush = true
-		c.TrafficLogSize = 3
+		c.Limits.TrafficLog = 3
 	})
 	fullMesh(t, nodes)
 	a, b := nodes[0], nodes[1]
@@ -506,11 +540,14 @@ func TestNodeConfigValidate(t *testing.T) {
 		name   string
 		change func(*NodeConfig)
 	}{
-		{"no listen", func(c *NodeConfig) { c.Listen = nil }},
-		{"redial", func(c *NodeConfig) { c.RedialMin = 0 }},
-		{"redial order", func(c *NodeConfig) { c.RedialMax = c.RedialMin / 2 }},
-		{"queue", func(c *NodeConfig) { c.ReceiveQueueLimit = 0 }},
-		{"link", func(c *NodeConfig) { c.Link.Mesh = "" }},
+		{"no listen", func(c *NodeConfig) { c.Net.Listen = nil }},
+		{"redial", func(c *NodeConfig) { c.Net.RedialMin = 0 }},
+		{"redial order", func(c *NodeConfig) { c.Net.RedialMax = c.Net.RedialMin / 2 }},
+		{"queue", func(c *NodeConfig) { c.Limits.ReceiveQueue = 0 }},
+		{"events", func(c *NodeConfig) { c.Limits.Events = 0 }},
+		{"link", func(c *NodeConfig) { c.Link.Silence = 0 }},
+		{"zero", func(c *NodeConfig) { *c = NodeConfig{} }},
+		{"mesh", func(c *NodeConfig) { c.Mesh = "" }},
 	} {
 		cfg := DefaultNodeConfig()
 		tt.change(&cfg)

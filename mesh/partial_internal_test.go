@@ -52,7 +52,7 @@ func TestFrameMeterAccounting(t *testing.T) {
 				}
 				sizes = append(sizes, len(stream)-before)
 			}
-			budget := newFrameBudget(DefaultPartialFrameBudget)
+			budget := newFrameBudget(defaultPartialFrameBudget)
 			var m frameMeter
 			a, b := net.Pipe()
 			defer a.Close()

@@ -22,7 +22,7 @@ func rawLinkFrom(t *testing.T, cfg Config, addr string, src net.IP) net.Conn {
 	}
 	t.Cleanup(func() { conn.Close() })
 	cfg.NodeID = DefaultConfig().NodeID
-	if _, err := handshake(testCtx(t, 5*time.Second), conn, cfg.Hello(), cfg, hsOptions{initiator: true}); err != nil {
+	if _, err := handshake(testCtx(t, 5*time.Second), conn, cfg.hello(), cfg, hsOptions{initiator: true}); err != nil {
 		t.Fatal(err)
 	}
 	return conn
@@ -46,7 +46,7 @@ func TestPartialFramesWithinBudget(t *testing.T) {
 	const budget = 8 << 20
 	const links = 40
 	v := victimNode(t, func(c *NodeConfig) {
-		c.Link.Codec = "msgpack"
+		c.Codec = "msgpack"
 		c.Link.Accept.PartialFrameBudget = budget
 		c.Link.Accept.PartialFrameTimeout = time.Minute
 		c.Link.Silence = time.Minute // the raw peers answer no pings
@@ -101,7 +101,7 @@ func TestPartialFramesWithinBudget(t *testing.T) {
 func TestPartialFrameStalls(t *testing.T) {
 	leaktest.Check(t)
 	v := victimNode(t, func(c *NodeConfig) {
-		c.Link.Codec = "msgpack"
+		c.Codec = "msgpack"
 		c.Link.Accept.PartialFrameTimeout = 500 * time.Millisecond
 	})
 	cfg := testConfig(t)
@@ -134,10 +134,10 @@ func TestPartialFrameStalls(t *testing.T) {
 // back to the budget once the link's decoder holds nothing.
 func TestPartialFrameBufferGivenBack(t *testing.T) {
 	leaktest.Check(t)
-	v := victimNode(t, func(c *NodeConfig) { c.Link.Codec = "msgpack" })
+	v := victimNode(t, func(c *NodeConfig) { c.Codec = "msgpack" })
 	cfg := testConfig(t)
 	cfg.Codec = "msgpack"
-	cfg.Transport = fromTransport(loopbackSource(19, 1))
+	cfg.Link.Transport = fromTransport(loopbackSource(19, 1))
 	m, err := Dial(testCtx(t, 5*time.Second), cfg, v.Addrs()[0].String())
 	if err != nil {
 		t.Fatal(err)

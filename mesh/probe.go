@@ -3,6 +3,7 @@ package mesh
 import (
 	"context"
 	"fmt"
+	"github.com/google/uuid"
 	"io"
 	"net"
 	"time"
@@ -13,11 +14,16 @@ type ProbeResult struct {
 	// Connect is how long the TCP connection took to open: about one
 	// round trip.
 	Connect time.Duration
-	// Hello is the node's own Hello, read when hello was asked for and
-	// the node is unkeyed (a keyed node says nothing before the
-	// initiator's preamble); HasHello says whether it was.
-	Hello    Hello
+	// HasHello says whether the node's own Hello was read: when hello was
+	// asked for and the node is unkeyed (a keyed node says nothing before
+	// the initiator's preamble). Then the fields below are what it said:
+	// claims, to show a person, never proof.
 	HasHello bool
+	NodeID   uuid.UUID
+	Instance uuid.UUID
+	Name     string
+	Mesh     string
+	Codec    string
 }
 
 // probeReason is what a probed node is told as the probe hangs up.
@@ -61,10 +67,12 @@ func Probe(ctx context.Context, addr string, hello bool) (ProbeResult, error) {
 	if kind != kindHello {
 		return r, fmt.Errorf("%w: frame kind %d, want hello", ErrHandshake, kind)
 	}
-	if r.Hello, err = parseHelloBody(buf[handshakeHeader : handshakeHeader+n]); err != nil {
+	h, err := parseHelloBody(buf[handshakeHeader : handshakeHeader+n])
+	if err != nil {
 		return r, err
 	}
 	r.HasHello = true
+	r.NodeID, r.Instance, r.Name, r.Mesh, r.Codec = h.NodeID, h.InstanceID, h.Name, h.Mesh, h.Codec
 	var rb [handshakeHeader + 2 + maxString]byte
 	conn.Write(appendReject(rb[:0], rejectOther, probeReason))
 	return r, nil

@@ -2,24 +2,29 @@ package mesh
 
 import "sync"
 
-// queue is a bounded FIFO between one goroutine that pushes (a link's reader)
-// and any that pop. It grows as needed up to its limit, then push waits: that
-// wait is the backpressure that reaches the peer.
+// queue is a bounded FIFO between any number of goroutines that push (the
+// readers of a node's links) and any that pop. It grows as needed up to its
+// limit, then push waits: that wait is the backpressure that reaches the
+// peers. Every pop that frees space wakes every push that waits for it, so
+// that no producer is left waiting on a queue that has room.
 type queue[T any] struct {
-	// mu guards the ring.
+	// mu guards the ring, the waiting count and the space channel.
 	mu    sync.Mutex
 	buf   []T
 	head  int
 	n     int
 	limit int
+	// waiting counts pushes blocked on a full queue; space is closed (and
+	// replaced) to wake them all when a pop frees room.
+	waiting int
+	space   chan struct{}
 
 	ready chan struct{} // a token when the queue stops being empty
-	space chan struct{} // a token when the queue stops being full
 }
 
 func newQueue[T any](limit int) *queue[T] {
 	return &queue[T]{buf: make([]T, min(limit, 64)), limit: limit,
-		ready: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+		ready: make(chan struct{}, 1), space: make(chan struct{})}
 }
 
 // push appends vs in order, waiting while the queue is full; if stop closes
@@ -29,18 +34,8 @@ func (q *queue[T]) push(vs []T, stop <-chan struct{}) int {
 	for n < len(vs) {
 		q.mu.Lock()
 		if k := min(q.limit-q.n, len(vs)-n); k > 0 {
-			for len(q.buf)-q.n < k {
-				q.grow()
-			}
 			first := q.n == 0
-			for _, v := range vs[n : n+k] {
-				i := q.head + q.n
-				if i >= len(q.buf) {
-					i -= len(q.buf)
-				}
-				q.buf[i] = v
-				q.n++
-			}
+			q.appendLocked(vs[n : n+k])
 			n += k
 			q.mu.Unlock()
 			if first {
@@ -48,18 +43,55 @@ func (q *queue[T]) push(vs []T, stop <-chan struct{}) int {
 			}
 			continue
 		}
+		q.waiting++
+		space := q.space
 		q.mu.Unlock()
 		select {
-		case <-q.space:
+		case <-space:
+		case <-stop:
+		}
+		q.mu.Lock()
+		q.waiting--
+		q.mu.Unlock()
+		select {
 		case <-stop:
 			return n
+		default:
 		}
 	}
 	return n
 }
 
-func (q *queue[T]) grow() {
-	nb := make([]T, min(2*len(q.buf), q.limit))
+// pushOver appends v even past the limit: for the few values that must
+// never wait (a node's peer events, which are bounded by their own count).
+func (q *queue[T]) pushOver(v T) {
+	q.mu.Lock()
+	first := q.n == 0
+	q.appendLocked([]T{v})
+	q.mu.Unlock()
+	if first {
+		signal(q.ready)
+	}
+}
+
+func (q *queue[T]) appendLocked(vs []T) {
+	for len(q.buf)-q.n < len(vs) {
+		q.grow(q.n + len(vs))
+	}
+	for _, v := range vs {
+		i := q.head + q.n
+		if i >= len(q.buf) {
+			i -= len(q.buf)
+		}
+		q.buf[i] = v
+		q.n++
+	}
+}
+
+// grow makes room for at least need values: doubling up to the limit, and
+// past it (pushOver) only as far as needed.
+func (q *queue[T]) grow(need int) {
+	nb := make([]T, max(min(2*len(q.buf), q.limit), need, 1))
 	k := copy(nb, q.buf[q.head:])
 	copy(nb[k:], q.buf[:q.head])
 	q.buf, q.head = nb, 0
@@ -67,7 +99,7 @@ func (q *queue[T]) grow() {
 
 // popMany moves up to max of the oldest values to dst, in order, under one
 // lock: a consumer that takes a batch at a time does not contend with the
-// producer for every value.
+// producers for every value.
 func (q *queue[T]) popMany(dst []T, max int) []T {
 	q.mu.Lock()
 	k := min(q.n, max)
@@ -75,7 +107,6 @@ func (q *queue[T]) popMany(dst []T, max int) []T {
 		q.mu.Unlock()
 		return dst
 	}
-	wasFull := q.n == q.limit
 	var zero T
 	for range k {
 		dst = append(dst, q.buf[q.head])
@@ -86,10 +117,11 @@ func (q *queue[T]) popMany(dst []T, max int) []T {
 		}
 	}
 	q.n -= k
-	q.mu.Unlock()
-	if wasFull {
-		signal(q.space)
+	if q.waiting > 0 && q.n < q.limit {
+		close(q.space)
+		q.space = make(chan struct{})
 	}
+	q.mu.Unlock()
 	return dst
 }
 

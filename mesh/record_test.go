@@ -42,10 +42,10 @@ func newRawKeyed(t testing.TB, tc transportCase, cfg Config) *rawKeyed {
 	}
 	rc := make(chan result, 1)
 	go func() {
-		s, err := handshake(context.Background(), client, rawCfg.Hello(), rawCfg, hsOptions{initiator: true, keys: keys})
+		s, err := handshake(context.Background(), client, rawCfg.hello(), rawCfg, hsOptions{initiator: true, keys: keys})
 		rc <- result{s, err}
 	}()
-	sb, err := handshake(context.Background(), server, cfg.Hello(), cfg, hsOptions{keys: keys})
+	sb, err := handshake(context.Background(), server, cfg.hello(), cfg, hsOptions{keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func newRawKeyed(t testing.TB, tc transportCase, cfg Config) *rawKeyed {
 	if ra.err != nil {
 		t.Fatal(ra.err)
 	}
-	m, err := newMessenger(server, cfg, cfg.Hello(), sb)
+	m, err := newMessenger(server, cfg, cfg.hello(), sb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func drain(t *testing.T, m *Messenger) ([]uint64, error) {
 			}
 			return got, err
 		}
-		got = append(got, msg.(*Msg32).Seq)
+		got = append(got, msg.Msg.(*Msg32).Seq)
 	}
 }
 
@@ -256,7 +256,7 @@ func transcript(t *testing.T) string {
 	cfg := keyed(testConfig(t), testKey(1))
 	cfg.Name = "kat"
 	cfg.NodeID = uuid.MustParse("00112233-4455-6677-8899-aabbccddeeff")
-	cfg.InstanceID = uuid.MustParse("ffeeddcc-bbaa-9988-7766-554433221100")
+	cfg.instance = uuid.MustParse("ffeeddcc-bbaa-9988-7766-554433221100")
 	keys := cfg.Keyring.Derive(cfg.Mesh)
 	a, b := net.Pipe()
 	defer a.Close()
@@ -268,9 +268,9 @@ func transcript(t *testing.T) string {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		sb, errB = handshake(context.Background(), rb, cfg.Hello(), cfg, hsOptions{keys: keys, rand: &detRand{n: 1}})
+		sb, errB = handshake(context.Background(), rb, cfg.hello(), cfg, hsOptions{keys: keys, rand: &detRand{n: 1}})
 	}()
-	sa, err := handshake(context.Background(), ra, cfg.Hello(), cfg, hsOptions{initiator: true, keys: keys, rand: &detRand{n: 2}})
+	sa, err := handshake(context.Background(), ra, cfg.hello(), cfg, hsOptions{initiator: true, keys: keys, rand: &detRand{n: 2}})
 	if err != nil {
 		t.Fatal(err)
 	}

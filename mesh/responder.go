@@ -97,7 +97,7 @@ func (r *Responder) knows(msg any) bool {
 
 // start runs the responder's goroutine for n.
 func (r *Responder) start(n *Node) {
-	r.q = newQueue[Message](n.cfg.ReceiveQueueLimit)
+	r.q = newQueue[Message](n.cfg.Limits.ReceiveQueue)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()

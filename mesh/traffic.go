@@ -35,7 +35,7 @@ type Record struct {
 
 // TrafficLog records the messages a node sends and receives while it is
 // switched on: Start and Stop recording, Newest and All to read. It keeps the
-// last TrafficLogSize records in a ring. It is off by default and costs one
+// last Limits.TrafficLog records in a ring. It is off by default and costs one
 // atomic load per message while off. Safe for concurrent use.
 type TrafficLog struct {
 	on atomic.Bool
@@ -126,7 +126,7 @@ func (t *TrafficLog) Watch(buffer int) (records <-chan Record, cancel func()) {
 // note records a message on l, whose frame was size bytes, if the log is
 // on. The size is what the link's codec wrote or read: nothing is encoded
 // again to measure it.
-func (t *TrafficLog) note(l *Link, dir Direction, msg any, size int) {
+func (t *TrafficLog) note(l *link, dir Direction, msg any, size int) {
 	if !t.on.Load() {
 		return
 	}

@@ -39,7 +39,7 @@ func TestTrafficLogSizesFromTheCodec(t *testing.T) {
 	message.MustRegister[Counted](reg, 0x70, "Counted")
 	nodes := startNodes(t, nodeNet{name: "mem", mem: NewMemNetwork()}, 2, func(i int, c *NodeConfig) {
 		c.Link.AutoFlush = true
-		c.Link.Registry = reg
+		c.Registry = reg
 	})
 	fullMesh(t, nodes)
 	a, b := nodes[0], nodes[1]

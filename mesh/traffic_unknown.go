@@ -13,7 +13,7 @@ import (
 // log, so that a tool such as lanmesh watch shows an application's own
 // messages by code or name and size.
 type unknownNoter interface {
-	noteUnknown(l *Link, size int, err error)
+	noteUnknown(l *link, size int, err error)
 }
 
 // UnknownTypePrefix starts the Record.Type of a message whose type is not
@@ -21,12 +21,12 @@ type unknownNoter interface {
 // `unknown name "Move"` (msgpack, JSON).
 const UnknownTypePrefix = "unknown "
 
-func (s *nodeSink) noteUnknown(l *Link, size int, err error) {
+func (s *nodeSink) noteUnknown(l *link, size int, err error) {
 	s.n.traffic.noteUnknown(l, size, err)
 }
 
 // noteUnknown records a skipped frame if the log is on.
-func (t *TrafficLog) noteUnknown(l *Link, size int, err error) {
+func (t *TrafficLog) noteUnknown(l *link, size int, err error) {
 	if !t.on.Load() {
 		return
 	}

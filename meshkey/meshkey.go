@@ -8,7 +8,7 @@
 //	fmt.Println(k) // 52 characters of base32 in groups of four
 //
 //	k, err := meshkey.Parse(text) // case and dashes do not matter
-//	cfg.Link.Keyring = meshkey.Keyring{Primary: k}
+//	cfg.Keyring = meshkey.Keyring{Primary: k}
 //
 // A mesh without a key sends its links and beacons in the clear; a keyed
 // node neither hears unkeyed beacons nor accepts unkeyed links.

@@ -26,7 +26,7 @@
 //	defer srv.Close()
 //
 // The server reads the node only through its public API (Peers, Peer,
-// Traffic), never consuming its events: a program keeps its PollEvent and
-// Get. It stops by itself once the node is closed. A node knows only its
+// Traffic), never consuming its stream: the program keeps every event and message
+// of Get. It stops by itself once the node is closed. A node knows only its
 // own links, so the graph is the mesh as this node sees it.
 package web

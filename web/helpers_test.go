@@ -28,14 +28,14 @@ func freeUDPPort(t testing.TB) int {
 func startNode(t *testing.T, mesh_ string, beaconPort int, name string, adjust ...func(*mesh.NodeConfig)) *mesh.Node {
 	t.Helper()
 	cfg := mesh.DefaultNodeConfig()
-	cfg.Link.Mesh = mesh_
-	cfg.Link.Name = name
-	cfg.Link.Codec = "json"
+	cfg.Mesh = mesh_
+	cfg.Name = name
+	cfg.Codec = "json"
 	cfg.Link.PingInterval = 100 * time.Millisecond
 	cfg.Link.Silence = time.Second
-	cfg.DialGrace = 50 * time.Millisecond
-	cfg.RedialMin = 20 * time.Millisecond
-	cfg.RedialMax = 200 * time.Millisecond
+	cfg.Net.DialGrace = 50 * time.Millisecond
+	cfg.Net.RedialMin = 20 * time.Millisecond
+	cfg.Net.RedialMax = 200 * time.Millisecond
 	cfg.UseLoopback(beaconPort)
 	d := &cfg.Discovery
 	d.Interval = 200 * time.Millisecond

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"net"
 	"strings"
 	"time"
@@ -80,12 +79,15 @@ func readPeers(n *mesh.Node) []peerSample {
 
 // goneReason says why the node has no link to id any more ("" if unknown).
 func goneReason(n *mesh.Node, id uuid.UUID) string {
-	_, err := n.Peer(id)
-	if err == nil || !errors.Is(err, mesh.ErrPeerGone) {
+	info, err := n.Peer(id)
+	if err == nil {
+		err = info.Err
+	}
+	if err == nil {
 		return ""
 	}
-	// "mesh: peer gone: NAME (ID): REASON": the reason is what follows the
-	// id, which the page already shows.
+	// "mesh: peer gone: NAME (ID): REASON": the name and id the page
+	// already shows.
 	msg := err.Error()
 	if i := strings.LastIndex(msg, id.String()+"): "); i >= 0 {
 		return msg[i+len(id.String())+3:]
@@ -93,11 +95,14 @@ func goneReason(n *mesh.Node, id uuid.UUID) string {
 	return msg
 }
 
-// nodeClosed reports whether n was closed. The Node has no Done channel
-// today; a send to no one answers ErrNodeClosed once it is closed, and has
-// no other effect.
+// nodeClosed reports whether n was closed.
 func nodeClosed(n *mesh.Node) bool {
-	return errors.Is(n.Send(uuid.Nil, nil), mesh.ErrNodeClosed)
+	select {
+	case <-n.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 // trafficRecord is one message of the traffic log.

@@ -257,7 +257,7 @@ func TestKeyed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodes := startMeshWith(t, func(c *mesh.NodeConfig) { c.Link.Keyring = meshkey.Keyring{Primary: key} }, "k1", "k2")
+	nodes := startMeshWith(t, func(c *mesh.NodeConfig) { c.Keyring = meshkey.Keyring{Primary: key} }, "k1", "k2")
 	srv, err := Serve(nodes[0], Options{Addr: "127.0.0.1:0", Keyed: true})
 	if err != nil {
 		t.Fatal(err)

@@ -176,7 +176,7 @@ func TestCommandsOnLoopback(t *testing.T) {
 	message.MustRegister[secretMsg](reg, 0x77, "Secret")
 	cfg := meshpkg.DefaultNodeConfig()
 	cfg.UseLoopback(mustAtoi(t, common[2]))
-	cfg.Link.Mesh, cfg.Link.Name, cfg.Link.Registry = mesh, "sender", reg
+	cfg.Mesh, cfg.Name, cfg.Registry = mesh, "sender", reg
 	cfg.Link.AutoFlush = true
 	sender, err := meshpkg.NewNode(cfg)
 	if err != nil {

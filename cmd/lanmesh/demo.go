@@ -166,8 +166,8 @@ func demoMesh(ctx context.Context, w io.Writer) error {
 // demoConfig keeps a demo node on loopback, with short timers.
 func demoConfig(name string, port int) mesh.NodeConfig {
 	cfg := mesh.DefaultNodeConfig()
-	cfg.Link.Name = name
-	cfg.Link.Mesh = "lanmesh-demo"
+	cfg.Name = name
+	cfg.Mesh = "lanmesh-demo"
 	cfg.Link.PingInterval = 50 * time.Millisecond
 	cfg.UseLoopback(port)
 	d := &cfg.Discovery
@@ -220,6 +220,12 @@ func receiveChat(ctx context.Context, n *mesh.Node, say func(string, ...any)) er
 	ctx, cancel := context.WithTimeout(ctx, demoStep)
 	defer cancel()
 	m, err := n.Receive(ctx)
+	for err == nil {
+		if _, isEvent := m.Msg.(*mesh.PeerEvent); !isEvent {
+			break
+		}
+		m, err = n.Receive(ctx) // peer events come in the same stream
+	}
 	if err != nil {
 		return fmt.Errorf("%s receiving: %w", n.Name(), err)
 	}
@@ -233,7 +239,7 @@ func receiveChat(ctx context.Context, n *mesh.Node, say func(string, ...any)) er
 
 func drainEvents(nodes []*mesh.Node) {
 	for _, n := range nodes {
-		for _, ok := n.PollEvent(); ok; _, ok = n.PollEvent() {
+		for _, ok := n.Get(); ok; _, ok = n.Get() {
 		}
 	}
 }
@@ -242,12 +248,12 @@ func waitLeft(ctx context.Context, n *mesh.Node, name string) (mesh.PeerEvent, e
 	ctx, cancel := context.WithTimeout(ctx, demoStep)
 	defer cancel()
 	for {
-		ev, err := n.WaitEvent(ctx)
+		m, err := n.Receive(ctx)
 		if err != nil {
-			return ev, fmt.Errorf("%s waiting for %s to leave: %w", n.Name(), name, err)
+			return mesh.PeerEvent{}, fmt.Errorf("%s waiting for %s to leave: %w", n.Name(), name, err)
 		}
-		if ev.Kind == mesh.PeerLeft && ev.Peer.Name == name {
-			return ev, nil
+		if ev, ok := m.Msg.(*mesh.PeerEvent); ok && ev.Kind == mesh.PeerLeft && ev.Peer.Name == name {
+			return *ev, nil
 		}
 	}
 }

@@ -102,11 +102,11 @@ func nodeConfig(f *nodeFlags, logOut io.Writer) (mesh.NodeConfig, error) {
 			return cfg, err
 		}
 	}
-	cfg.Link.Mesh = f.mesh
-	cfg.Link.Name = f.name
-	cfg.Link.Codec = f.codec
-	cfg.Listen = []string{fmt.Sprintf(":%d", f.port)}
-	cfg.Peers = slices.Clone(f.peers)
+	cfg.Mesh = f.mesh
+	cfg.Name = f.name
+	cfg.Codec = f.codec
+	cfg.Net.Listen = []string{fmt.Sprintf(":%d", f.port)}
+	cfg.Net.Peers = slices.Clone(f.peers)
 
 	d := &cfg.Discovery
 	d.BeaconPort = f.beaconPort
@@ -118,14 +118,14 @@ func nodeConfig(f *nodeFlags, logOut io.Writer) (mesh.NodeConfig, error) {
 	d.MDNSInterval = f.interval
 	d.LostAfter = 3 * f.interval
 	d.MDNSTimeout = min(d.MDNSTimeout, f.interval/2)
-	cfg.NoDiscovery = f.noBroadcast && f.noMDNS
+	cfg.Discovery.Off = f.noBroadcast && f.noMDNS
 
 	cfg.CableCar.Enabled = f.cablecar
 	if f.loopback {
 		cfg.UseLoopback(f.beaconPort)
-		cfg.Listen = []string{fmt.Sprintf("127.0.0.1:%d", f.port)}
+		cfg.Net.Listen = []string{fmt.Sprintf("127.0.0.1:%d", f.port)}
 		if f.noBroadcast {
-			cfg.NoDiscovery = true
+			cfg.Discovery.Off = true
 		}
 	}
 
@@ -163,10 +163,10 @@ func parseNode(fs *flag.FlagSet, nf *nodeFlags, args []string, stderr io.Writer)
 	if err != nil {
 		return cfg, usageError(fs, err)
 	}
-	if cfg.Link.Keyring, err = keyFromFlags(nf.key, nf.keyFile, os.Getenv); err != nil {
+	if cfg.Keyring, err = keyFromFlags(nf.key, nf.keyFile, os.Getenv); err != nil {
 		return cfg, usageError(fs, err)
 	}
-	if cfg.NoDiscovery && len(cfg.Peers) == 0 {
+	if cfg.Discovery.Off && len(cfg.Net.Peers) == 0 {
 		fmt.Fprintf(stderr, "%s: no discovery and no --peer: this node only accepts links; give the others --peer with its address\n", fs.Name())
 	}
 	return cfg, nil

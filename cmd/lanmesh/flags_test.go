@@ -31,15 +31,15 @@ func TestNodeConfigDefaults(t *testing.T) {
 	}
 	d := cfg.Discovery
 	switch {
-	case cfg.Link.Mesh != "lanmesh" || cfg.Link.Codec != "binary" || cfg.Link.Name == "":
-		t.Errorf("identity: %q %q %q", cfg.Link.Mesh, cfg.Link.Codec, cfg.Link.Name)
-	case !slices.Equal(cfg.Listen, []string{":0"}):
-		t.Errorf("listen %v: want every interface, any port", cfg.Listen)
+	case cfg.Mesh != "lanmesh" || cfg.Codec != "binary" || cfg.Name == "":
+		t.Errorf("identity: %q %q %q", cfg.Mesh, cfg.Codec, cfg.Name)
+	case !slices.Equal(cfg.Net.Listen, []string{":0"}):
+		t.Errorf("listen %v: want every interface, any port", cfg.Net.Listen)
 	case d.BeaconPort != 8222 || !d.Broadcast || !d.MDNS || len(d.Interfaces) > 0 || len(d.Destinations) > 0:
 		t.Errorf("discovery is not the LAN default: %+v", d)
 	case d.Interval != time.Second || d.LostAfter != 3*time.Second:
 		t.Errorf("timers %v %v", d.Interval, d.LostAfter)
-	case cfg.NoDiscovery || cfg.CableCar.Enabled || len(cfg.Peers) > 0:
+	case cfg.Discovery.Off || cfg.CableCar.Enabled || len(cfg.Net.Peers) > 0:
 		t.Errorf("extras on: %+v", cfg)
 	case cfg.Logger == nil:
 		t.Error("no logger: warnings would be lost")
@@ -55,14 +55,14 @@ func TestNodeConfigFlags(t *testing.T) {
 	}
 	d := cfg.Discovery
 	switch {
-	case cfg.Link.Mesh != "game" || cfg.Link.Name != "ann" || cfg.Link.Codec != "json":
+	case cfg.Mesh != "game" || cfg.Name != "ann" || cfg.Codec != "json":
 		t.Errorf("identity: %+v", cfg.Link)
-	case !slices.Equal(cfg.Listen, []string{":7000"}):
-		t.Errorf("listen %v", cfg.Listen)
+	case !slices.Equal(cfg.Net.Listen, []string{":7000"}):
+		t.Errorf("listen %v", cfg.Net.Listen)
 	case d.BeaconPort != 9000 || !slices.Equal(d.Interfaces, []string{"eth0", "wlan0", "eth2"}) || d.MDNS || !d.Broadcast:
 		t.Errorf("discovery %+v", d)
-	case !slices.Equal(cfg.Peers, []string{"10.0.0.2:7000", "10.0.0.3:7000"}):
-		t.Errorf("peers %v", cfg.Peers)
+	case !slices.Equal(cfg.Net.Peers, []string{"10.0.0.2:7000", "10.0.0.3:7000"}):
+		t.Errorf("peers %v", cfg.Net.Peers)
 	case !cfg.CableCar.Enabled || cfg.CableCar.Listen != ":8223":
 		t.Errorf("cable_car %+v", cfg.CableCar)
 	case d.Interval != 200*time.Millisecond || d.LostAfter != 600*time.Millisecond:
@@ -79,8 +79,8 @@ func TestNodeConfigLoopback(t *testing.T) {
 	d := cfg.Discovery
 	want := []netip.AddrPort{netip.MustParseAddrPort("127.255.255.255:9100")}
 	switch {
-	case !slices.Equal(cfg.Listen, []string{"127.0.0.1:0"}):
-		t.Errorf("listen %v", cfg.Listen)
+	case !slices.Equal(cfg.Net.Listen, []string{"127.0.0.1:0"}):
+		t.Errorf("listen %v", cfg.Net.Listen)
 	case !slices.Equal(d.Interfaces, []string{"lo"}) || !slices.Equal(d.Destinations, want) || d.MDNS:
 		t.Errorf("discovery leaves loopback: %+v", d)
 	case cfg.CableCar.Listen != "127.0.0.1:8223" ||
@@ -88,8 +88,8 @@ func TestNodeConfigLoopback(t *testing.T) {
 		t.Errorf("cable_car leaves loopback: %+v", cfg.CableCar)
 	}
 	cfg, err = flagsConfig(t, "--loopback", "--no-broadcast", "--peer", "127.0.0.1:7000")
-	if err != nil || !cfg.NoDiscovery {
-		t.Errorf("loopback with seeds only: %v, discovery on: %v", err, !cfg.NoDiscovery)
+	if err != nil || !cfg.Discovery.Off {
+		t.Errorf("loopback with seeds only: %v, discovery on: %v", err, !cfg.Discovery.Off)
 	}
 }
 
@@ -114,12 +114,12 @@ func TestNodeConfigErrors(t *testing.T) {
 		}
 	}
 	cfg, err := flagsConfig(t, "--no-broadcast", "--no-mdns", "--peer", "10.0.0.2:7000")
-	if err != nil || !cfg.NoDiscovery {
-		t.Errorf("seeds only: %v, NoDiscovery %v", err, cfg.NoDiscovery)
+	if err != nil || !cfg.Discovery.Off {
+		t.Errorf("seeds only: %v, NoDiscovery %v", err, cfg.Discovery.Off)
 	}
 	// A node that only accepts links, which the others name with --peer.
-	if cfg, err := flagsConfig(t, "--no-broadcast", "--no-mdns"); err != nil || !cfg.NoDiscovery {
-		t.Errorf("listen only: %v, NoDiscovery %v", err, cfg.NoDiscovery)
+	if cfg, err := flagsConfig(t, "--no-broadcast", "--no-mdns"); err != nil || !cfg.Discovery.Off {
+		t.Errorf("listen only: %v, NoDiscovery %v", err, cfg.Discovery.Off)
 	}
 }
 

@@ -43,11 +43,11 @@ func checkEscaped(t *testing.T, what, out string) {
 func startHostilePeer(t *testing.T, meshName string, beaconPort int) *mesh.Node {
 	t.Helper()
 	cfg := mesh.DefaultNodeConfig()
-	cfg.Link.Mesh = meshName
-	cfg.Link.Name = hostileName
-	cfg.Link.Registry = message.Default
+	cfg.Mesh = meshName
+	cfg.Name = hostileName
+	cfg.Registry = message.Default
 	cfg.Link.AutoFlush = true
-	cfg.Listen = []string{"127.0.0.1:0"}
+	cfg.Net.Listen = []string{"127.0.0.1:0"}
 	cfg.Discovery.UseLoopback(beaconPort)
 	cfg.Discovery.Interval = 200 * time.Millisecond
 	cfg.Discovery.Jitter = 20 * time.Millisecond

@@ -276,7 +276,7 @@ func probeAll(ctx context.Context, lk *lanLook) {
 			r, err := mesh.Probe(pctx, n.Addr().String(), !n.Keyed)
 			n.Probed, n.Connect, n.ProbeErr = true, r.Connect, err
 			if r.HasHello {
-				n.Codec = r.Hello.Codec
+				n.Codec = r.Codec
 			}
 			if err != nil && r.Connect > 0 {
 				// Connected, but no Hello: still reachable.

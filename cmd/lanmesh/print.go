@@ -106,11 +106,11 @@ func stamp(t time.Time) string { return t.Format("15:04:05.000") }
 // line a command prints.
 func describeNode(n *mesh.Node, cfg mesh.NodeConfig) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "node %s (%s) in mesh %q, codec %s, listening on", safetext.Line(n.Name()), shortID(n.ID()), cfg.Link.Mesh, cfg.Link.Codec)
+	fmt.Fprintf(&b, "node %s (%s) in mesh %q, codec %s, listening on", safetext.Line(n.Name()), shortID(n.ID()), cfg.Mesh, cfg.Codec)
 	for _, a := range n.Addrs() {
 		fmt.Fprintf(&b, " %s", a)
 	}
-	if cfg.NoDiscovery {
+	if cfg.Discovery.Off {
 		b.WriteString("; no discovery")
 	} else {
 		var ways []string
@@ -126,8 +126,8 @@ func describeNode(n *mesh.Node, cfg mesh.NodeConfig) string {
 		}
 		fmt.Fprintf(&b, "; discovery: %s", strings.Join(ways, ", "))
 	}
-	if len(cfg.Peers) > 0 {
-		fmt.Fprintf(&b, "; peers %s", strings.Join(cfg.Peers, ","))
+	if len(cfg.Net.Peers) > 0 {
+		fmt.Fprintf(&b, "; peers %s", strings.Join(cfg.Net.Peers, ","))
 	}
 	if cfg.CableCar.Enabled {
 		b.WriteString("; cable_car compatible")

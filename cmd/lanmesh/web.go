@@ -34,12 +34,12 @@ func runWeb(ctx context.Context, args []string, std stdio) error {
 	if err != nil {
 		return err
 	}
-	srv, err := web.Serve(n, web.Options{Addr: *addr, Keyed: cfg.Link.Keyring.Keyed(), Traffic: *traffic, Logger: cfg.Logger})
+	srv, err := web.Serve(n, web.Options{Addr: *addr, Keyed: cfg.Keyring.Keyed(), Traffic: *traffic, Logger: cfg.Logger})
 	if err != nil {
 		n.Close()
 		return fmt.Errorf("%w (choose another with --http)", err)
 	}
-	fmt.Fprintf(std.out, "lanmesh web: node %s in mesh %q; the page is at %s\n", n.Name(), cfg.Link.Mesh, srv.URL())
+	fmt.Fprintf(std.out, "lanmesh web: node %s in mesh %q; the page is at %s\n", n.Name(), cfg.Mesh, srv.URL())
 	<-ctx.Done()
 	srv.Close()
 	return n.CloseReason("interrupted")

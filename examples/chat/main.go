@@ -42,9 +42,9 @@ func main() {
 	flag.Parse()
 
 	cfg := mesh.DefaultNodeConfig()
-	cfg.Link.Mesh = *meshName
+	cfg.Mesh = *meshName
 	if *name != "" {
-		cfg.Link.Name = *name
+		cfg.Name = *name
 	}
 	cfg.Link.AutoFlush = true // not a game loop: each line goes out at once
 	cfg.OnPeer = func(ev mesh.PeerEvent) {

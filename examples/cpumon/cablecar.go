@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"math"
 	"strings"
 
@@ -39,6 +40,14 @@ type pyStats struct {
 // The code is lanmesh's own (cable_car's JSON names types, not codes); it
 // only travels on cable_car links, which use the JSON codec.
 func init() { message.MustRegister[pyStats](message.Default, 0x32, "MsgStats") }
+
+// errJSONOnly: MsgStats has no binary form, on purpose (an optional field
+// and a list): the binary codec refuses it by name instead of deriving one.
+var errJSONOnly = errors.New("MsgStats travels only on cable_car links, in JSON")
+
+// AppendBinary and UnmarshalBinary refuse: see errJSONOnly.
+func (*pyStats) AppendBinary([]byte) ([]byte, error) { return nil, errJSONOnly }
+func (*pyStats) UnmarshalBinary([]byte) error        { return errJSONOnly }
 
 // finite keeps a figure JSON can carry (a NaN would fail the encoding).
 func finite(v float64) float64 {

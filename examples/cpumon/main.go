@@ -10,7 +10,7 @@
 //	go run ./examples/cpumon -plain             # print each table, for logs
 //
 // It is written as a loop at the sampling rate: sample, send, Xfer, drain
-// Get and PollEvent, draw. Nothing in it blocks on the network.
+// Get (messages and peer events, in one ordered stream), draw. Nothing in it blocks on the network.
 package main
 
 import (
@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	cfg := mesh.DefaultNodeConfig()
-	cfg.Link.Mesh, cfg.Link.Name, cfg.Link.Codec = *meshName, truncate(*name, maxHost), *codecName
+	cfg.Mesh, cfg.Name, cfg.Codec = *meshName, truncate(*name, maxHost), *codecName
 	cfg.Discovery.BeaconPort = *beaconPort
 	if *loopback {
 		cfg.UseLoopback(*beaconPort)
@@ -100,10 +100,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer node.CloseReason("cpumon stopped")
 
-	m := &monitor{node: node, name: cfg.Link.Name, rows: map[uuid.UUID]Stats{}, py: map[uuid.UUID]bool{},
+	m := &monitor{node: node, name: cfg.Name, rows: map[uuid.UUID]Stats{}, py: map[uuid.UUID]bool{},
 		peers: map[uuid.UUID]bool{}, out: stdout, plain: *plain}
 	if *webAddr != "" {
-		m.web, err = web.Serve(node, web.Options{Addr: *webAddr, Keyed: cfg.Link.Keyring.Keyed(), Traffic: true, Logger: cfg.Logger})
+		m.web, err = web.Serve(node, web.Options{Addr: *webAddr, Keyed: cfg.Keyring.Keyed(), Traffic: true, Logger: cfg.Logger})
 		if err != nil {
 			fmt.Fprintln(stderr, "cpumon:", err)
 			return 1
@@ -154,40 +154,41 @@ func (m *monitor) tick(ctx context.Context) {
 	own := sample(ctx, m.name)
 	self := m.node.ID()
 	m.rows[self] = own
-	for ev, ok := m.node.PollEvent(); ok; ev, ok = m.node.PollEvent() {
-		switch ev.Kind {
-		case mesh.PeerJoined, mesh.PeerRestarted:
-			m.peers[ev.Peer.ID] = isCableCar(ev.Peer)
-		case mesh.PeerLeft:
-			delete(m.peers, ev.Peer.ID)
-			delete(m.rows, ev.Peer.ID)
-			delete(m.py, ev.Peer.ID)
-			if m.web != nil {
-				m.web.Forget(ev.Peer.ID.String())
-			}
-		}
-	}
 	// Each peer in its own tongue: a cable_car program knows only MsgStats.
 	py := toPy(own)
-	for id, cc := range m.peers {
+	send := func(id uuid.UUID, cc bool) {
 		if cc {
 			m.node.Send(id, py)
 		} else {
 			m.node.Send(id, &own)
 		}
 	}
+	for id, cc := range m.peers {
+		send(id, cc)
+	}
 	m.node.Xfer()
+	// One stream, in order: a peer's PeerJoined comes before its messages
+	// and its PeerLeft after its last one.
 	for msg, ok := m.node.Get(); ok; msg, ok = m.node.Get() {
-		if _, linked := m.peers[msg.From]; !linked {
-			// Sent before it left (its PeerJoined comes before any of
-			// its messages): it would bring the row back.
-			continue
-		}
-		switch s := msg.Msg.(type) {
+		switch v := msg.Msg.(type) {
+		case *mesh.PeerEvent:
+			switch v.Kind {
+			case mesh.PeerJoined, mesh.PeerRestarted:
+				cc := isCableCar(v.Peer)
+				m.peers[v.Peer.ID] = cc
+				send(v.Peer.ID, cc) // a newcomer sees this machine at once
+			case mesh.PeerLeft:
+				delete(m.peers, v.Peer.ID)
+				delete(m.rows, v.Peer.ID)
+				delete(m.py, v.Peer.ID)
+				if m.web != nil {
+					m.web.Forget(v.Peer.ID.String())
+				}
+			}
 		case *Stats:
-			m.rows[msg.From] = *s
+			m.rows[msg.From] = *v
 		case *pyStats:
-			m.rows[msg.From] = fromPy(s)
+			m.rows[msg.From] = fromPy(v)
 			m.py[msg.From] = true
 		}
 	}

@@ -191,10 +191,10 @@ func TestMonitorsOnLoopback(t *testing.T) {
 func TestDrawInPlace(t *testing.T) {
 	leaktest.Check(t)
 	cfg := mesh.DefaultNodeConfig()
-	cfg.Link.Name = "box"
+	cfg.Name = "box"
 	cfg.Link.Transport = mesh.NewMemNetwork()
-	cfg.Listen = []string{"box:1"}
-	cfg.NoDiscovery = true
+	cfg.Net.Listen = []string{"box:1"}
+	cfg.Discovery.Off = true
 	node, err := mesh.NewNode(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -220,10 +220,10 @@ func TestDrawInPlace(t *testing.T) {
 func TestPlainLegendOnce(t *testing.T) {
 	leaktest.Check(t)
 	cfg := mesh.DefaultNodeConfig()
-	cfg.Link.Name = "box"
+	cfg.Name = "box"
 	cfg.Link.Transport = mesh.NewMemNetwork()
-	cfg.Listen = []string{"box:1"}
-	cfg.NoDiscovery = true
+	cfg.Net.Listen = []string{"box:1"}
+	cfg.Discovery.Off = true
 	node, err := mesh.NewNode(cfg)
 	if err != nil {
 		t.Fatal(err)

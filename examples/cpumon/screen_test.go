@@ -58,10 +58,10 @@ func (s *shownScreen) shown() string {
 func TestScreenKeys(t *testing.T) {
 	leaktest.Check(t)
 	cfg := mesh.DefaultNodeConfig()
-	cfg.Link.Name = "box"
+	cfg.Name = "box"
 	cfg.Link.Transport = mesh.NewMemNetwork()
-	cfg.Listen = []string{"box:1"}
-	cfg.NoDiscovery = true
+	cfg.Net.Listen = []string{"box:1"}
+	cfg.Discovery.Off = true
 	node, err := mesh.NewNode(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -102,7 +102,7 @@ func main() {
 // serve runs the echo server until ctx ends. It uses the callback form:
 // each message is sent straight back from the link's dispatch goroutine.
 func serve(ctx context.Context, cfg mesh.Config, addrs []string, ready func([]net.Addr)) error {
-	cfg.AutoFlush = true // not a game loop: let Send flush
+	cfg.Link.AutoFlush = true // not a game loop: let Send flush
 	ln, err := mesh.Listen(cfg, addrs...)
 	if err != nil {
 		return err
@@ -111,10 +111,10 @@ func serve(ctx context.Context, cfg mesh.Config, addrs []string, ready func([]ne
 	ready(ln.Addrs())
 	return ln.Serve(ctx, mesh.Handlers{
 		OnOpen: func(m *mesh.Messenger) {
-			fmt.Printf("%s (%s) joined\n", m.Remote().Name, m.RemoteAddr())
+			fmt.Printf("%s (%s) joined\n", m.Remote().Name, m.Remote().RemoteAddr)
 		},
-		OnMessage: func(m *mesh.Messenger, msg any) {
-			if err := m.Send(msg); err != nil {
+		OnMessage: func(m *mesh.Messenger, msg mesh.Message) {
+			if err := m.Send(msg.Msg); err != nil {
 				fmt.Printf("%s: %v\n", m.Remote().Name, err)
 			}
 		},
@@ -153,8 +153,8 @@ func client(ctx context.Context, cfg mesh.Config, addr string, n int, tick time.
 		if err := m.Xfer(); err != nil {
 			return err
 		}
-		for msg := m.Get(); msg != nil; msg = m.Get() {
-			if e, ok := msg.(*Echo); ok {
+		for msg, ok := m.Get(); ok; msg, ok = m.Get() {
+			if e, ok := msg.Msg.(*Echo); ok {
 				got++
 				rtt := time.Since(epoch) - time.Duration(e.Sent)
 				// Measured in ticks: the echo waits for the next Get.

@@ -111,6 +111,10 @@ func (g *game) pump() error {
 		return err
 	}
 	for m, ok := g.node.Get(); ok; m, ok = g.node.Get() {
+		if ev, isEvent := m.Msg.(*mesh.PeerEvent); isEvent {
+			g.event(*ev) // in order: a peer joins before its first move
+			continue
+		}
 		mv, isMove := m.Msg.(*Move)
 		if !isMove {
 			continue
@@ -128,22 +132,24 @@ func (g *game) pump() error {
 			g.note("at %s %d %d", p.name, p.x, p.y)
 		}
 	}
-	for ev, ok := g.node.PollEvent(); ok; ev, ok = g.node.PollEvent() {
-		switch ev.Kind {
-		case mesh.PeerJoined, mesh.PeerRestarted:
-			g.peer(ev.Peer.ID, safetext.Line(ev.Peer.Name))
-			g.note("join %s", safetext.Line(ev.Peer.Name))
-			// The newcomer learns where this player stands.
-			g.node.Send(ev.Peer.ID, g.own())
-		case mesh.PeerLeft:
-			if p, ok := g.others[ev.Peer.ID]; ok {
-				delete(g.others, ev.Peer.ID)
-				g.gone = append(g.gone, p)
-				g.note("leave %s %s", p.name, safetext.Line(fmt.Sprint(ev.Err)))
-			}
+	return g.node.Xfer()
+}
+
+// event handles a peer event of the pump.
+func (g *game) event(ev mesh.PeerEvent) {
+	switch ev.Kind {
+	case mesh.PeerJoined, mesh.PeerRestarted:
+		g.peer(ev.Peer.ID, ev.Peer.Name)
+		g.note("join %s", ev.Peer.Name)
+		// The newcomer learns where this player stands.
+		g.node.Send(ev.Peer.ID, g.own())
+	case mesh.PeerLeft:
+		if p, ok := g.others[ev.Peer.ID]; ok {
+			delete(g.others, ev.Peer.ID)
+			g.gone = append(g.gone, p)
+			g.note("leave %s %v", p.name, ev.Err)
 		}
 	}
-	return g.node.Xfer()
 }
 
 func (g *game) peer(id uuid.UUID, name string) *player {

@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	cfg := mesh.DefaultNodeConfig()
-	cfg.Link.Mesh, cfg.Link.Name, cfg.Link.Codec = *meshName, *name, *codecName
+	cfg.Mesh, cfg.Name, cfg.Codec = *meshName, *name, *codecName
 	cfg.Discovery.BeaconPort = *beaconPort
 	if *loopback {
 		cfg.UseLoopback(*beaconPort)

@@ -144,10 +144,10 @@ func TestHeadlessOnLoopback(t *testing.T) {
 func TestDraw(t *testing.T) {
 	leaktest.Check(t)
 	cfg := mesh.DefaultNodeConfig()
-	cfg.Link.Name = "zoe"
+	cfg.Name = "zoe"
 	cfg.Link.Transport = mesh.NewMemNetwork()
-	cfg.Listen = []string{"zoe:1"}
-	cfg.NoDiscovery = true
+	cfg.Net.Listen = []string{"zoe:1"}
+	cfg.Discovery.Off = true
 	node, err := mesh.NewNode(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -86,7 +86,7 @@ func idleLinks(ctx context.Context, r *runner, k int) ([]Result, error) {
 }
 
 // rawPeer is a hand-made peer of a node: a TCP connection that did the
-// handshake through the public API and then moves bytes itself, so that
+// unkeyed handshake by hand (SPEC.md) and then moves bytes itself, so that
 // the node's side of a link is measured alone.
 type rawPeer struct {
 	conn net.Conn
@@ -94,13 +94,13 @@ type rawPeer struct {
 }
 
 func dialRawPeer(ctx context.Context, n *mesh.Node) (*rawPeer, error) {
-	cfg := nodeConfig("bench-raw", "binary", nil).Link
+	cfg := nodeConfig("bench-raw", "binary", nil)
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp4", n.Addrs()[0].String())
 	if err != nil {
 		return nil, err
 	}
-	if _, err := mesh.Handshake(ctx, conn, cfg.Hello(), cfg); err != nil {
+	if err := rawHandshake(ctx, conn, cfg); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -109,6 +109,49 @@ func dialRawPeer(ctx context.Context, n *mesh.Node) (*rawPeer, error) {
 		return nil, err
 	}
 	return &rawPeer{conn: conn, id: cfg.NodeID}, nil
+}
+
+// rawHandshake runs the unkeyed handshake on conn as SPEC.md writes it:
+// send a Hello, read the peer's, send Accept, read Accept.
+func rawHandshake(ctx context.Context, conn net.Conn, cfg mesh.NodeConfig) error {
+	if d, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(d)
+		defer conn.SetDeadline(time.Time{})
+	}
+	frame := func(kind byte, body []byte) []byte {
+		return append([]byte{'L', 'N', 'M', 'H', 1, kind, byte(len(body) >> 8), byte(len(body))}, body...)
+	}
+	inst := uuid.New()
+	body := append(append([]byte{}, cfg.NodeID[:]...), inst[:]...)
+	body = append(body, 0, 0, 0, 0) // no listen port, no suite, no flags
+	for _, s := range []string{cfg.Name, cfg.Mesh, cfg.Codec} {
+		body = append(append(body, byte(len(s))), s...)
+	}
+	body = append(body, 0, 0) // no suite data
+	read := func() (byte, error) {
+		hdr := make([]byte, 8)
+		if _, err := io.ReadFull(conn, hdr); err != nil {
+			return 0, err
+		}
+		n := int(hdr[6])<<8 | int(hdr[7])
+		if _, err := io.ReadFull(conn, make([]byte, n)); err != nil {
+			return 0, err
+		}
+		return hdr[5], nil
+	}
+	if _, err := conn.Write(frame(1, body)); err != nil {
+		return err
+	}
+	if kind, err := read(); err != nil || kind != 1 {
+		return fmt.Errorf("handshake: kind %d, %v", kind, err)
+	}
+	if _, err := conn.Write(frame(3, nil)); err != nil {
+		return err
+	}
+	if kind, err := read(); err != nil || kind != 3 {
+		return fmt.Errorf("handshake: kind %d, %v", kind, err)
+	}
+	return nil
 }
 
 // mallocs returns the process's count of heap allocations so far.
@@ -188,9 +231,13 @@ func allocsPerMessage(ctx context.Context, r *runner) ([]Result, error) {
 		}()
 		rctx, cancel := context.WithTimeout(recvCtx, 30*time.Second)
 		defer cancel()
-		for range count {
-			if _, err := n.Receive(rctx); err != nil {
+		for got := 0; got < count; {
+			m, err := n.Receive(rctx)
+			if err != nil {
 				return err
+			}
+			if _, isEvent := m.Msg.(*mesh.PeerEvent); !isEvent {
+				got++
 			}
 		}
 		return <-werr

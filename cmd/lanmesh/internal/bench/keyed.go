@@ -17,7 +17,7 @@ func keyOption() configMod {
 	if err != nil {
 		return nil
 	}
-	return func(c *mesh.NodeConfig) { c.Link.Keyring = meshkey.Keyring{Primary: key} }
+	return func(c *mesh.NodeConfig) { c.Keyring = meshkey.Keyring{Primary: key} }
 }
 
 // noKeys is the keyed part's skip message when no key can be made.

@@ -141,9 +141,9 @@ func runGated(ctx context.Context, spec nodeSpec, emit func(nodeLine), ready cha
 
 func runMeshNode(ctx context.Context, spec nodeSpec, emit func(nodeLine)) error {
 	cfg := mesh.DefaultNodeConfig()
-	cfg.Link.NodeID = spec.NodeID
-	cfg.Link.Name = spec.Name
-	cfg.Link.Mesh = spec.Mesh
+	cfg.NodeID = spec.NodeID
+	cfg.Name = spec.Name
+	cfg.Mesh = spec.Mesh
 	if spec.Silence > 0 {
 		cfg.Link.Silence = spec.Silence
 	}
@@ -151,7 +151,7 @@ func runMeshNode(ctx context.Context, spec nodeSpec, emit func(nodeLine)) error 
 		cfg.Link.PingInterval = spec.PingInterval
 	}
 	if spec.FastRedial {
-		cfg.RedialMin, cfg.RedialMax = 50*time.Millisecond, 300*time.Millisecond
+		cfg.Net.RedialMin, cfg.Net.RedialMax = 50*time.Millisecond, 300*time.Millisecond
 	}
 	cfg.Discovery.Broadcast = spec.Broadcast
 	cfg.Discovery.MDNS = spec.MDNS

@@ -24,16 +24,26 @@ type configMod func(*mesh.NodeConfig)
 // (a loaded machine must not drop a link in the middle of a measurement).
 func nodeConfig(name, codecName string, mod configMod) mesh.NodeConfig {
 	cfg := mesh.DefaultNodeConfig()
-	cfg.Link.Name = name
-	cfg.Link.Mesh = benchMesh
-	cfg.Link.Codec = codecName
-	cfg.Link.Registry = registry
+	cfg.Name = name
+	cfg.Mesh = benchMesh
+	cfg.Codec = codecName
+	cfg.Registry = registry
 	cfg.Link.Silence = 10 * time.Second
-	cfg.Listen = []string{"127.0.0.1:0"}
-	cfg.NoDiscovery = true
+	cfg.Net.Listen = []string{"127.0.0.1:0"}
+	cfg.Discovery.Off = true
 	if mod != nil {
 		mod(&cfg)
 	}
+	return cfg
+}
+
+// messengerConfig is the Config of a Messenger with a node's identity and
+// tunables.
+func messengerConfig(nc mesh.NodeConfig) mesh.Config {
+	cfg := mesh.DefaultConfig()
+	cfg.NodeID, cfg.Name, cfg.Mesh, cfg.Codec = nc.NodeID, nc.Name, nc.Mesh, nc.Codec
+	cfg.Registry, cfg.Keyring, cfg.Logger = nc.Registry, nc.Keyring, nc.Logger
+	cfg.Link = nc.Link
 	return cfg
 }
 

@@ -68,7 +68,7 @@ func rttResults(ctx context.Context, r *runner, mod configMod) ([]Result, error)
 			if err != nil {
 				return
 			}
-			mb.Send(msg)
+			mb.Send(msg.Msg)
 			mb.Xfer()
 		}
 	}()
@@ -164,8 +164,8 @@ func rttResults(ctx context.Context, r *runner, mod configMod) ([]Result, error)
 
 // messengerPair links two Messengers (Listen, Dial) over loopback.
 func messengerPair(ctx context.Context, mod configMod, cl *closers) (a, b *mesh.Messenger, err error) {
-	cfgA := nodeConfig("bench-ma", "binary", mod).Link
-	cfgB := nodeConfig("bench-mb", "binary", mod).Link
+	cfgA := messengerConfig(nodeConfig("bench-ma", "binary", mod))
+	cfgB := messengerConfig(nodeConfig("bench-mb", "binary", mod))
 	ln, err := mesh.Listen(cfgB, "127.0.0.1:0")
 	if err != nil {
 		return nil, nil, err

@@ -161,10 +161,13 @@ func startNodeCounter(n *mesh.Node) *counter {
 	go func() {
 		defer c.wg.Done()
 		for {
-			if _, err := n.Receive(ctx); err != nil {
+			m, err := n.Receive(ctx)
+			if err != nil {
 				return
 			}
-			c.n.Add(1)
+			if _, isEvent := m.Msg.(*mesh.PeerEvent); !isEvent {
+				c.n.Add(1)
+			}
 		}
 	}()
 	return c
