@@ -1,0 +1,106 @@
+package main
+
+import (
+	"reflect"
+
+	"github.com/google/uuid"
+
+	"github.com/lanmesh/lanmesh/codec"
+	"github.com/lanmesh/lanmesh/message"
+)
+
+// The game's messages: plain structs of fixed-size fields. Their binary
+// form is the one codec.DeriveBinary derives (codec/SPEC-derived.md: the
+// fields in order, integers big-endian). The registry does not derive forms
+// yet, so each type has AppendBinary and UnmarshalBinary that only call
+// its derived form; once the registry derives them, delete those methods:
+// the bytes on the wire stay the same.
+
+// Pos is where a player stands: state, sent often, only the newest
+// matters. Step grows with every move, so a receiver keeps the newest.
+type Pos struct {
+	X    uint8  `json:"x" msgpack:"x"`
+	Y    uint8  `json:"y" msgpack:"y"`
+	Step uint32 `json:"step" msgpack:"step"`
+}
+
+// Hello is what a player tells each newcomer, reliably, before replaying
+// the claims it knows: the round it is in (0 while it waits for players).
+type Hello struct {
+	Round uint32 `json:"round" msgpack:"round"`
+}
+
+// Claim says that Player stepped on coin Coin of round Round (see the
+// package doc for who wins a coin). A player broadcasts its own claims,
+// reliably, and replays every claim it knows of the current round to each
+// newcomer, which is why the claim names its player rather than relying on
+// the sender.
+type Claim struct {
+	Round  uint32    `json:"round" msgpack:"round"`
+	Coin   uint8     `json:"coin" msgpack:"coin"`
+	Player uuid.UUID `json:"player" msgpack:"player"`
+	Name   [16]byte  `json:"name" msgpack:"name"` // the player's name, cut to 16 bytes, NUL-padded
+}
+
+func init() {
+	message.MustRegister[Pos](message.Default, 0x32, "GamePos")
+	message.MustRegister[Hello](message.Default, 0x33, "GameHello")
+	message.MustRegister[Claim](message.Default, 0x34, "GameClaim")
+}
+
+var (
+	posForm   = mustDerive[Pos]()
+	helloForm = mustDerive[Hello]()
+	claimForm = mustDerive[Claim]()
+)
+
+func mustDerive[T any]() *codec.BinaryForm {
+	f, err := codec.DeriveBinary(reflect.TypeFor[T]())
+	if err != nil {
+		panic(err) // the types above are fixed: a refusal is a bug here
+	}
+	return f
+}
+
+// AppendBinary appends the derived form: 6 bytes.
+func (m *Pos) AppendBinary(b []byte) ([]byte, error) { return posForm.Append(b, m) }
+
+// UnmarshalBinary reads what AppendBinary wrote.
+func (m *Pos) UnmarshalBinary(p []byte) error { return posForm.Unmarshal(p, m) }
+
+// AppendBinary appends the derived form: 4 bytes.
+func (m *Hello) AppendBinary(b []byte) ([]byte, error) { return helloForm.Append(b, m) }
+
+// UnmarshalBinary reads what AppendBinary wrote.
+func (m *Hello) UnmarshalBinary(p []byte) error { return helloForm.Unmarshal(p, m) }
+
+// AppendBinary appends the derived form: 37 bytes.
+func (m *Claim) AppendBinary(b []byte) ([]byte, error) { return claimForm.Append(b, m) }
+
+// UnmarshalBinary reads what AppendBinary wrote.
+func (m *Claim) UnmarshalBinary(p []byte) error { return claimForm.Unmarshal(p, m) }
+
+// nameBytes cuts name to 16 bytes, at a rune boundary.
+func nameBytes(name string) (b [16]byte) {
+	n := 0
+	for i := range name {
+		if i > len(b) {
+			break
+		}
+		n = i
+	}
+	if len(name) <= len(b) {
+		n = len(name)
+	}
+	copy(b[:], name[:n])
+	return b
+}
+
+// nameString is the name nameBytes kept.
+func nameString(b [16]byte) string {
+	n := len(b)
+	for n > 0 && b[n-1] == 0 {
+		n--
+	}
+	return string(b[:n])
+}
