@@ -135,9 +135,9 @@ func draw(s tcell.Screen, w *world, notes []string) {
 	plain := tcell.StyleDefault
 	dim := plain.Dim(true)
 	if cols, rows := s.Size(); cols < needWidth || rows < needRows {
-		msg := []string{"The terminal is too small for the game:",
-			fmt.Sprintf("it needs %dx%d, it is %dx%d.", needWidth, needRows, cols, rows),
-			"Make it larger, or press q to quit."}
+		// Short lines, so that a narrow terminal shows them whole.
+		msg := []string{"terminal too small:", fmt.Sprintf("need %dx%d,", needWidth, needRows),
+			fmt.Sprintf("have %dx%d.", cols, rows), "enlarge it,", "or q quits"}
 		for i, m := range msg {
 			put(s, 0, i, m, plain.Bold(i == 0))
 		}
