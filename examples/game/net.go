@@ -79,7 +79,7 @@ func pump(node *mesh.Node, w *world) error {
 		case *Hello:
 			w.hello(m.From, m.FromName, msg)
 		case *Claim:
-			w.claim(msg)
+			w.claim(m.From, msg)
 		}
 	}
 	for ev, ok := node.PollEvent(); ok; ev, ok = node.PollEvent() {

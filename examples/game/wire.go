@@ -25,9 +25,12 @@ type Pos struct {
 }
 
 // Hello is what a player tells each newcomer, reliably, before replaying
-// the claims it knows: the round it is in (0 while it waits for players).
+// the claims it knows: the round it is in (0 while it waits for players)
+// and how many claims follow. The newcomer claims no coin until they have
+// come, so that it never takes a coin it has not heard was taken.
 type Hello struct {
-	Round uint32 `json:"round" msgpack:"round"`
+	Round  uint32 `json:"round" msgpack:"round"`
+	Claims uint8  `json:"claims" msgpack:"claims"`
 }
 
 // Claim says that Player stepped on coin Coin of round Round (see the
@@ -68,7 +71,7 @@ func (m *Pos) AppendBinary(b []byte) ([]byte, error) { return posForm.Append(b, 
 // UnmarshalBinary reads what AppendBinary wrote.
 func (m *Pos) UnmarshalBinary(p []byte) error { return posForm.Unmarshal(p, m) }
 
-// AppendBinary appends the derived form: 4 bytes.
+// AppendBinary appends the derived form: 5 bytes.
 func (m *Hello) AppendBinary(b []byte) ([]byte, error) { return helloForm.Append(b, m) }
 
 // UnmarshalBinary reads what AppendBinary wrote.

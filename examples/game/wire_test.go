@@ -19,7 +19,7 @@ func TestWireForms(t *testing.T) {
 		size int
 	}{
 		{&Pos{X: 39, Y: 15, Step: 0x01020304}, &Pos{}, 6},
-		{&Hello{Round: 7}, &Hello{}, 4},
+		{&Hello{Round: 7, Claims: 3}, &Hello{}, 5},
 		{&Claim{Round: 3, Coin: 9, Player: id, Name: nameBytes("ann")}, &Claim{}, 37},
 	} {
 		b, err := tc.in.AppendBinary(nil)
@@ -74,6 +74,6 @@ func FuzzClaim(f *testing.F) {
 		}
 		// Whatever came, the world takes it without harm.
 		w := newWorld(uuid.New(), "me", 1, 1, &recorder{}, func(string, ...any) {})
-		w.claim(&c)
+		w.claim(uuid.Nil, &c)
 	})
 }

@@ -87,6 +87,7 @@ type world struct {
 	pause     int                                  // ticks between rounds
 	pauseLeft int                                  // >0: the current round is over, the next starts when it reaches 0
 	claims    map[uint32]*[coinsPerRound]uuid.UUID // round -> each coin's winner (zero: untaken)
+	owed      map[uuid.UUID]int                    // claims a welcome said would follow, not yet come
 	sinceSent int                                  // ticks since this player's position went out
 }
 
@@ -100,6 +101,7 @@ func newWorld(id uuid.UUID, name string, waitFor, pause int, out sender, note fu
 		waitFor: waitFor,
 		pause:   max(pause, 1),
 		claims:  map[uint32]*[coinsPerRound]uuid.UUID{},
+		owed:    map[uuid.UUID]int{},
 	}
 	w.me.x, w.me.y = w.free(startAt(id))
 	w.me.prevX, w.me.prevY = w.me.x, w.me.y
@@ -248,23 +250,33 @@ func (w *world) won(round uint32) *[coinsPerRound]uuid.UUID {
 	return c
 }
 
-// pickup claims a coin this player stands on.
+// pickup claims a coin this player stands on, unless a welcome's claims
+// are still to come.
 func (w *world) pickup() {
+	if len(w.owed) > 0 {
+		return
+	}
 	for _, i := range w.coins() {
 		if x, y := coinAt(w.round, i); x == w.me.x && y == w.me.y {
 			c := &Claim{Round: w.round, Coin: uint8(i), Player: w.me.id, Name: nameBytes(w.me.name)}
 			w.out.sendReliable(c)
-			w.claim(c)
+			w.claim(w.me.id, c)
 			return
 		}
 	}
 }
 
-// claim records a claim (this player's own, or one that came). Of claims
+// claim records a claim from a player (this one's own, or one that came;
+// the claim may be another's, replayed in a welcome). Of claims
 // on one coin, the lowest player id wins: claims only cross on the wire
 // (nobody claims a coin it knows is taken), so every player ends with the
 // same winners whatever order the claims came in.
-func (w *world) claim(c *Claim) {
+func (w *world) claim(from uuid.UUID, c *Claim) {
+	if n := w.owed[from]; n > 1 {
+		w.owed[from] = n - 1
+	} else {
+		delete(w.owed, from)
+	}
 	if c.Round < w.round || int(c.Coin) >= coinsPerRound || c.Player == uuid.Nil {
 		return // a round that is over, or nonsense
 	}
@@ -303,7 +315,6 @@ func (w *world) startRound(r uint32) {
 		w.note("over %d", r)
 		w.pauseLeft = w.pause
 	}
-	w.pickup()
 }
 
 // finish tells the round's scores, once, as this player has them.
@@ -361,21 +372,26 @@ func (w *world) join(id uuid.UUID, name string) {
 	w.names[id] = name
 	w.note("join %s", safetext.Line(name))
 	w.sendPos()
-	w.out.sendReliableTo(id, &Hello{Round: w.round})
+	var replay []*Claim
 	for r, won := range w.claims {
 		if r < w.round {
 			continue
 		}
 		for i, winner := range won {
 			if winner != uuid.Nil {
-				w.out.sendReliableTo(id, &Claim{Round: r, Coin: uint8(i), Player: winner, Name: nameBytes(w.names[winner])})
+				replay = append(replay, &Claim{Round: r, Coin: uint8(i), Player: winner, Name: nameBytes(w.names[winner])})
 			}
 		}
+	}
+	w.out.sendReliableTo(id, &Hello{Round: w.round, Claims: uint8(len(replay))})
+	for _, c := range replay {
+		w.out.sendReliableTo(id, c)
 	}
 }
 
 // leave removes a player whose link ended. Its coins stay its own.
 func (w *world) leave(id uuid.UUID) {
+	delete(w.owed, id)
 	if p, ok := w.players[id]; ok {
 		delete(w.players, id)
 		w.note("left %s", safetext.Line(p.name))
@@ -387,6 +403,9 @@ func (w *world) leave(id uuid.UUID) {
 func (w *world) hello(from uuid.UUID, name string, h *Hello) {
 	p := w.peer(from, name)
 	p.hello = true
+	if h.Claims > 0 {
+		w.owed[from] = int(h.Claims)
+	}
 	switch {
 	case h.Round > w.round:
 		w.finish(w.round)

@@ -84,7 +84,7 @@ func (h *hub) deliver() {
 					case *Hello:
 						w.hello(from, name, m)
 					case *Claim:
-						w.claim(m)
+						w.claim(from, m)
 					}
 				}
 			}
@@ -329,11 +329,11 @@ func TestLaterRoundWins(t *testing.T) {
 	if w.round != 4 {
 		t.Fatalf("round %d after a Hello of round 4", w.round)
 	}
-	w.claim(&Claim{Round: 5, Coin: 2, Player: id(3), Name: nameBytes("cat")})
+	w.claim(id(3), &Claim{Round: 5, Coin: 2, Player: id(3), Name: nameBytes("cat")})
 	if w.round != 5 || w.claims[5][2] != id(3) || w.claims[4] != nil {
 		t.Errorf("round %d, claims %v after a claim of round 5", w.round, w.claims)
 	}
-	w.claim(&Claim{Round: 4, Coin: 1, Player: id(1)})
+	w.claim(id(1), &Claim{Round: 4, Coin: 1, Player: id(1)})
 	if w.claims[4] != nil {
 		t.Error("a claim of a round that is over was kept")
 	}
@@ -440,5 +440,36 @@ func TestCoinsOnFloor(t *testing.T) {
 				t.Fatalf("coin %d of round %d in a wall at %d,%d", i, r, x, y)
 			}
 		}
+	}
+}
+
+// TestNewcomerWaitsForClaims: a newcomer claims no coin until the claims
+// its welcome announced have come, so it never takes a coin it has not
+// heard was taken, even with a lower id than the winner.
+func TestNewcomerWaitsForClaims(t *testing.T) {
+	rec := &recorder{}
+	w := newWorld(id(1), "ann", 1, 3, rec, func(string, ...any) {})
+	w.join(id(2), "bob")
+	w.hello(id(2), "bob", &Hello{Round: 1, Claims: 1})
+	walkOnto(w, 0)
+	w.tick()
+	for _, s := range rec.sent {
+		if _, ok := s.msg.(*Claim); ok {
+			t.Fatalf("claimed coin 0 before the welcome's claims came")
+		}
+	}
+	w.claim(id(2), &Claim{Round: 1, Coin: 0, Player: id(2), Name: nameBytes("bob")})
+	if w.claims[1][0] != id(2) || len(w.owed) != 0 {
+		t.Fatalf("coin 0 is %v, owed %v", w.claims[1][0], w.owed)
+	}
+	walkOnto(w, 1)
+	if w.claims[1][1] != w.me.id {
+		t.Error("no claim once the welcome was complete")
+	}
+	// A welcomer that leaves before its claims came owes nothing.
+	w.hello(id(3), "cat", &Hello{Round: 1, Claims: 5})
+	w.leave(id(3))
+	if len(w.owed) != 0 {
+		t.Errorf("owed %v after the welcomer left", w.owed)
 	}
 }
