@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
 
 	"github.com/google/uuid"
+
+	"github.com/lanmesh/lanmesh/codec"
+	"github.com/lanmesh/lanmesh/message"
 )
 
 // TestWireForms: each message's binary form round-trips, has the size the
@@ -41,6 +45,31 @@ func TestWireForms(t *testing.T) {
 	b, _ := (&Pos{X: 1, Y: 2, Step: 0x0a0b0c0d}).AppendBinary(nil)
 	if want := []byte{1, 2, 0x0a, 0x0b, 0x0c, 0x0d}; !bytes.Equal(b, want) {
 		t.Errorf("Pos: % x, want % x", b, want)
+	}
+}
+
+// TestEveryCodec: the messages cross each codec a player can pick.
+func TestEveryCodec(t *testing.T) {
+	msgs := []any{&Pos{X: 3, Y: 4, Step: 99}, &Hello{Round: 2, Claims: 1},
+		&Claim{Round: 2, Coin: 5, Player: uuid.New(), Name: nameBytes("zoë")}}
+	for _, name := range []string{"binary", "msgpack", "json"} {
+		c, err := codec.New(name, message.Default)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stream []byte
+		for _, m := range msgs {
+			if stream, err = c.AppendFrame(stream, m); err != nil {
+				t.Fatalf("%s: %T: %v", name, m, err)
+			}
+		}
+		dec := c.NewDecoder(bytes.NewReader(stream))
+		for _, m := range msgs {
+			got, _, err := dec.Decode()
+			if err != nil || !reflect.DeepEqual(got, m) {
+				t.Errorf("%s: %+v came back as %+v, %v", name, m, got, err)
+			}
+		}
 	}
 }
 
