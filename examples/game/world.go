@@ -271,23 +271,27 @@ func (w *world) pickup() {
 // on one coin, the lowest player id wins: claims only cross on the wire
 // (nobody claims a coin it knows is taken), so every player ends with the
 // same winners whatever order the claims came in.
+//
+// A player claims for itself: a claim for another player is taken only as
+// part of a welcome (while the claims its Hello announced are coming).
 func (w *world) claim(from uuid.UUID, c *Claim) {
+	replayed := w.owed[from] > 0
 	if n := w.owed[from]; n > 1 {
 		w.owed[from] = n - 1
 	} else {
 		delete(w.owed, from)
 	}
-	if c.Round < w.round || int(c.Coin) >= coinsPerRound || c.Player == uuid.Nil {
+	if c.Round < w.round || int(c.Coin) >= coinsPerRound || c.Player == uuid.Nil || (c.Player != from && !replayed) {
 		return // a round that is over, or nonsense
-	}
-	if _, ok := w.names[c.Player]; !ok {
-		w.names[c.Player] = nameString(c.Name)
 	}
 	won := w.won(c.Round)
 	if cur := won[c.Coin]; cur != uuid.Nil && !less(c.Player, cur) {
 		return
 	}
 	won[c.Coin] = c.Player
+	if _, ok := w.names[c.Player]; !ok {
+		w.names[c.Player] = nameString(c.Name)
+	}
 	if c.Round > w.round {
 		// Someone is in a later round: this one is over for everyone.
 		w.finish(w.round)
@@ -307,6 +311,13 @@ func (w *world) startRound(r uint32) {
 	for old := range w.claims {
 		if old < r {
 			delete(w.claims, old)
+		}
+	}
+	// Forget the names of players who are gone and have no coin left to
+	// show: the table stays as long as the players.
+	for id := range w.names {
+		if _, here := w.players[id]; !here && id != w.me.id && !w.hasCoin(id) {
+			delete(w.names, id)
 		}
 	}
 	w.round, w.pauseLeft = r, 0
@@ -555,4 +566,14 @@ func (w *world) taken() int {
 		}
 	}
 	return n
+}
+
+// hasCoin reports whether id won a coin of a round still kept.
+func (w *world) hasCoin(id uuid.UUID) bool {
+	for _, won := range w.claims {
+		if slices.Contains(won[:], id) {
+			return true
+		}
+	}
+	return false
 }

@@ -473,3 +473,24 @@ func TestNewcomerWaitsForClaims(t *testing.T) {
 		t.Errorf("owed %v after the welcomer left", w.owed)
 	}
 }
+
+// TestForeignClaims: a claim for another player is taken only inside a
+// welcome; outside it, a player can claim only for itself.
+func TestForeignClaims(t *testing.T) {
+	w := newWorld(id(5), "eve", 1, 3, &recorder{}, func(string, ...any) {})
+	w.join(id(2), "bob")
+	w.hello(id(2), "bob", &Hello{Round: 1})
+	w.claim(id(2), &Claim{Round: 1, Coin: 0, Player: id(1), Name: nameBytes("ann")})
+	if w.claims[1][0] != uuid.Nil {
+		t.Error("bob gave coin 0 to ann outside a welcome")
+	}
+	w.hello(id(2), "bob", &Hello{Round: 1, Claims: 1})
+	w.claim(id(2), &Claim{Round: 1, Coin: 0, Player: id(1), Name: nameBytes("ann")})
+	if w.claims[1][0] != id(1) || w.names[id(1)] != "ann" {
+		t.Errorf("a welcome's claim for ann not taken: %v", w.claims[1][0])
+	}
+	w.claim(id(2), &Claim{Round: 1, Coin: 1, Player: id(1)})
+	if w.claims[1][1] != uuid.Nil {
+		t.Error("a claim past the welcome's count taken")
+	}
+}
