@@ -38,8 +38,11 @@
 //     A player that hears of a later round (a Hello or a Claim) joins it at
 //     once: a round cannot stall on a player that left mid-claim.
 //   - Joining: every player welcomes a newcomer with its position, a Hello
-//     carrying its round, and every claim it knows of that round. Round 1
-//     begins once a player has heard from -wait others.
+//     carrying its round and the number of claims that follow, and every
+//     claim it knows of that round. The newcomer claims no coin until those
+//     claims have come, so it never takes a coin it has not heard was taken.
+//     Outside a welcome a player claims only for itself. Round 1 begins
+//     once a player has heard from -wait others.
 //   - Glyphs: each player gets the first letter of its name unless a
 //     player with a lower node id has it, then a free glyph its id picks;
 //     the result depends only on who is present, not on who came first.
@@ -67,6 +70,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/gdamore/tcell/v2"
 )
 
 func main() {
@@ -125,7 +130,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *isBot {
 		err = bot(ctx, node, w, stdout, *rounds, *tick, *limit, *linger)
 	} else {
-		err = play(ctx, node, w, *tick)
+		var s tcell.Screen
+		if s, err = tcell.NewScreen(); err == nil {
+			err = play(ctx, node, w, s, *tick)
+		}
 	}
 	node.CloseReason(node.Name() + " left the game")
 	if err != nil && !errors.Is(err, context.Canceled) {

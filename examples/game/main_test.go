@@ -87,12 +87,7 @@ func checkFinals(t *testing.T, outs map[string]string) {
 // and print the same final scores.
 func TestBotsOnLoopback(t *testing.T) {
 	leaktest.Check(t)
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := fmt.Sprint(c.LocalAddr().(*net.UDPAddr).Port)
-	c.Close()
+	port := fmt.Sprint(freeUDPPort(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	outs := map[string]*lines{"ann": {}, "bob": {}}
@@ -127,4 +122,14 @@ func TestFlags(t *testing.T) {
 			t.Errorf("%q: exit %d, want 2: %s", args, code, errOut.String())
 		}
 	}
+}
+
+// freeUDPPort returns a UDP port on loopback that was free a moment ago.
+func freeUDPPort(t *testing.T) int {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
 }

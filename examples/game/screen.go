@@ -26,14 +26,10 @@ const (
 	needRows  = 1 + boardH + 2 + noteRows
 )
 
-// play runs the game on the terminal until q, Esc or Ctrl-C. Each tick:
-// read the keys pressed since the last, move, tick the world, pump the
-// network, draw.
-func play(ctx context.Context, node *mesh.Node, w *world, tick time.Duration) error {
-	s, err := tcell.NewScreen()
-	if err != nil {
-		return err
-	}
+// play runs the game on screen s (which it initializes and finalizes)
+// until q, Esc or Ctrl-C. Each tick: read the keys pressed since the last,
+// move, tick the world, pump the network, draw.
+func play(ctx context.Context, node *mesh.Node, w *world, s tcell.Screen, tick time.Duration) error {
 	if err := s.Init(); err != nil {
 		return err
 	}

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gdamore/tcell/v2"
+
+	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
 )
 
 func TestKeys(t *testing.T) {
@@ -116,5 +121,52 @@ func TestDraw(t *testing.T) {
 		if strings.ContainsRune(row(s, y), 0x1b) {
 			t.Errorf("row %d has an escape: %q", y, row(s, y))
 		}
+	}
+}
+
+// TestPlay runs the screen's loop on a simulated terminal with a node on
+// loopback and no other player: an arrow moves the player, q ends the game.
+func TestPlay(t *testing.T) {
+	leaktest.Check(t)
+	node, err := newNode(nodeOptions{mesh: "game-play-test", name: "ann", codec: "binary", beaconPort: freeUDPPort(t),
+		loopback: true, logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	w := newWorld(node.ID(), node.Name(), 1, 10, netSender{node: node, log: slog.New(slog.DiscardHandler)}, func(string, ...any) {})
+	dx := 1
+	if w.blocked(w.me.x+1, w.me.y, &w.me) {
+		dx = -1
+	}
+	x := w.me.x
+	s := tcell.NewSimulationScreen("")
+	key := tcell.KeyRight
+	if dx < 0 {
+		key = tcell.KeyLeft
+	}
+	done := make(chan error, 1)
+	go func() { done <- play(context.Background(), node, w, s, 5*time.Millisecond) }()
+	// Keys are read once the screen is up: wait for the first frame.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(row(s, 0), "You are") {
+		select {
+		case err := <-done:
+			t.Fatalf("play ended at once: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no frame drawn")
+		}
+	}
+	s.InjectKey(key, 0, 0)
+	s.InjectKey(tcell.KeyRune, 'q', 0)
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("q did not end the game")
+	}
+	if err != nil || w.me.x != x+dx {
+		t.Errorf("play: %v; at %d, was at %d, stepped %d", err, w.me.x, x, dx)
 	}
 }
