@@ -132,7 +132,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	} else {
 		var s tcell.Screen
 		if s, err = tcell.NewScreen(); err == nil {
-			err = play(ctx, node, w, s, *tick)
+			if err = s.Init(); err == nil {
+				err = play(ctx, node, w, s, *tick)
+				s.Fini()
+			}
 		}
 	}
 	node.CloseReason(node.Name() + " left the game")

@@ -26,14 +26,10 @@ const (
 	needRows  = 1 + boardH + 2 + noteRows
 )
 
-// play runs the game on screen s (which it initializes and finalizes)
-// until q, Esc or Ctrl-C. Each tick: read the keys pressed since the last,
-// move, tick the world, pump the network, draw.
+// play runs the game on screen s, initialized, until q, Esc or Ctrl-C.
+// Each tick: read the keys pressed since the last, move, tick the world,
+// pump the network, draw.
 func play(ctx context.Context, node *mesh.Node, w *world, s tcell.Screen, tick time.Duration) error {
-	if err := s.Init(); err != nil {
-		return err
-	}
-	defer s.Fini()
 	events := make(chan tcell.Event, 64)
 	quit := make(chan struct{})
 	defer close(quit)

@@ -140,27 +140,16 @@ func TestPlay(t *testing.T) {
 		dx = -1
 	}
 	x := w.me.x
-	s := tcell.NewSimulationScreen("")
+	s := simScreen(t, 80, 25)
 	key := tcell.KeyRight
 	if dx < 0 {
 		key = tcell.KeyLeft
 	}
-	done := make(chan error, 1)
-	go func() { done <- play(context.Background(), node, w, s, 5*time.Millisecond) }()
-	// Keys are read once the screen is up: wait for the first frame.
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(row(s, 0), "You are") {
-		select {
-		case err := <-done:
-			t.Fatalf("play ended at once: %v", err)
-		case <-time.After(5 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no frame drawn")
-		}
-	}
+	// Keys pressed before the loop runs wait for it, in order.
 	s.InjectKey(key, 0, 0)
 	s.InjectKey(tcell.KeyRune, 'q', 0)
+	done := make(chan error, 1)
+	go func() { done <- play(context.Background(), node, w, s, 5*time.Millisecond) }()
 	select {
 	case err = <-done:
 	case <-time.After(10 * time.Second):
