@@ -6,7 +6,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/lanmesh/lanmesh/mesh"
 	"github.com/lanmesh/lanmesh/safetext"
 )
 
@@ -26,7 +25,7 @@ import (
 // It ends after done, or with an error once limit has passed. After done
 // it keeps pumping for linger, so that its last claim reaches everyone and
 // the others see it leave rather than vanish.
-func bot(ctx context.Context, node *mesh.Node, w *world, out io.Writer, rounds int, tick, limit, linger time.Duration) error {
+func bot(ctx context.Context, pump func() error, w *world, out io.Writer, rounds int, tick, limit, linger time.Duration) error {
 	finals := 0
 	w.note = func(format string, args ...any) {
 		fmt.Fprintf(out, format+"\n", args...)
@@ -45,7 +44,7 @@ func bot(ctx context.Context, node *mesh.Node, w *world, out io.Writer, rounds i
 			w.move(w.toward())
 		}
 		w.tick()
-		if err := pump(node, w); err != nil {
+		if err := pump(); err != nil {
 			return err
 		}
 		if finals >= rounds && doneAt == nil {

@@ -127,13 +127,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	w := newWorld(node.ID(), node.Name(), *wait, int(*pause / *tick), netSender{node: node, log: logger},
 		func(string, ...any) {})
+	pumpFn := func() error { return pump(node, w) }
 	if *isBot {
-		err = bot(ctx, node, w, stdout, *rounds, *tick, *limit, *linger)
+		err = bot(ctx, pumpFn, w, stdout, *rounds, *tick, *limit, *linger)
 	} else {
 		var s tcell.Screen
 		if s, err = tcell.NewScreen(); err == nil {
 			if err = s.Init(); err == nil {
-				err = play(ctx, node, w, s, *tick)
+				err = play(ctx, pumpFn, w, s, *tick)
 				s.Fini()
 			}
 		}

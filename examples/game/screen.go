@@ -9,7 +9,6 @@ import (
 	"github.com/gdamore/tcell/v2"
 	"github.com/google/uuid"
 
-	"github.com/lanmesh/lanmesh/mesh"
 	"github.com/lanmesh/lanmesh/safetext"
 )
 
@@ -29,7 +28,7 @@ const (
 // play runs the game on screen s, initialized, until q, Esc or Ctrl-C.
 // Each tick: read the keys pressed since the last, move, tick the world,
 // pump the network, draw.
-func play(ctx context.Context, node *mesh.Node, w *world, s tcell.Screen, tick time.Duration) error {
+func play(ctx context.Context, pump func() error, w *world, s tcell.Screen, tick time.Duration) error {
 	events := make(chan tcell.Event, 64)
 	quit := make(chan struct{})
 	defer close(quit)
@@ -63,7 +62,7 @@ func play(ctx context.Context, node *mesh.Node, w *world, s tcell.Screen, tick t
 			}
 		}
 		w.tick()
-		if err := pump(node, w); err != nil {
+		if err := pump(); err != nil {
 			return err
 		}
 		draw(s, w, notes)

@@ -149,7 +149,9 @@ func TestPlay(t *testing.T) {
 	s.InjectKey(key, 0, 0)
 	s.InjectKey(tcell.KeyRune, 'q', 0)
 	done := make(chan error, 1)
-	go func() { done <- play(context.Background(), node, w, s, 5*time.Millisecond) }()
+	go func() {
+		done <- play(context.Background(), func() error { return pump(node, w) }, w, s, 5*time.Millisecond)
+	}()
 	select {
 	case err = <-done:
 	case <-time.After(10 * time.Second):
