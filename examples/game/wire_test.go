@@ -106,3 +106,13 @@ func FuzzClaim(f *testing.F) {
 		w.claim(uuid.Nil, &c)
 	})
 }
+
+// TestPosAllocs: a position, the message sent most, encodes without
+// allocating.
+func TestPosAllocs(t *testing.T) {
+	p := &Pos{X: 1, Y: 2, Step: 3}
+	buf := make([]byte, 0, 16)
+	if n := testing.AllocsPerRun(100, func() { buf, _ = p.AppendBinary(buf[:0]) }); n != 0 {
+		t.Errorf("%v allocations to encode a Pos", n)
+	}
+}
