@@ -51,7 +51,8 @@ const (
 func wall(x, y int) bool { return x < 0 || y < 0 || x >= boardW || y >= boardH || board[y][x] == '#' }
 
 // sender is what the world sends through: the network in the program
-// (net.go), a recorder in tests. None of them blocks.
+// (net.go), a recorder in tests. None of them blocks, and each is done
+// with msg when it returns (the node encodes it at once).
 type sender interface {
 	sendState(msg any)                    // positions: newest wins, may be lost
 	sendReliable(msg any)                 // claims: to every player, in order
@@ -72,7 +73,7 @@ type player struct {
 // world is the game's state as this player sees it, and its rules. It has
 // no sockets and no clock: the front ends call its methods once per tick
 // and per message, and it sends through out and tells what happens
-// through note (one line per event, as the headless mode prints them).
+// through note (one line per event, as the bot prints them).
 type world struct {
 	me      player
 	players map[uuid.UUID]*player // the other players present
@@ -89,6 +90,7 @@ type world struct {
 	claims    map[uint32]*[coinsPerRound]uuid.UUID // round -> each coin's winner (zero: untaken)
 	owed      map[uuid.UUID]int                    // claims a welcome said would follow, not yet come
 	sinceSent int                                  // ticks since this player's position went out
+	posMsg    Pos                                  // the position sent: senders encode it at once, so it is reused
 }
 
 func newWorld(id uuid.UUID, name string, waitFor, pause int, out sender, note func(string, ...any)) *world {
@@ -103,6 +105,7 @@ func newWorld(id uuid.UUID, name string, waitFor, pause int, out sender, note fu
 		claims:  map[uint32]*[coinsPerRound]uuid.UUID{},
 		owed:    map[uuid.UUID]int{},
 	}
+	w.me.x, w.me.y = -1, -1 // nowhere yet, so as not to block its own start
 	w.me.x, w.me.y = w.free(startAt(id))
 	w.me.prevX, w.me.prevY = w.me.x, w.me.y
 	return w
@@ -171,7 +174,8 @@ func (w *world) place(x, y int) {
 
 func (w *world) sendPos() {
 	w.sinceSent = 0
-	w.out.sendState(&Pos{X: uint8(w.me.x), Y: uint8(w.me.y), Step: w.me.step})
+	w.posMsg = Pos{X: uint8(w.me.x), Y: uint8(w.me.y), Step: w.me.step}
+	w.out.sendState(&w.posMsg)
 }
 
 // tick is the world's part of a game tick: it settles collisions, takes a

@@ -19,7 +19,13 @@ type sent struct {
 	msg  any
 }
 
-func (r *recorder) sendState(msg any)    { r.sent = append(r.sent, sent{kind: "state", msg: msg}) }
+func (r *recorder) sendState(msg any) {
+	if p, ok := msg.(*Pos); ok { // the world reuses it, as a node would encode it now
+		c := *p
+		msg = &c
+	}
+	r.sent = append(r.sent, sent{kind: "state", msg: msg})
+}
 func (r *recorder) sendReliable(msg any) { r.sent = append(r.sent, sent{kind: "reliable", msg: msg}) }
 func (r *recorder) sendReliableTo(id uuid.UUID, msg any) {
 	r.sent = append(r.sent, sent{to: id, kind: "reliable", msg: msg})
