@@ -43,9 +43,11 @@
 //     claims have come, so it never takes a coin it has not heard was taken.
 //     Outside a welcome a player claims only for itself. Round 1 begins
 //     once a player has heard from -wait others.
-//   - Glyphs: each player gets the first letter of its name unless a
-//     player with a lower node id has it, then a free glyph its id picks;
-//     the result depends only on who is present, not on who came first.
+//   - Glyphs: each player gets the first letter of its name in capitals,
+//     unless a player with a lower node id has it, then in lower case, then
+//     a free glyph its id picks; the result depends only on who is
+//     present, not on who came first, so two players joining at once get
+//     the same glyphs on every screen.
 //
 // # Messages
 //

@@ -7,7 +7,6 @@ import (
 	"hash/fnv"
 	"slices"
 	"strconv"
-	"strings"
 	"unicode"
 
 	"github.com/google/uuid"
@@ -511,9 +510,10 @@ func (w *world) toward() (dx, dy int) {
 const glyphPool = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmnopqrstuvwxyz"
 
 // glyphs gives every player present (this one included) a glyph no other
-// has. Players are taken in id order; each gets the first letter of its
-// name if free, or else the first free glyph of the pool counting on from
-// a place its id picks. The result depends only on the set of players, not
+// has. Players are taken in id order; each gets the first letter (or
+// digit) of its name in capitals if free, else in lower case if free, or
+// else the first free glyph of the pool counting on from a place its id
+// picks. The result depends only on the set of players, not
 // on the order they joined in, so players who know the same players see
 // the same glyphs, however close together two of them joined. A player's
 // glyph can change when one with a lower id and the same wish joins. Past
@@ -534,11 +534,16 @@ func assignGlyphs(ids []uuid.UUID, names map[uuid.UUID]string) map[uuid.UUID]run
 	taken := map[rune]bool{}
 	for _, id := range ids {
 		g := '?'
-		wish := strings.IndexRune(glyphPool, unicode.ToUpper(firstRune(names[id])))
-		if wish < 0 || wish >= 36 || taken[rune(glyphPool[wish])] {
-			wish = int(binary.BigEndian.Uint32(id[:4]) % uint32(len(glyphPool)))
+		first := firstRune(names[id])
+		if first < unicode.MaxASCII && (unicode.IsLetter(first) || unicode.IsDigit(first)) {
+			if up, low := unicode.ToUpper(first), unicode.ToLower(first); !taken[up] {
+				g = up
+			} else if !taken[low] {
+				g = low
+			}
 		}
-		for k := range len(glyphPool) {
+		wish := int(binary.BigEndian.Uint32(id[:4]) % uint32(len(glyphPool)))
+		for k := 0; g == '?' && k < len(glyphPool); k++ {
 			if c := rune(glyphPool[(wish+k)%len(glyphPool)]); !taken[c] {
 				g = c
 				break

@@ -373,7 +373,7 @@ func TestGlyphs(t *testing.T) {
 	names := map[uuid.UUID]string{id(1): "bob", id(2): "Bea", id(3): "ann", id(4): "\x1b[31m", id(5): "Bo", id(6): "9lives"}
 	ids := []uuid.UUID{id(1), id(2), id(3), id(4), id(5), id(6)}
 	g := assignGlyphs(ids, names)
-	if g[id(1)] != 'B' || g[id(3)] != 'A' || g[id(6)] != '9' {
+	if g[id(1)] != 'B' || g[id(2)] != 'b' || g[id(3)] != 'A' || g[id(6)] != '9' {
 		t.Errorf("wishes not granted: %q", g)
 	}
 	seen := map[rune]bool{}
@@ -393,7 +393,7 @@ func TestGlyphs(t *testing.T) {
 	h := newHub(t)
 	a, b := h.add(7, "xena", 1), h.add(8, "xavier", 1)
 	ga, gb := a.glyphs(), b.glyphs()
-	if ga[a.me.id] != 'X' || gb[a.me.id] != 'X' || ga[b.me.id] != gb[b.me.id] || ga[b.me.id] == 'X' {
+	if ga[a.me.id] != 'X' || gb[a.me.id] != 'X' || ga[b.me.id] != 'x' || gb[b.me.id] != 'x' {
 		t.Errorf("ann sees %q, bob sees %q", ga, gb)
 	}
 	// Every glyph of the pool, then '?'.
