@@ -49,14 +49,21 @@
 //     present, not on who came first, so two players joining at once get
 //     the same glyphs on every screen.
 //
+// Each player is trusted about itself, as among friends on a LAN: a
+// modified program can teleport or claim coins it is not on. What it
+// cannot do is claim for another player outside a welcome, put a player
+// off the board, or make another player keep more than the players
+// present and the winners of the current round.
+//
 // # Messages
 //
 // Positions are state (a newer one supersedes an older one): they will go
 // Sequenced over the UDP lane. Hello and Claim must arrive, in order: they
 // go Reliable. Every send is in net.go, one function per kind. The binary
 // forms are the derived ones (codec/SPEC-derived.md): Pos is X, Y (1 byte
-// each) and Step (4, big-endian); Hello is Round (4); Claim is Round (4),
-// Coin (1), Player (the 16-byte node id) and Name (16 bytes, NUL-padded).
+// each) and Step (4, big-endian); Hello is Round (4) and Claims (1);
+// Claim is Round (4), Coin (1), Player (the 16-byte node id) and Name (16
+// bytes, NUL-padded).
 //
 // Names come from the network: they are shown through safetext.Line.
 package main

@@ -291,9 +291,13 @@ func (w *world) claim(from uuid.UUID, c *Claim) {
 	if cur := won[c.Coin]; cur != uuid.Nil && !less(c.Player, cur) {
 		return
 	}
+	old := won[c.Coin]
 	won[c.Coin] = c.Player
 	if _, ok := w.names[c.Player]; !ok {
 		w.names[c.Player] = nameString(c.Name)
+	}
+	if _, here := w.players[old]; old != uuid.Nil && old != w.me.id && !here && !w.hasCoin(old) {
+		delete(w.names, old) // names are kept for players present and winners only
 	}
 	if c.Round > w.round {
 		// Someone is in a later round: this one is over for everyone.
