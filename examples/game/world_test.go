@@ -499,4 +499,12 @@ func TestForeignClaims(t *testing.T) {
 	if w.claims[1][1] != uuid.Nil {
 		t.Error("a claim past the welcome's count taken")
 	}
+	// A welcome that names ever lower winners of one coin leaves one name.
+	w.hello(id(2), "bob", &Hello{Round: 1, Claims: 200})
+	for i := range 200 {
+		w.claim(id(2), &Claim{Round: 1, Coin: 2, Player: uuid.UUID{0: 0, 1: byte(255 - i), 15: 1}, Name: nameBytes(fmt.Sprint(i))})
+	}
+	if len(w.names) != 4 { // eve, bob, ann, the last winner of coin 2
+		t.Errorf("%d names kept: %v", len(w.names), w.names)
+	}
 }
