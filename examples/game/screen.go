@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/gdamore/tcell/v2"
 	"github.com/google/uuid"
 
-	"github.com/lanmesh/lanmesh/mesh"
 	"github.com/lanmesh/lanmesh/safetext"
 )
 
@@ -18,26 +16,28 @@ var palette = []tcell.Color{tcell.ColorRed, tcell.ColorGreen, tcell.ColorYellow,
 
 func colorOf(id uuid.UUID) tcell.Color { return palette[int(id[15])%len(palette)] }
 
-// play runs the game on the terminal until q, Esc or Ctrl-C. Each tick:
-// read the keys pressed since the last, move, pump the network, draw.
-func play(ctx context.Context, g *game, tick time.Duration) error {
-	s, err := tcell.NewScreen()
-	if err != nil {
-		return err
-	}
-	if err := s.Init(); err != nil {
-		return err
-	}
-	defer s.Fini()
+// The screen's layout: a title row, the board in a frame, the score table
+// right of it, and the last few events below.
+const (
+	tableW    = 24 // "G name........ 10" and a gap
+	noteRows  = 4
+	needWidth = boardW + 2 + tableW
+	needRows  = 1 + boardH + 2 + noteRows
+)
+
+// play runs the game on screen s, initialized, until q, Esc or Ctrl-C.
+// Each tick: read the keys pressed since the last, move, tick the world,
+// pump the network, draw.
+func play(ctx context.Context, pump func() error, w *world, s tcell.Screen, tick time.Duration) error {
 	events := make(chan tcell.Event, 64)
 	quit := make(chan struct{})
 	defer close(quit)
 	go s.ChannelEvents(events, quit)
 
 	var notes []string
-	g.note = func(format string, args ...any) {
+	w.note = func(format string, args ...any) {
 		notes = append(notes, time.Now().Format("15:04:05 ")+fmt.Sprintf(format, args...))
-		if len(notes) > 5 {
+		if len(notes) > noteRows {
 			notes = notes[1:]
 		}
 	}
@@ -53,9 +53,7 @@ func play(ctx context.Context, g *game, tick time.Duration) error {
 					if stop {
 						return nil
 					}
-					if dx != 0 || dy != 0 {
-						g.step(dx, dy)
-					}
+					w.move(dx, dy)
 				case *tcell.EventResize:
 					s.Sync()
 				}
@@ -63,10 +61,11 @@ func play(ctx context.Context, g *game, tick time.Duration) error {
 				more = false
 			}
 		}
-		if err := g.pump(); err != nil {
+		w.tick()
+		if err := pump(); err != nil {
 			return err
 		}
-		draw(s, g, notes)
+		draw(s, w, notes)
 		select {
 		case <-ticker.C:
 		case <-ctx.Done():
@@ -105,56 +104,90 @@ func keyMove(ev *tcell.EventKey) (dx, dy int, stop bool) {
 	return 0, 0, false
 }
 
-func draw(s tcell.Screen, g *game, notes []string) {
+func put(s tcell.Screen, x, y int, text string, st tcell.Style) {
+	for _, r := range text {
+		s.SetContent(x, y, r, nil, st)
+		x++
+	}
+}
+
+// cut shortens text to n runes.
+func cut(text string, n int) string {
+	r := []rune(text)
+	if len(r) > n {
+		r = append(r[:n-1], '…')
+	}
+	return string(r)
+}
+
+func draw(s tcell.Screen, w *world, notes []string) {
 	s.Clear()
+	defer s.Show()
 	plain := tcell.StyleDefault
 	dim := plain.Dim(true)
-	put := func(x, y int, text string, st tcell.Style) {
-		for _, r := range text {
-			s.SetContent(x, y, r, nil, st)
-			x++
+	if cols, rows := s.Size(); cols < needWidth || rows < needRows {
+		// Short lines, so that a narrow terminal shows them whole.
+		msg := []string{"terminal too small:", fmt.Sprintf("need %dx%d,", needWidth, needRows),
+			fmt.Sprintf("have %dx%d.", cols, rows), "enlarge it,", "or q quits"}
+		for i, m := range msg {
+			put(s, 0, i, m, plain.Bold(i == 0))
 		}
+		return
 	}
-	put(0, 0, fmt.Sprintf("lanmesh game: you are %c (%s). Arrows or WASD move, q quits.", glyph(g.me.name), g.me.name), plain.Bold(true))
+	glyphs := w.glyphs()
+	status := "waiting for players"
+	switch {
+	case w.round > 0 && w.pauseLeft > 0:
+		status = fmt.Sprintf("round %d is over", w.round)
+	case w.round > 0:
+		status = fmt.Sprintf("round %d: %d coins left", w.round, coinsPerRound-w.taken())
+	}
+	put(s, 0, 0, cut(fmt.Sprintf("You are %c. Arrows or WASD move, q quits. %s", glyphs[w.me.id], status), needWidth), plain.Bold(true))
 	// The board, in a frame, from row 1.
-	put(0, 1, "+"+strings.Repeat("-", boardW)+"+", dim)
-	put(0, boardH+2, "+"+strings.Repeat("-", boardW)+"+", dim)
+	put(s, 0, 1, "+"+strings.Repeat("-", boardW)+"+", dim)
+	put(s, 0, boardH+2, "+"+strings.Repeat("-", boardW)+"+", dim)
 	for y := range boardH {
-		put(0, y+2, "|", dim)
-		put(boardW+1, y+2, "|", dim)
+		put(s, 0, y+2, "|", dim)
+		put(s, boardW+1, y+2, "|", dim)
 		for x := range boardW {
-			s.SetContent(x+1, y+2, '·', nil, dim)
+			if wall(x, y) {
+				s.SetContent(x+1, y+2, '█', nil, plain)
+			} else {
+				s.SetContent(x+1, y+2, '·', nil, dim)
+			}
 		}
 	}
-	for _, p := range g.others {
+	for _, i := range w.coins() {
+		x, y := coinAt(w.round, i)
+		s.SetContent(x+1, y+2, '$', nil, plain.Foreground(tcell.ColorYellow).Bold(true))
+	}
+	for id, p := range w.players {
 		if p.known {
-			s.SetContent(p.x+1, p.y+2, glyph(p.name), nil, plain.Foreground(colorOf(p.id)).Bold(true))
+			s.SetContent(p.x+1, p.y+2, glyphs[id], nil, plain.Foreground(colorOf(id)).Bold(true))
 		}
 	}
-	s.SetContent(g.me.x+1, g.me.y+2, glyph(g.me.name), nil, plain.Foreground(colorOf(g.me.id)).Reverse(true).Bold(true))
+	s.SetContent(w.me.x+1, w.me.y+2, glyphs[w.me.id], nil, plain.Foreground(colorOf(w.me.id)).Reverse(true).Bold(true))
 
-	// The players, with each link's round-trip time, right of the board.
+	// The score table, right of the board.
 	col := boardW + 4
-	put(col, 1, "players", plain.Bold(true))
-	peers := g.node.Peers()
-	slices.SortFunc(peers, func(a, b mesh.PeerInfo) int { return strings.Compare(a.Name, b.Name) })
+	put(s, col, 1, "score", plain.Bold(true))
 	row := 2
-	for _, p := range peers {
-		if p.State != mesh.StateLinked {
-			continue
+	for _, sc := range w.scores(w.round) {
+		if row >= boardH+2 {
+			break
 		}
-		rtt := "-"
-		if p.Link.RTTSamples > 0 {
-			rtt = p.Link.RTT.Round(10 * time.Microsecond).String()
+		g, here := glyphs[sc.id]
+		if !here {
+			g = ' ' // left the game; its coins stay its own
 		}
-		put(col, row, fmt.Sprintf("%c %-12s %s", glyph(p.Name), safetext.Line(p.Name), rtt), plain.Foreground(colorOf(p.ID)))
+		st := plain.Foreground(colorOf(sc.id))
+		if !here {
+			st = dim
+		}
+		put(s, col, row, fmt.Sprintf("%c %-15s %2d", g, cut(safetext.Line(sc.name), 15), sc.coins), st)
 		row++
 	}
-	if row == 2 {
-		put(col, row, "nobody yet: start the game on another machine", dim)
-	}
 	for i, n := range notes {
-		put(0, boardH+3+i, n, dim)
+		put(s, 0, boardH+3+i, cut(n, needWidth), dim)
 	}
-	s.Show()
 }
