@@ -230,7 +230,13 @@ func (e *laneEnv) rateFigures(ctx context.Context) ([]Result, error) {
 func laneThroughputFigures(ctx context.Context, r *runner) ([]Result, error) {
 	d := pick(r, time.Second, 300*time.Millisecond)
 	var laneV, rawV []float64
-	for rep := range pick(r, r.reps, 1) {
+	// A warm-up of each first (sockets, buffers, the collector's pace).
+	for _, raw := range []bool{true, false} {
+		if _, err := unreliableThroughput(ctx, raw, d/2); err != nil {
+			return nil, err
+		}
+	}
+	for rep := range pick(r, r.reps, 2) {
 		raw, err := unreliableThroughput(ctx, true, d)
 		if err != nil {
 			return nil, fmt.Errorf("raw UDP: %w", err)
