@@ -97,6 +97,9 @@ type ageSummary struct {
 	// First for an age that grows.
 	First, Last time.Duration
 	N           int
+	// Stall is the longest either pump went between ticks beyond one
+	// tick (set by the stream, not by summarizeAges).
+	Stall time.Duration
 }
 
 // summarizeAges summarises samples in the order they were taken.

@@ -284,17 +284,39 @@ type streamSpec struct {
 	dur     time.Duration
 }
 
+// streamResult is what a stream measured: the ages in the order sampled,
+// and the longest either pump went between two ticks beyond one tick
+// (a stall of this process: on a loaded machine it, not the link, can be
+// what the ages show).
+type streamResult struct {
+	samples []time.Duration
+	stall   time.Duration
+}
+
+// stallMeter keeps the longest gap between calls of tick beyond one tick.
+type stallMeter struct {
+	last time.Time
+	max  time.Duration
+}
+
+func (m *stallMeter) tick(now time.Time, period time.Duration) {
+	if !m.last.IsZero() {
+		m.max = max(m.max, now.Sub(m.last)-period)
+	}
+	m.last = now
+}
+
 // runStream sends spec.objects positions a tick from snd for spec.dur and,
-// on its own ticker, takes what rcv received and samples the ages. It
-// returns the samples in the order taken. Both ends' pumps run on
-// goroutines of their own, as two games would.
-func runStream(ctx context.Context, snd, rcv posLink, spec streamSpec) ([]time.Duration, error) {
+// on its own ticker, takes what rcv received and samples the ages. Both
+// ends' pumps run on goroutines of their own, as two games would.
+func runStream(ctx context.Context, snd, rcv posLink, spec streamSpec) (streamResult, error) {
 	epoch := time.Now()
 	mono := func() int64 { return int64(time.Since(epoch)) + 1 } // never 0: 0 is "none" to the sampler
 	ctx, cancel := context.WithTimeout(ctx, spec.dur)
 	defer cancel()
 	var wg sync.WaitGroup
 	var sendErr error
+	var sendStall, recvStall stallMeter
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -310,7 +332,9 @@ func runStream(ctx context.Context, snd, rcv posLink, spec streamSpec) ([]time.D
 					return
 				}
 			}
-			if err := snd.tick(time.Now()); err != nil {
+			now := time.Now()
+			sendStall.tick(now, spec.tick)
+			if err := snd.tick(now); err != nil {
 				sendErr = err
 				return
 			}
@@ -332,7 +356,9 @@ loop:
 		case <-ctx.Done():
 			break loop
 		}
-		if err := rcv.tick(time.Now()); err != nil {
+		now := time.Now()
+		recvStall.tick(now, spec.tick)
+		if err := rcv.tick(now); err != nil {
 			recvErr = err
 			break
 		}
@@ -342,10 +368,10 @@ loop:
 	cancel()
 	wg.Wait()
 	if err := errors.Join(sendErr, recvErr); err != nil {
-		return nil, err
+		return streamResult{}, err
 	}
 	if len(s.samples) == 0 {
-		return nil, fmt.Errorf("no position arrived in %v", spec.dur)
+		return streamResult{}, fmt.Errorf("no position arrived in %v", spec.dur)
 	}
-	return s.samples, nil
+	return streamResult{s.samples, max(sendStall.max, recvStall.max)}, nil
 }

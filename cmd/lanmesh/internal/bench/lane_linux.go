@@ -69,7 +69,7 @@ type laneEnv struct {
 // stream runs one stream over the pair and summarises it.
 func (e *laneEnv) stream(ctx context.Context, snd, rcv posLink, objects int, dur time.Duration) (ageSummary, string, error) {
 	e.run++
-	s, err := runStream(ctx, snd, rcv, streamSpec{run: e.run, objects: objects, tick: laneTick, dur: dur})
+	res, err := runStream(ctx, snd, rcv, streamSpec{run: e.run, objects: objects, tick: laneTick, dur: dur})
 	if err != nil {
 		return ageSummary{}, "", err
 	}
@@ -79,7 +79,9 @@ func (e *laneEnv) stream(ctx context.Context, snd, rcv posLink, objects int, dur
 			notes = append(notes, n)
 		}
 	}
-	return summarizeAges(s), strings.Join(notes, "; "), nil
+	sum := summarizeAges(res.samples)
+	sum.Stall = res.stall
+	return sum, strings.Join(notes, "; "), nil
 }
 
 // lossCase is one condition of figure (a).
@@ -123,6 +125,7 @@ func (e *laneEnv) lossFigures(ctx context.Context) ([]Result, error) {
 		e.w.Set(imp)
 		var laneVals, tcpVals [][]float64
 		var notes []string
+		var laneStall, tcpStall time.Duration
 		for rep := range reps {
 			if err := waitLanesUp(ctx, la, lb); err != nil {
 				return out, fmt.Errorf("%v: %w", c, err)
@@ -137,8 +140,9 @@ func (e *laneEnv) lossFigures(ctx context.Context) ([]Result, error) {
 			}
 			laneVals, tcpVals = appendCols(laneVals, ls.figures()), appendCols(tcpVals, ts.figures())
 			notes = appendNote(notes, ln, tn)
-			e.r.progressf("%v: rep %d/%d: age p99 lane %s, TCP %s; max lane %s, TCP %s", c, rep+1, reps,
-				fmtDur(ls.P99), fmtDur(ts.P99), fmtDur(ls.Max), fmtDur(ts.Max))
+			laneStall, tcpStall = max(laneStall, ls.Stall), max(tcpStall, ts.Stall)
+			e.r.progressf("%v: rep %d/%d: age p99 lane %s, TCP %s; max lane %s, TCP %s; pumps stalled up to %s, %s", c, rep+1, reps,
+				fmtDur(ls.P99), fmtDur(ts.P99), fmtDur(ls.Max), fmtDur(ts.Max), fmtDur(ls.Stall), fmtDur(ts.Stall))
 		}
 		for i, name := range ageFigureNames[:3] {
 			res := Result{Name: fmt.Sprintf("position age, 1 object, %v, %s", c, name), Unit: UnitSeconds,
@@ -151,8 +155,8 @@ func (e *laneEnv) lossFigures(ctx context.Context) ([]Result, error) {
 			case i == 1 && c.loss == 0:
 				res.Note = "aim: lane no worse than TCP"
 			}
-			if i == 2 && len(notes) > 0 {
-				res.Note = strings.Join(notes, "; ")
+			if i == 2 {
+				res.Note = strings.Join(append(notes, stallNote(laneStall, tcpStall)), "; ")
 			}
 			out = append(out, res.withBaseline(tcpLinkName, Summarize(tcpVals[i])))
 		}
@@ -206,8 +210,9 @@ func (e *laneEnv) rateFigures(ctx context.Context) ([]Result, error) {
 		if err != nil {
 			return out, fmt.Errorf("%s: %w", what, err)
 		}
-		e.r.progressf("%s: age p99 lane %s (thirds %s -> %s), TCP %s (thirds %s -> %s)", what,
-			fmtDur(ls.P99), fmtDur(ls.First), fmtDur(ls.Last), fmtDur(ts.P99), fmtDur(ts.First), fmtDur(ts.Last))
+		e.r.progressf("%s: age p99 lane %s (thirds %s -> %s), TCP %s (thirds %s -> %s); pumps stalled up to %s, %s", what,
+			fmtDur(ls.P99), fmtDur(ls.First), fmtDur(ls.Last), fmtDur(ts.P99), fmtDur(ts.First), fmtDur(ts.Last),
+			fmtDur(ls.Stall), fmtDur(ts.Stall))
 		lf, tf := ls.figures(), ts.figures()
 		for i, name := range ageFigureNames {
 			res := Result{Name: fmt.Sprintf("position age, %s, %s", what, name), Unit: UnitSeconds,
@@ -218,7 +223,7 @@ func (e *laneEnv) rateFigures(ctx context.Context) ([]Result, error) {
 			case 1:
 				res.Note = "aim: lane under 100 ms and flat; TCP grows to seconds"
 			case 2:
-				res.Note = strings.Join(appendNote(nil, ln, tn), "; ")
+				res.Note = strings.Join(append(appendNote(nil, ln, tn), stallNote(ls.Stall, ts.Stall)), "; ")
 			}
 			out = append(out, res.withBaseline(tcpLinkName, Summarize(tf[i:i+1])))
 		}
@@ -274,6 +279,13 @@ func appendNote(notes []string, laneNote, tcpNote string) []string {
 		}
 	}
 	return notes
+}
+
+// stallNote says how long this process's pumps stalled in the lane's and
+// the TCP link's streams: an age near a stall is the machine's, not the
+// link's.
+func stallNote(lane, tcp time.Duration) string {
+	return fmt.Sprintf("pumps stalled up to %s (lane runs), %s (TCP runs)", fmtDur(lane), fmtDur(tcp))
 }
 
 func fmtDur(d time.Duration) string { return formatValue(d.Seconds(), UnitSeconds) }

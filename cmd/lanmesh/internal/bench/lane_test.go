@@ -83,3 +83,18 @@ func TestSummarizeAges(t *testing.T) {
 		t.Errorf("%d figures, %d names", len(g.figures()), len(ageFigureNames))
 	}
 }
+
+func TestStallMeter(t *testing.T) {
+	var m stallMeter
+	t0 := time.Unix(100, 0)
+	tick := 10 * time.Millisecond
+	for i, at := range []time.Duration{0, 10, 20, 55, 65, 66} {
+		m.tick(t0.Add(at*time.Millisecond), tick)
+		if i == 0 && m.max != 0 {
+			t.Fatalf("first tick: %v", m.max)
+		}
+	}
+	if m.max != 25*time.Millisecond {
+		t.Fatalf("max %v, want 25ms (a 35 ms gap in 10 ms ticks)", m.max)
+	}
+}
