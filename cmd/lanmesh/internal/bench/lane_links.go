@@ -184,7 +184,7 @@ func (l *lanePosLink) note() string {
 	}
 	n := l.notUp
 	l.notUp = 0
-	return fmt.Sprintf("lane not up for %d ticks", n)
+	return fmt.Sprintf("the lane was not up for %d ticks (its messages waited)", n)
 }
 
 func (l *lanePosLink) close() error { return l.ep.Close() }

@@ -73,15 +73,10 @@ func (e *laneEnv) stream(ctx context.Context, snd, rcv posLink, objects int, dur
 	if err != nil {
 		return ageSummary{}, "", err
 	}
-	notes := []string{}
-	for _, n := range []string{snd.note(), rcv.note()} {
-		if n != "" {
-			notes = append(notes, n)
-		}
-	}
+	rcv.note() // the sender's note is the one that matters (its messages waited, or were refused)
 	sum := summarizeAges(res.samples)
 	sum.Stall = res.stall
-	return sum, strings.Join(notes, "; "), nil
+	return sum, snd.note(), nil
 }
 
 // lossCase is one condition of figure (a).
