@@ -144,7 +144,7 @@ func (e *laneEnv) lossFigures(ctx context.Context) ([]Result, error) {
 				fmtDur(ls.P99), fmtDur(ts.P99), fmtDur(ls.Max), fmtDur(ts.Max), fmtDur(ls.Stall), fmtDur(ts.Stall))
 			if max(ls.Stall, ts.Stall) > laneStallLimit && rerun < reps {
 				rerun++
-				e.r.progressf("%v: rep %d again: this process stalled over %v, which the ages would show", c, rep+1, laneStallLimit)
+				e.r.progressf("%v: rep %d again: this process stalled over %s, which the ages would show", c, rep+1, fmtDur(laneStallLimit))
 				continue
 			}
 			rep++
@@ -159,7 +159,7 @@ func (e *laneEnv) lossFigures(ctx context.Context) ([]Result, error) {
 			case i == 0:
 				res.Note = fmt.Sprintf("%s; %v streams of 60 Hz, wire 3 ms ±1 ms each way", laneKindNote, dur)
 				if rerun > 0 {
-					res.Note += fmt.Sprintf("; %d rep(s) run again after a stall of this process over %v", rerun, laneStallLimit)
+					res.Note += fmt.Sprintf("; %d rep(s) run again after a stall of this process over %s", rerun, fmtDur(laneStallLimit))
 				}
 			case i == 1 && c.loss >= 0.05:
 				res.Note = "aim: lane within ~40 ms (two ticks + delay), TCP ~200 ms"
