@@ -161,6 +161,8 @@ func (e *laneEnv) lossFigures(ctx context.Context) ([]Result, error) {
 				if rerun > 0 {
 					res.Note += fmt.Sprintf("; %d rep(s) run again after a stall of this process over %s", rerun, fmtDur(laneStallLimit))
 				}
+			case i == 1 && c.loss >= 0.05 && c.burst > 1:
+				res.Note = fmt.Sprintf("a burst loses %d ticks' datagrams in a row: about %d ticks is the lane's floor", c.burst, c.burst+1)
 			case i == 1 && c.loss >= 0.05:
 				res.Note = "aim: lane within ~40 ms (two ticks + delay), TCP ~200 ms"
 			case i == 1 && c.loss == 0:
