@@ -6,16 +6,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
 	"github.com/lanmesh/lanmesh/lanmeshtest/netlab"
 )
 
 // TestLanePartQuick runs the lane part as CI does (--quick) and checks its
-// figures are there and sane, and that its namespaces are gone after. It
-// asserts no speed: the machine may be loaded.
+// figures are there and sane, and that its namespaces and goroutines are
+// gone after. It asserts no speed: the machine may be loaded.
 func TestLanePartQuick(t *testing.T) {
 	if err := netlab.Available(); err != nil {
 		t.Skip(err)
 	}
+	leaktest.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rep, err := Run(ctx, Options{Quick: true, Only: []string{"lane"}})
