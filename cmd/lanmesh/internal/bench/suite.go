@@ -63,6 +63,7 @@ var parts = []part{
 	{"discovery", "start of a node to Found on another host (namespaces)", runDiscovery},
 	{"mesh", "N nodes, one per host, to a full mesh (namespaces)", runMeshForm},
 	{"liveness", "a lost peer noticed (namespaces)", runLiveness},
+	{"lane", "the UDP lane beside the TCP link: position age under loss and a slow wire (namespaces), throughput", runLane},
 }
 
 // Parts returns the names of the suite's parts, in the order they run.
