@@ -14,7 +14,7 @@ import (
 // a compact binary payload with no code from its author. DeriveBinary walks
 // the type once and builds a plan (a list of operations at field offsets);
 // Append and Unmarshal then run the plan over the value's memory, without
-// reflection per call. codec/SPEC-derived.md has the layout byte by byte.
+// reflection per call. SPEC.md (section 2, derived payloads) has the layout byte by byte.
 
 // BinaryForm is the derived binary payload of one struct type. It is
 // immutable and safe for concurrent use.

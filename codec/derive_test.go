@@ -157,7 +157,7 @@ func TestDeriveRoundTrips(t *testing.T) {
 	}
 }
 
-// The layout is codec/SPEC-derived.md's example, byte for byte.
+// The layout is SPEC.md (section 2, derived payloads)'s example, byte for byte.
 func TestDeriveGolden(t *testing.T) {
 	e := sampleEverything()
 	b, err := derive[everything](t).Append(nil, &e)

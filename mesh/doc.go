@@ -23,7 +23,7 @@
 // (package codec) turns them into bytes. A node keeps exactly one link per
 // pair of nodes (SPEC.md section 8), redials a peer that is still seen when
 // its link drops (with capped, jittered backoff), and reports a peer that
-// stops answering as left after Config.Silence. Send and SendTo reach one
+// stops answering as left after LinkConfig.Silence. Send and SendTo reach one
 // peer by id or by name, Request waits for a reply, a Responder answers
 // requests by rules, and Traffic records what goes in and out.
 // NodeConfig.CableCar makes the node also link with cable_car programs,
@@ -52,10 +52,21 @@
 // that are not game loops use Receive(ctx), or Handle with callbacks, and
 // LinkConfig.AutoFlush.
 //
+// # Order and delivery
+//
+// Get (like Receive, and the OnPeer and OnMessage callbacks, which run one
+// at a time on one goroutine of the node) returns peer events and messages
+// in one stream, in the order they happened: a peer's PeerJoined comes
+// before its first message and its PeerLeft after its last. Nothing waiting
+// there is ever dropped: past Limits.ReceiveQueue the links stop reading
+// (the peers' Sends report ErrBackpressure), and past Limits.Events the
+// node links no new peer until the program takes some.
+//
 // Beneath the Node and the Messenger, the package owns the transports that
 // carry bytes (TCP, and an in-memory network for tests and prototypes), the
-// handshake that opens a link, and the Link that frames, batches, pings and
-// closes.
+// one accept loop that bounds what incoming connections may cost
+// (AcceptConfig), the handshake that opens a link, and the link that
+// frames, batches, pings and closes.
 //
 // # Goroutines
 //
@@ -63,17 +74,18 @@
 // receive queue) and a writer goroutine (writes each batch in one write,
 // sends pings, carries out the close). Send only appends to a buffer; Xfer
 // (Flush) hands the buffer to the writer, or on Unix writes a small one
-// itself with a single non-blocking write, which never waits. A Messenger on which Handle was
-// called adds a dispatch goroutine that runs the handlers. A Listener runs
-// one accept goroutine per address and one per handshake in progress. Close
-// waits for all of them.
+// itself with a single non-blocking write, which never waits. A Messenger
+// on which Handle was called adds a dispatch goroutine that runs the handlers; a Node adds one
+// that runs OnPeer and OnMessage. The accept loop runs one goroutine per
+// listening address and one per handshake in progress, within
+// AcceptConfig's bounds. Close joins every goroutine it started.
 //
 // # Liveness
 //
-// Every Config.PingInterval the writer sends a Ping carrying its clock; the
+// Every LinkConfig.PingInterval the writer sends a Ping carrying its clock; the
 // peer echoes it in a Pong, and the reader folds the round trip into a
 // smoothed RTT (Stats). Any bytes at all prove the peer alive; after
-// Config.Silence with none the link closes with ErrSilence. A peer that
+// LinkConfig.Silence with none the link closes with ErrSilence. A peer that
 // hangs up without a Bye (its process killed) is noticed at once, from the
 // connection's end (ErrConnLost).
 //
@@ -86,12 +98,12 @@
 // with a code and a reason and closes; the other side reports that reason
 // (CloseError.Remote) under the code's sentinel (ErrMeshMismatch,
 // ErrCodecMismatch, ErrVersion, ...). The format does not depend on the
-// codec. The exchange is bounded by Config.HandshakeTimeout. SPEC.md section
+// codec. The exchange is bounded by LinkConfig.HandshakeTimeout. SPEC.md section
 // 6 gives every byte.
 //
 // # Keyed links
 //
-// With a mesh key (Config.Keyring, package meshkey) the handshake is Noise
+// With a mesh key (the Keyring of Config or NodeConfig, package meshkey) the handshake is Noise
 // NNpsk0_25519_ChaChaPoly_SHA256 instead, with roles: the dialler sends a
 // clear preamble naming the key by id and its Hello encrypted under the
 // key; the acceptor, if it holds a key of that id, answers with its own
