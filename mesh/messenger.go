@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/google/uuid"
 )
 
 // Messenger is one link to one peer with a receive queue: the pumped API a
@@ -29,13 +28,13 @@ import (
 // to Get and Receive after it.
 type Messenger struct {
 	l    *link
-	in   *queue[Message]
-	peer PeerInfo // the peer's identity, fixed at the handshake
+	in   *queue[any] // the messages alone: who sent them is fixed (peer)
+	peer PeerInfo    // the peer's identity, fixed at the handshake
 
 	// takeMu guards the messages taken from the queue in one go and not
 	// yet returned.
 	takeMu sync.Mutex
-	taken  []Message
+	taken  []any
 	next   int
 
 	handled   atomic.Bool
@@ -60,30 +59,18 @@ type Handlers struct {
 // errHandled is returned by Handle on a Messenger that has handlers already.
 var errHandled = errors.New("mesh: Handle called twice")
 
-// messengerSink makes a Messenger's queue its link's sink. Deliver runs on
-// the link's reader goroutine alone, so out needs no lock.
-type messengerSink struct {
-	q    *queue[Message]
-	from uuid.UUID
-	name string
-	out  []Message
-}
+// messengerSink makes a Messenger's queue its link's sink. The queue holds
+// the messages alone: a Messenger has one peer, so take adds who sent them.
+type messengerSink struct{ q *queue[any] }
 
-func (s *messengerSink) Deliver(l *link, msgs []any, stop <-chan struct{}) int {
-	for _, msg := range msgs {
-		s.out = append(s.out, Message{From: s.from, FromName: s.name, Msg: msg, link: l})
-	}
-	k := s.q.push(s.out, stop)
-	clear(s.out)
-	s.out = s.out[:0]
-	return k
+func (s messengerSink) Deliver(_ *link, msgs []any, stop <-chan struct{}) int {
+	return s.q.push(msgs, stop)
 }
 
 // newMessenger starts a Messenger's link on conn, after the handshake.
 func newMessenger(conn net.Conn, cfg Config, local hello, s session) (*Messenger, error) {
-	m := &Messenger{in: newQueue[Message](cfg.ReceiveQueueLimit), taken: make([]Message, 0, readBatch)}
-	sink := &messengerSink{q: m.in, from: s.remote.NodeID, name: s.remote.Name,
-		out: make([]Message, 0, min(readBatch, cfg.ReceiveQueueLimit))}
+	m := &Messenger{in: newQueue[any](cfg.ReceiveQueueLimit), taken: make([]any, 0, readBatch)}
+	sink := messengerSink{q: m.in}
 	l, err := newLink(conn, cfg, local, s.remote, sink, false, &s)
 	if err != nil {
 		return nil, err
@@ -136,9 +123,9 @@ func (m *Messenger) take() (Message, bool) {
 		}
 	}
 	v := m.taken[m.next]
-	m.taken[m.next] = Message{}
+	m.taken[m.next] = nil
 	m.next++
-	return v, true
+	return Message{From: m.peer.ID, FromName: m.peer.Name, Msg: v, link: m.l}, true
 }
 
 // Receive returns the next received message, waiting for one until ctx
