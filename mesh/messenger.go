@@ -6,7 +6,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-
 )
 
 // Messenger is one link to one peer with a receive queue: the pumped API a
