@@ -236,7 +236,7 @@ func (a *acceptor) admit(conn net.Conn) *slot {
 	if victim != nil {
 		a.evicted.Add(1)
 		a.log.Debug("mesh: oldest handshake in progress evicted for a new connection", "remote", victim.src)
-		victim.evict()
+		victim.evictNow()
 	}
 	return s
 }
@@ -257,6 +257,15 @@ type slot struct {
 
 // release gives the slot back; after an eviction it does nothing.
 func (s *slot) release() { s.set.release(s) }
+
+// evictNow runs what eviction does, read under the set's lock (setEvict may
+// be changing it), called without it.
+func (s *slot) evictNow() {
+	s.set.mu.Lock()
+	f := s.evict
+	s.set.mu.Unlock()
+	f()
+}
 
 // setEvict replaces what eviction does (a cable_car link closes its link
 // rather than its conn). It reports false if the slot was evicted already.
