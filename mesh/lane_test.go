@@ -323,10 +323,14 @@ func TestLaneBadDatagrams(t *testing.T) {
 	var stale lane.Token
 	stale[0] = 0x5a
 	stranger.WriteTo(dgram(stale, 1), to)
-	// Replayed: from b's own lane socket, a counter b has used (its first
-	// datagram, a ping, was accepted).
+	// Replayed: from b's own lane socket, the same datagram twice (a
+	// counter a little ahead of b's own, so b's go on being accepted).
 	bconn := b.lane.conn
-	bconn.WriteTo(dgram(llA.local, 0), to)
+	_, lnB := laneTo(t, b, a)
+	replayed := dgram(llA.local, lnB.Stats().SentDatagrams+100)
+	bconn.WriteTo(replayed, to)
+	waitUntil(t, 5*time.Second, "the first copy", func() bool { return lnA.Stats().RecvDatagrams > before.RecvDatagrams })
+	bconn.WriteTo(replayed, to)
 	waitUntil(t, 5*time.Second, "every drop counted", func() bool {
 		s := lnA.Stats()
 		return s.DropSession > before.DropSession && s.DropReplay > before.DropReplay &&
