@@ -137,7 +137,33 @@ func (n *Node) startLane() error {
 	}
 	ep := lane.NewEndpoint(conn)
 	n.lane = &nodeLane{conn: conn, ep: ep, cfg: cfg, port: ep.Port()}
+	n.wg.Add(1)
+	go n.laneKeeper()
 	return nil
+}
+
+// laneKeeper flushes the lanes of a program that does not pump (it takes
+// messages with Receive and never calls Xfer), so that its pings and the
+// pongs it owes still go out and its peers' lanes stay up. A lane that Xfer
+// flushed lately is left alone: a game's ticks decide when its datagrams
+// leave.
+func (n *Node) laneKeeper() {
+	defer n.wg.Done()
+	every := n.lane.cfg.PingInterval / 2
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case now := <-t.C:
+			for _, l := range n.links.Load().all {
+				if ll := laneOf(l); ll != nil && now.UnixNano()-ll.flushed.Load() > int64(every) {
+					ll.flush(l, now)
+				}
+			}
+		}
+	}
 }
 
 // LanePort returns the UDP port of the node's lane socket, 0 without one.
@@ -172,6 +198,7 @@ type linkLane struct {
 	offered bool                      // the peer's offer came; the link's reader alone
 	dropped atomic.Uint64
 	stale   atomic.Uint64
+	flushed atomic.Int64 // unix ns of the last flush
 
 	// recvMu guards the newest sequence number delivered per sequenced
 	// channel, by either path (see newer).
@@ -478,15 +505,26 @@ func (n *Node) flushLanes(all []*link) {
 		if now.IsZero() {
 			now = time.Now()
 		}
-		ll.mu.Lock()
-		_ = ln.Flush(now) // a failed datagram is counted (Stats.SendErrors) and lost, as any
-		st := ln.State()
-		if st != lane.Up {
-			ll.drain(l, ln)
-		}
-		ll.noteState(l, st)
-		ll.mu.Unlock()
+		ll.flush(l, now)
 	}
+}
+
+// flush sends what l's lane has queued, or hands it to the link while the
+// lane is not up.
+func (ll *linkLane) flush(l *link, now time.Time) {
+	ln := ll.ln.Load()
+	if ln == nil {
+		return
+	}
+	ll.mu.Lock()
+	defer ll.mu.Unlock()
+	ll.flushed.Store(now.UnixNano())
+	_ = ln.Flush(now) // a failed datagram is counted (Stats.SendErrors) and lost, as any
+	st := ln.State()
+	if st != lane.Up {
+		ll.drain(l, ln)
+	}
+	ll.noteState(l, st)
 }
 
 // drain hands the newest message of each channel to the link while the
