@@ -1,7 +1,6 @@
 package mesh
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/lanmesh/lanmesh/codec"
 	"github.com/lanmesh/lanmesh/lane"
 	"github.com/lanmesh/lanmesh/message"
 )
@@ -354,19 +354,39 @@ func (ll *linkLane) deliver(l *link, msgs []lane.Message) {
 }
 
 // frameDecoder decodes one frame at a time from lane payloads with the
-// link's codec.
+// link's codec: one decoder, fed each payload whole, so that decoding costs
+// the message value alone. A payload that is not exactly one frame gets an
+// error, and a fresh decoder.
 type frameDecoder struct {
-	l *link
-	r bytes.Reader
+	l   *link
+	in  frameFeed
+	dec codec.Decoder
 }
 
-func (d *frameDecoder) init(l *link) { d.l = l }
+// frameFeed hands the decoder the payload being decoded; it never says
+// EOF (a short payload ends in the decoder's io.ErrNoProgress).
+type frameFeed struct{ b []byte }
+
+func (f *frameFeed) Read(p []byte) (int, error) {
+	n := copy(p, f.b)
+	f.b = f.b[n:]
+	return n, nil
+}
+
+func (d *frameDecoder) init(l *link) {
+	d.l = l
+	d.dec = l.codec.NewDecoder(&d.in)
+}
 
 func (d *frameDecoder) decode(frame []byte) (any, error) {
-	d.r.Reset(frame)
-	msg, size, err := d.l.codec.NewDecoder(&d.r).Decode()
-	if err == nil && size != len(frame) {
+	d.in.b = frame
+	msg, size, err := d.dec.Decode()
+	if err == nil && (size != len(frame) || len(d.in.b) != 0) {
 		err = fmt.Errorf("%w: a lane payload of %d bytes holds a frame of %d", ErrProtocol, len(frame), size)
+	}
+	if err != nil {
+		d.in.b = nil
+		d.dec = d.l.codec.NewDecoder(&d.in)
 	}
 	return msg, err
 }
