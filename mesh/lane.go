@@ -32,8 +32,12 @@ import (
 //     for the next Xfer (more are refused with ErrBackpressure). For events
 //     where only speed matters.
 //
-// The channel of a sequenced or unreliable message is its type's code: each
-// message type's newest wins on its own.
+// Each kind has 256 channels per peer. SendKind and BroadcastKind use the
+// message type's code as the channel, so each type's newest wins on its
+// own; SendChannel and BroadcastChannel take the channel from the caller
+// (one per game object, say: each object's newest wins). A channel holds
+// whatever is sent on it: keep to one type per channel, and do not mix the
+// two ways of choosing on one type's codes.
 //
 // While a peer's lane is not up (being agreed, or UDP blocked: see
 // PeerInfo.Lane) its sequenced and unreliable messages go over the link's
@@ -415,21 +419,47 @@ func (n *Node) SendKind(id uuid.UUID, msg any, d Delivery) error {
 	if d == Reliable {
 		return n.Send(id, msg)
 	}
+	return n.sendChannel(id, msg, d, -1)
+}
+
+// SendChannel is SendKind on a channel of the caller's choice (see
+// Delivery). A Reliable message has no channel: it is Send.
+func (n *Node) SendChannel(id uuid.UUID, msg any, d Delivery, channel uint8) error {
+	if d == Reliable {
+		return n.Send(id, msg)
+	}
+	return n.sendChannel(id, msg, d, int(channel))
+}
+
+func (n *Node) sendChannel(id uuid.UUID, msg any, d Delivery, channel int) error {
 	l, err := n.linkTo(id)
 	if err != nil {
 		return n.typeErr(msg, err)
 	}
-	if err := n.sendLane(l, msg, d); err != nil {
+	if err := n.sendLane(l, msg, d, channel); err != nil {
 		return n.sendErr(l, err)
 	}
 	return nil
 }
 
-// BroadcastKind is Broadcast with a delivery kind (see SendKind).
+// BroadcastKind is Broadcast with a delivery kind (see SendKind): it
+// returns how many peers msg was queued for, and the errors of the others.
 func (n *Node) BroadcastKind(msg any, d Delivery) (int, error) {
 	if d == Reliable {
 		return n.Broadcast(msg)
 	}
+	return n.broadcastChannel(msg, d, -1)
+}
+
+// BroadcastChannel is BroadcastKind on a channel of the caller's choice.
+func (n *Node) BroadcastChannel(msg any, d Delivery, channel uint8) (int, error) {
+	if d == Reliable {
+		return n.Broadcast(msg)
+	}
+	return n.broadcastChannel(msg, d, int(channel))
+}
+
+func (n *Node) broadcastChannel(msg any, d Delivery, channel int) (int, error) {
 	t := n.links.Load()
 	if len(t.all) == 0 {
 		return 0, n.typeErr(msg, nil)
@@ -437,7 +467,7 @@ func (n *Node) BroadcastKind(msg any, d Delivery) (int, error) {
 	sent := 0
 	var errs []error
 	for _, l := range t.all {
-		if err := n.sendLane(l, msg, d); err != nil {
+		if err := n.sendLane(l, msg, d, channel); err != nil {
 			if errors.Is(err, ErrTooLargeForLane) {
 				return sent, err
 			}
@@ -449,8 +479,9 @@ func (n *Node) BroadcastKind(msg any, d Delivery) (int, error) {
 	return sent, errors.Join(errs...)
 }
 
-// sendLane queues msg for l's lane, or for the link itself when it has none.
-func (n *Node) sendLane(l *link, msg any, d Delivery) error {
+// sendLane queues msg for l's lane on channel (-1: the type's code), or for
+// the link itself when it has none.
+func (n *Node) sendLane(l *link, msg any, d Delivery, channel int) error {
 	if d != Sequenced && d != Unreliable {
 		return fmt.Errorf("mesh: unknown delivery kind %d", d)
 	}
@@ -492,7 +523,11 @@ func (n *Node) sendLane(l *link, msg any, d Delivery) error {
 	if d == Unreliable {
 		kind = lane.Unreliable
 	}
-	if _, err := ln.Enqueue(kind, t.Code, buf); err != nil {
+	ch := t.Code
+	if channel >= 0 {
+		ch = byte(channel)
+	}
+	if _, err := ln.Enqueue(kind, ch, buf); err != nil {
 		if errors.Is(err, lane.ErrQueueFull) {
 			return fmt.Errorf("%w: %w", ErrBackpressure, err)
 		}

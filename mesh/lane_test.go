@@ -434,3 +434,29 @@ func TestLaneCloseLeavesNothing(t *testing.T) {
 		return b.LaneStats().Unknown > unknown
 	})
 }
+
+// TestLaneChannels: on channels of the caller's choice, each channel's
+// newest leaves at Xfer (one per object), whatever the type.
+func TestLaneChannels(t *testing.T) {
+	leaktest.Check(t)
+	a, b := lanePair(t, nil)
+	for i := range 12 {
+		if err := a.SendChannel(b.ID(), &Msg32{Seq: uint64(i)}, Sequenced, uint8(i%3)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[uint64]bool{}
+	for len(got) < 3 {
+		seq, via := recvMsg(t, b, a)
+		if via != Sequenced || seq < 9 {
+			t.Fatalf("got %d %v, want each channel's newest (9, 10, 11)", seq, via)
+		}
+		got[seq] = true
+	}
+	if n, err := a.BroadcastChannel(&Msg32{Seq: 20}, Unreliable, 7); n != 1 || err != nil {
+		t.Fatal(n, err)
+	}
+	if seq, via := recvMsg(t, b, a); seq != 20 || via != Unreliable {
+		t.Fatalf("got %d %v", seq, via)
+	}
+}
