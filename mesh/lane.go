@@ -207,6 +207,7 @@ type linkLane struct {
 	// recvMu guards the newest sequence number delivered per sequenced
 	// channel, by either path (see newer).
 	recvMu sync.Mutex
+	gone   bool // the link has ended: deliver nothing more
 	seen   [4]uint64
 	newest [256]uint32
 	one    [1]Message // the link's reader alone
@@ -299,13 +300,20 @@ func (n *Node) laneOffered(l *link, ll *linkLane, m *message.LaneOffer) {
 	n.log.Debug("mesh: lane agreed", "peer", l.Remote().Name, "udp", s.Peer, "keyed", s.Keyed)
 }
 
-// laneClosed takes the lane of a link that ended off the socket.
+// laneClosed takes the lane of a link that ended off the socket. Once it
+// returns, nothing more of the lane reaches the stream: the link's
+// PeerLeft, which follows, comes after its last message.
 func (n *Node) laneClosed(l *link) {
-	if ll := laneOf(l); ll != nil {
-		if ln := ll.ln.Load(); ln != nil {
-			n.lane.ep.Remove(ln)
-		}
+	ll := laneOf(l)
+	if ll == nil {
+		return
 	}
+	if ln := ll.ln.Load(); ln != nil {
+		n.lane.ep.Remove(ln)
+	}
+	ll.recvMu.Lock()
+	ll.gone = true // a deliver under way sees it before queueing
+	ll.recvMu.Unlock()
 }
 
 // closedCh is a closed channel: a push that must not wait.
@@ -315,9 +323,6 @@ var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return
 // goroutine: it decodes each frame and queues it for the program without
 // waiting (a datagram path drops, and counts, what finds the queue full).
 func (ll *linkLane) deliver(l *link, msgs []lane.Message) {
-	if l.Err() != nil {
-		return
-	}
 	n := ll.n
 	remote := l.Remote()
 	if !ll.recvMu.TryLock() {
@@ -327,6 +332,9 @@ func (ll *linkLane) deliver(l *link, msgs []lane.Message) {
 		return
 	}
 	defer ll.recvMu.Unlock()
+	if ll.gone {
+		return
+	}
 	for _, lm := range msgs {
 		if lm.Kind == lane.Sequenced && !ll.newer(lm.Channel, lm.Seq) {
 			continue
