@@ -11,6 +11,7 @@ import (
 	"github.com/lanmesh/lanmesh/lane"
 	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
 	"github.com/lanmesh/lanmesh/meshkey"
+	"github.com/lanmesh/lanmesh/message"
 )
 
 // fastLane is a lane config that notices a blocked or returning lane
@@ -458,5 +459,54 @@ func TestLaneChannels(t *testing.T) {
 	}
 	if seq, via := recvMsg(t, b, a); seq != 20 || via != Unreliable {
 		t.Fatalf("got %d %v", seq, via)
+	}
+}
+
+// TestLaneSecondOffer: a second LaneOffer on a link is a protocol error;
+// the peer is told why and the node keeps serving.
+func TestLaneSecondOffer(t *testing.T) {
+	leaktest.Check(t)
+	a, b := lanePair(t, nil)
+	la := a.links.Load().byID[b.ID()]
+	l := b.links.Load().byID[a.ID()]
+	if err := l.Send(&message.LaneOffer{Port: 1, Token: 1}); err != nil {
+		t.Fatal(err)
+	}
+	l.Flush()
+	if err := waitDone(t, la, 5*time.Second); !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), "second lane offer") {
+		t.Fatalf("a's link ended with %v, want a protocol error about the second offer", err)
+	}
+	if err := waitDone(t, l, 5*time.Second); !errors.Is(err, ErrPeerBye) || !strings.Contains(err.Error(), "second lane offer") {
+		t.Fatalf("b's link ended with %v, want a's reason", err)
+	}
+}
+
+// TestLaneKeysPerLink: each link of a keyed pair gets a lane secret of its
+// own: a new link (a reconnect) never reuses the last one's.
+func TestLaneKeysPerLink(t *testing.T) {
+	leaktest.Check(t)
+	a, b := lanePair(t, func(_ int, c *NodeConfig) { c.Keyring = meshkey.Keyring{Primary: testKey(2)} })
+	ll, _ := laneTo(t, a, b)
+	first := string(ll.secret)
+	old := a.links.Load().byID[b.ID()]
+	old.CloseReason("test reconnect")
+	waitUntil(t, 5*time.Second, "the link gone", func() bool {
+		drainNode(a)
+		drainNode(b)
+		return a.links.Load().byID[b.ID()] == nil
+	})
+	if _, err := a.Connect(testCtx(t, 5*time.Second), b.Addrs()[0].String()); err != nil {
+		t.Fatal(err)
+	}
+	waitLane(t, a, b, "up")
+	ll2, _ := laneTo(t, a, b)
+	if len(ll2.secret) != 64 || string(ll2.secret) == first || ll2.local == ll.local {
+		t.Fatal("a new link reuses the lane secret or token of the last")
+	}
+	if err := a.SendKind(b.ID(), &Msg32{Seq: 3}, Sequenced); err != nil {
+		t.Fatal(err)
+	}
+	if seq, via := recvMsg(t, b, a); seq != 3 || via != Sequenced {
+		t.Fatalf("over the new link's lane: %d %v", seq, via)
 	}
 }
