@@ -132,7 +132,11 @@ func (n *Node) startLane() error {
 		return nil // another transport: no lane
 	}
 	cfg := n.cfg.Lane.config()
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ta.IP, Port: ta.Port, Zone: ta.Zone})
+	port := ta.Port
+	if port == n.cfg.Discovery.BeaconPort || port == 5353 {
+		port = 0 // never take discovery's UDP port from it
+	}
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ta.IP, Port: port, Zone: ta.Zone})
 	if err != nil {
 		conn, err = net.ListenUDP("udp", &net.UDPAddr{IP: ta.IP, Zone: ta.Zone})
 	}
@@ -600,7 +604,7 @@ func (ll *linkLane) drain(l *link, ln *lane.Lane) {
 	}
 	l.writeMu.Unlock()
 	l.sendMu.Lock()
-	if l.closing || (len(l.pending) > 0 && &l.pending[:1][0] == ll.markPtr && len(l.pending) >= ll.markLen) {
+	if l.closing || (len(l.pending) > 0 && bufID(l.pending) == ll.markPtr && len(l.pending) >= ll.markLen) {
 		l.sendMu.Unlock()
 		return
 	}
@@ -620,12 +624,21 @@ func (ll *linkLane) drain(l *link, ln *lane.Lane) {
 		return true
 	})
 	if handed > 0 {
-		ll.markPtr, ll.markLen = &l.pending[:1][0], len(l.pending)
+		ll.markPtr, ll.markLen = bufID(l.pending), len(l.pending)
 	}
 	l.sendMu.Unlock()
 	if handed > 0 {
 		l.stats.msgsOut.Add(uint64(handed))
 	}
+}
+
+// bufID names the array under b, so that drain can tell whether the
+// link's pending buffer is still the one it appended to.
+func bufID(b []byte) *byte {
+	if cap(b) == 0 {
+		return nil
+	}
+	return &b[:1][0]
 }
 
 // noteState logs a lane's change to blocked once per link, at Warn, with
