@@ -262,9 +262,17 @@ func (n *Node) offerLane(l *link) {
 	if ll == nil {
 		return
 	}
-	if err := l.Send(&message.LaneOffer{Port: n.lane.port, Token: binary.BigEndian.Uint64(ll.local[:])}); err == nil {
-		l.Flush()
+	// A control frame, as the link's pings: not a message the program sent,
+	// so not counted as one (Stats.MsgsOut).
+	offer := &message.LaneOffer{Port: n.lane.port, Token: binary.BigEndian.Uint64(ll.local[:])}
+	l.sendMu.Lock()
+	if !l.closing {
+		if b, err := l.codec.AppendFrame(l.pending, offer); err == nil {
+			l.pending = b
+		}
 	}
+	l.sendMu.Unlock()
+	l.Flush()
 }
 
 // laneOffered opens the lane of l when the peer's LaneOffer comes, on the
