@@ -43,7 +43,8 @@ import (
 // PeerInfo.Lane) its sequenced and unreliable messages go over the link's
 // stream, still with the rules above (one newest per channel queued, never
 // an older after a newer). A peer that agreed no lane (an older lanmesh,
-// cable_car, a node with Lane.Off) gets every kind Reliable.
+// cable_car, a node with Lane.Off) gets every kind Reliable. Lanes are a
+// Node's: a Messenger's direct link has none.
 type Delivery uint8
 
 const (
