@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// The datagram format (SPEC-lane.md has it byte by byte):
+// The datagram format (SPEC.md section 11.3 has it byte by byte):
 //
 //	offset size field
 //	0      1    version, 1

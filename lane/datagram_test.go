@@ -20,7 +20,7 @@ func goldenDatagram() *Datagram {
 	}
 }
 
-// The golden bytes are SPEC-lane.md's example, byte for byte.
+// The golden bytes are the example of SPEC.md section 11.8, byte for byte.
 const goldenHex = "01" + "00" + "b1b2b3b4b5b6b7b8" + "0102030405060708" +
 	"01" + "03" + "fffffffe" + "0004" + "0407aabb" +
 	"02" + "00" + "00000001" + "0000" +

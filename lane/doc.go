@@ -5,7 +5,7 @@
 //
 // It knows nothing of nodes, links or codecs: it moves payloads (a codec's
 // frames) for a session that the link handshake agreed (each side's token
-// and, keyed, a secret; see NewSession). SPEC-lane.md has the bytes.
+// and, keyed, a secret; see NewSession). SPEC.md section 11 has the bytes.
 //
 // Delivery kinds, each a guarantee:
 //

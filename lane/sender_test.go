@@ -71,7 +71,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 // The sealed form is deterministic (the nonce is the counter), so it has
-// golden bytes too; SPEC-lane.md's key derivation example uses them.
+// golden bytes too; the key derivation example of SPEC.md section 11.8 uses them.
 func TestSealedGolden(t *testing.T) {
 	a, b := pair(t, true)
 	i2r, r2i, err := DeriveKeys(testSecret, tokA, tokB)

@@ -44,7 +44,7 @@ type Session struct {
 
 // NewSession returns the session of one side of a link. initiator says
 // whether this side dialled the link. secret is what the keyed handshake
-// exports for the lane (SPEC-lane.md section 4), or nil for an unkeyed lane.
+// exports for the lane (SPEC.md section 11.4), or nil for an unkeyed lane.
 // Keys are derived from the secret and both tokens, so they differ for every
 // link and every restart even if a secret were ever repeated.
 func NewSession(local, remote Token, initiator bool, secret []byte) (Session, error) {

@@ -256,6 +256,9 @@ type session struct {
 	keyID  meshkey.ID
 	send   *recordCipher
 	recv   *recordCipher
+	// laneSecret is the keyed lane's secret: the Split's two keys, the
+	// initiator-to-responder one first (SPEC.md 11.2). Nil unkeyed.
+	laneSecret []byte
 }
 
 // hsOptions are a handshake's role and keys.

@@ -98,7 +98,8 @@ func (h *handshaker) initiate(local hello, o hsOptions) (session, error) {
 		return session{}, err
 	}
 	s := session{remote: remote, keyed: true, keyID: d.ID,
-		send: newRecordCipher(c1.UnsafeKey(), 0), recv: newRecordCipher(c2.UnsafeKey(), 0)}
+		send: newRecordCipher(c1.UnsafeKey(), 0), recv: newRecordCipher(c2.UnsafeKey(), 0),
+		laneSecret: laneSecret(c1.UnsafeKey(), c2.UnsafeKey())}
 	// Key confirmation: the responder counts the link only once this opens.
 	confirm, err := s.send.sealOne(nil, appendAccept(nil))
 	if err != nil {
@@ -167,7 +168,8 @@ func (h *handshaker) respond(local hello, o hsOptions) (session, error) {
 		return session{}, h.ioErr(err)
 	}
 	s := session{remote: remote, keyed: true, keyID: id,
-		send: newRecordCipher(c2.UnsafeKey(), 0), recv: newRecordCipher(c1.UnsafeKey(), 0)}
+		send: newRecordCipher(c2.UnsafeKey(), 0), recv: newRecordCipher(c1.UnsafeKey(), 0),
+		laneSecret: laneSecret(c1.UnsafeKey(), c2.UnsafeKey())}
 	// Key confirmation: the initiator's first record, an Accept. A replayed
 	// first message ends here, for want of the initiator's ephemeral key.
 	const confirmLen = handshakeHeader + recordTag

@@ -44,6 +44,7 @@ type Node struct {
 	lns  []net.Listener
 	disc *discovery.Discoverer
 	cc   *cableCar
+	lane *nodeLane // the UDP lane's socket (lane.go); nil: none
 
 	// keys is the keyring derived for the mesh name (nil: unkeyed);
 	// SetKeyring replaces it.
@@ -197,6 +198,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		}
 		n.lns = append(n.lns, ln)
 	}
+	if err := n.startLane(); err != nil {
+		return fail(err)
+	}
 	if n.link.listenPort == 0 && len(n.lns) > 0 {
 		n.link.listenPort = portOf(n.lns[0].Addr())
 	}
@@ -331,6 +335,9 @@ func (n *Node) CloseReason(reason string) error {
 	n.wg.Wait()
 	grace.Stop()
 	n.hsCancel()
+	if n.lane != nil {
+		n.lane.ep.Close() // its reader adds lane messages to the stream
+	}
 	close(n.inboxDone) // nothing adds to the stream any more
 	if n.out != n.inbox && !n.inCallback.Load() {
 		<-n.outDone
@@ -396,13 +403,14 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 		conn.Close()
 		return
 	}
-	sink := &nodeSink{n: n, initiator: initiator, attached: make(chan struct{})}
+	sink := &nodeSink{n: n, initiator: initiator, attached: make(chan struct{}), lane: n.newLinkLane(&s, initiator)}
 	l, err := newLink(withBudget(conn, n.budget), n.link, n.hello, remote, sink, false, &s)
 	if err != nil {
 		conn.Close()
 		n.log.Error("mesh: starting a link", "err", err)
 		return
 	}
+	n.offerLane(l)
 	release := sync.OnceFunc(func() { close(sink.attached) })
 	defer release()
 	if n.refuseClaim(l) {
@@ -516,6 +524,7 @@ func (n *Node) keepNew(nl, old *link) bool {
 func (n *Node) watch(p *peer, l *link) {
 	defer n.wg.Done()
 	<-l.Done()
+	n.laneClosed(l)
 	n.evGate.wait(n.ctx.Done()) // its end may be an event
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -74,6 +74,9 @@ type NodeConfig struct {
 	// CableCar, when Enabled, makes the node also speak to Python cable_car
 	// programs on the LAN (see CableCarConfig). Default off.
 	CableCar CableCarConfig
+	// Lane is the UDP lane beside every link, for the Sequenced and
+	// Unreliable delivery kinds (see Delivery). Default on.
+	Lane LaneConfig
 }
 
 // NetConfig says where a node listens and whom it dials.

@@ -23,6 +23,10 @@ type Message struct {
 	// Msg is the message, a pointer to its registered type; or a
 	// *PeerEvent, which only a node's stream carries (see Node.Get).
 	Msg any
+	// Via is how the message came: Reliable over the link, or Sequenced or
+	// Unreliable as the sender sent it (over the lane, or over the link
+	// while the lane was not up).
+	Via Delivery
 
 	link    *link
 	request bool
@@ -47,6 +51,11 @@ type nodeSink struct {
 
 	marker byte // message.CodeRequest or CodeReply when one came last
 	id     uint32
+	// lane is the link's lane (lane.go), nil when the node runs none;
+	// tag is the LaneTag that came last, if tagged.
+	lane   *linkLane
+	tag    message.LaneTag
+	tagged bool
 	out    []Message // the batch for the inbox, reused
 	at     []int     // the index in the link's batch of each of out
 }
@@ -73,6 +82,17 @@ func (s *nodeSink) Deliver(l *link, msgs []any, stop <-chan struct{}) int {
 		case *message.Refuse:
 			s.n.reqs.resolve(remote.NodeID, m.ID, nil, fmt.Errorf("%w: %s", ErrRefused, m.Reason))
 			continue
+		case *message.LaneOffer:
+			s.n.laneOffered(l, s.lane, m)
+			continue
+		case *message.LaneTag:
+			s.tag, s.tagged = *m, true
+			continue
+		}
+		via := Reliable
+		if s.tagged {
+			s.tagged = false
+			via = laneVia(s.tag)
 		}
 		marker, id := s.marker, s.id
 		s.marker = 0
@@ -81,7 +101,7 @@ func (s *nodeSink) Deliver(l *link, msgs []any, stop <-chan struct{}) int {
 			s.n.reqs.resolve(remote.NodeID, id, msg, nil)
 			continue
 		}
-		m := Message{From: remote.NodeID, FromName: remote.Name, Msg: msg, link: l,
+		m := Message{From: remote.NodeID, FromName: remote.Name, Msg: msg, link: l, Via: via,
 			request: marker == message.CodeRequest, reqID: id}
 		if r := s.n.cfg.Responder; m.request && r != nil && r.knows(msg) {
 			// Keep the order of what the program sees: queue what came
@@ -90,6 +110,17 @@ func (s *nodeSink) Deliver(l *link, msgs []any, stop <-chan struct{}) int {
 				return k
 			}
 			if r.q.push([]Message{m}, stop) == 0 {
+				return i
+			}
+			continue
+		}
+		if via == Sequenced && s.lane != nil {
+			// Decided and queued under the lane's lock, so that the lane
+			// never slips an older one in between (lane.go).
+			if k := s.flush(stop); k >= 0 {
+				return k
+			}
+			if !s.lane.pushSequenced(s.n, m, s.tag, stop) {
 				return i
 			}
 			continue
@@ -311,7 +342,9 @@ var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b
 // available to Get as they arrive. It never blocks. It returns
 // ErrNodeClosed once the node is closed.
 func (n *Node) Xfer() error {
-	for _, l := range n.links.Load().all {
+	all := n.links.Load().all
+	n.flushLanes(all)
+	for _, l := range all {
 		l.Flush()
 	}
 	if n.ctx.Err() != nil {

@@ -58,6 +58,8 @@ type PeerInfo struct {
 	// if it never was): a *CloseError with the peer's reason, ErrSilence,
 	// and the like.
 	Err error
+	// Lane is the state of the link's UDP lane (zero when there is none).
+	Lane LaneInfo
 }
 
 // PeerEventKind says what happened to a peer.
@@ -102,6 +104,7 @@ func (n *Node) infoLocked(p *peer) PeerInfo {
 		info.Since = p.joined
 		info.Link = p.link.Stats()
 		info.LocalAddr, info.RemoteAddr = p.link.LocalAddr(), p.link.RemoteAddr()
+		info.Lane = laneInfo(p.link)
 	case p.dialing:
 		info.State = StateDialling
 	}

@@ -41,6 +41,8 @@ var builtins = []func(*Registry) error{
 	func(r *Registry) error { return register[Request](r, CodeRequest, ControlPrefix+"Request") },
 	func(r *Registry) error { return register[Reply](r, CodeReply, ControlPrefix+"Reply") },
 	func(r *Registry) error { return register[Refuse](r, CodeRefuse, ControlPrefix+"Refuse") },
+	func(r *Registry) error { return register[LaneOffer](r, CodeLaneOffer, ControlPrefix+"LaneOffer") },
+	func(r *Registry) error { return register[LaneTag](r, CodeLaneTag, ControlPrefix+"LaneTag") },
 }
 
 // IsControl reports whether code belongs to lanmesh's control range.

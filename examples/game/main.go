@@ -57,10 +57,11 @@
 //
 // # Messages
 //
-// Positions are state (a newer one supersedes an older one): they will go
-// Sequenced over the UDP lane. Hello and Claim must arrive, in order: they
-// go Reliable. Every send is in net.go, one function per kind. The binary
-// forms are the derived ones (SPEC.md (section 2, derived payloads)): Pos is X, Y (1 byte
+// Positions are state (a newer one supersedes an older one): they go
+// Sequenced over the UDP lane (and over the link while UDP does not get
+// through). Hello and Claim must arrive, in order: they go Reliable. Every
+// send is in net.go, one function per kind. The binary forms are the
+// derived ones (SPEC.md, section 2, derived payloads): Pos is X, Y (1 byte
 // each) and Step (4, big-endian); Hello is Round (4) and Claims (1);
 // Claim is Round (4), Coin (1), Player (the 16-byte node id) and Name (16
 // bytes, NUL-padded).

@@ -42,11 +42,12 @@ type netSender struct {
 	log  *slog.Logger
 }
 
-// sendState sends state that the next update supersedes: positions.
-// Positions switch to mesh.Sequenced when the UDP lane lands in mesh; until
-// then they ride the reliable link.
+// sendState sends state that the next update supersedes: positions. They
+// go Sequenced over the UDP lane beside each link: a lost one is not
+// resent, an older one never overtakes a newer, and a peer whose lane is
+// not up (UDP blocked, an older node) gets them over the link.
 func (s netSender) sendState(msg any) {
-	if _, err := s.node.Broadcast(msg); err != nil {
+	if _, err := s.node.BroadcastKind(msg, mesh.Sequenced); err != nil {
 		s.log.Debug("game: state not sent to every player", "err", err)
 	}
 }

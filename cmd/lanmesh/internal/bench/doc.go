@@ -13,9 +13,9 @@
 // one node per host by re-executing the program (Options.NodeExe) with a
 // node spec; the program hands that invocation to RunNode. They need Linux,
 // root and ip(8), and are skipped with a message otherwise. The lane part
-// builds two hosts joined by a netlab Wire (delay, loss, a rate) and opens
-// both ends' sockets inside them from this process (Host.Do), so both read
-// one clock. Nothing is sent anywhere but loopback and the namespaces the
-// suite builds, and every namespace and process is removed on every path, a
+// builds two hosts joined by a netlab Wire (delay, loss, a rate) and starts
+// a Node in each from this process (Host.Do: their sockets live in the
+// hosts), so both read one clock. Nothing is sent anywhere but loopback and
+// the namespaces the suite builds, and every namespace and process is removed on every path, a
 // cancelled context included.
 package bench

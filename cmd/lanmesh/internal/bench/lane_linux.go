@@ -61,8 +61,8 @@ const (
 	// are reps at most): on a loaded machine such a stall, not the link, is
 	// what its ages would show.
 	laneStallLimit = 2 * laneTick
-	tcpLinkName    = "the same stream over the TCP link (Messenger, binary codec)"
-	laneKindNote   = "Sequenced over the lane (unkeyed) beside the TCP link"
+	tcpLinkName    = "the same stream Reliable over the TCP link (Node, binary codec)"
+	laneKindNote   = "Node to Node: Sequenced (one channel an object, unkeyed lane) beside Reliable on the same link"
 )
 
 type laneEnv struct {
@@ -107,18 +107,12 @@ func (e *laneEnv) lossFigures(ctx context.Context) ([]Result, error) {
 		[]lossCase{{0, 0}, {0.05, 0}, {0.05, 4}})
 	dur := pick(e.r, 4*time.Second, 800*time.Millisecond)
 	reps := pick(e.r, e.r.reps, 1)
-	la, lb, err := lanePosPair(ctx, e.inA, e.inB, e.w.AddrA, e.w.AddrB)
+	pair, err := newNodePosPair(ctx, e.inA, e.inB, e.w.AddrA, e.w.AddrB)
 	if err != nil {
-		return nil, fmt.Errorf("lane: %w", err)
+		return nil, fmt.Errorf("node pair: %w", err)
 	}
-	defer la.close()
-	defer lb.close()
-	ta, tb, err := tcpPosPair(ctx, e.inB, e.inA, e.w.AddrB)
-	if err != nil {
-		return nil, fmt.Errorf("TCP link: %w", err)
-	}
-	defer ta.close()
-	defer tb.close()
+	defer pair.close()
+	la, lb, ta, tb := pair.laneSnd, pair.laneRcv, pair.tcpSnd, pair.tcpRcv
 	var out []Result
 	for _, c := range cases {
 		imp := laneWireBase
@@ -129,7 +123,7 @@ func (e *laneEnv) lossFigures(ctx context.Context) ([]Result, error) {
 		var laneStall, tcpStall time.Duration
 		rerun := 0
 		for rep := 0; rep < reps; {
-			if err := waitLanesUp(ctx, la, lb); err != nil {
+			if err := pair.waitUp(ctx); err != nil {
 				return out, fmt.Errorf("%v: %w", c, err)
 			}
 			ls, ln, err := e.stream(ctx, la, lb, 1, dur)
@@ -202,16 +196,11 @@ func (e *laneEnv) rateFigures(ctx context.Context) ([]Result, error) {
 		// Fresh pairs each time, made on a clear wire: a TCP link left with
 		// seconds of backlog is of no use after.
 		e.w.Set(laneWireBase)
-		la, lb, err := lanePosPair(ctx, e.inA, e.inB, e.w.AddrA, e.w.AddrB)
+		pair, err := newNodePosPair(ctx, e.inA, e.inB, e.w.AddrA, e.w.AddrB)
 		if err != nil {
-			return out, fmt.Errorf("lane: %w", err)
+			return out, fmt.Errorf("node pair: %w", err)
 		}
-		ta, tb, err := tcpPosPair(ctx, e.inB, e.inA, e.w.AddrB)
-		if err != nil {
-			la.close()
-			lb.close()
-			return out, fmt.Errorf("TCP link: %w", err)
-		}
+		la, lb, ta, tb := pair.laneSnd, pair.laneRcv, pair.tcpSnd, pair.tcpRcv
 		e.w.Set(imp)
 		ls, ln, err := e.stream(ctx, la, lb, objects, dur)
 		var ts ageSummary
@@ -220,10 +209,7 @@ func (e *laneEnv) rateFigures(ctx context.Context) ([]Result, error) {
 			ts, tn, err = e.stream(ctx, ta, tb, objects, dur)
 		}
 		e.w.Set(laneWireBase)
-		la.close()
-		lb.close()
-		ta.close()
-		tb.close()
+		pair.close()
 		if err != nil {
 			return out, fmt.Errorf("%s: %w", what, err)
 		}
@@ -273,7 +259,8 @@ func laneThroughputFigures(ctx context.Context, r *runner) ([]Result, error) {
 	}
 	res := Result{Name: "unreliable 24 B messages one-way, loopback, delivered", Unit: UnitMsgsPerSec,
 		Stat: Summarize(laneV), Higher: true,
-		Note: fmt.Sprintf("%d a datagram, one sending goroutine, %v a rep; aim: at least 50%%", lanePerDatagram, d)}
+		Note: fmt.Sprintf("Node to Node, SendChannel Unreliable, %d a datagram (raw: %d), one sending goroutine, %v a rep; aim: at least 50%%",
+			nodePerDatagram, lanePerDatagram, d)}
 	return []Result{res.withBaseline(rawUDPName, Summarize(rawV))}, nil
 }
 

@@ -9,16 +9,21 @@ import (
 	"time"
 
 	"github.com/lanmesh/lanmesh/lane"
+	"github.com/lanmesh/lanmesh/mesh"
 )
 
 // The lane part's throughput figure: one-way unreliable messages of 24
-// bytes over loopback, as fast as one goroutine sends them, through a lane
-// (a Sender, an Endpoint reading) and through plain UDP sockets that batch
-// the same: as many messages a datagram as a lane datagram holds, each
-// with a 2-byte length.
+// bytes over loopback, as fast as one goroutine sends them, from Node to
+// Node (SendChannel Unreliable, an Xfer a datagram's worth, Receive at the
+// other node) and through plain UDP sockets that batch as many messages a
+// datagram as a lane datagram holds, each with a 2-byte length.
 
 // lanePerDatagram is how many 24-byte messages one lane datagram holds.
 var lanePerDatagram = (lane.DefaultMTU - lane.HeaderSize) / (lane.ItemHeaderSize + lanePosSize)
+
+// nodePerDatagram is how many a Node's lane datagram holds: each message
+// is a binary frame (2 bytes of header more).
+var nodePerDatagram = (lane.DefaultMTU - lane.HeaderSize) / (lane.ItemHeaderSize + lanePosSize + binHeader)
 
 const rawUDPName = "raw UDP, same batching (2-byte length a message)"
 
@@ -70,39 +75,41 @@ func unreliableThroughput(ctx context.Context, raw bool, d time.Duration) (float
 			return nil
 		}
 	} else {
-		ta, err := lane.NewToken()
-		if err != nil {
-			rc.Close()
-			return 0, err
-		}
-		tb, err := lane.NewToken()
-		if err != nil {
-			rc.Close()
-			return 0, err
-		}
-		sa, _ := lane.NewSession(ta, tb, true, nil)
-		sr, _ := lane.NewSession(tb, ta, false, nil)
-		sr.Peer = sc.LocalAddr().(*net.UDPAddr).AddrPort()
-		ep := lane.NewEndpoint(rc)
-		defer ep.Close()
-		if _, err := ep.Open(lane.DefaultConfig(), sr, func(m []lane.Message) { got.Add(int64(len(m))) }); err != nil {
-			return 0, err
-		}
-		s, err := lane.NewSender(lane.DefaultConfig(), sa, func(p []byte) error {
-			_, err := sc.WriteToUDPAddrPort(p, to)
-			return err
-		})
+		rc.Close() // the nodes have sockets of their own
+		run := func(f func() error) error { return f() }
+		lo := netip.MustParseAddr("127.0.0.1")
+		pair, err := newNodePosPair(ctx, run, run, lo, lo)
 		if err != nil {
 			return 0, err
 		}
+		defer pair.close()
+		rctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			// As a game's pump would: Get until empty, then wait.
+			for {
+				m, ok := pair.b.Get()
+				if !ok {
+					var err error
+					if m, err = pair.b.Receive(rctx); err != nil {
+						return
+					}
+				}
+				if _, ok := m.Msg.(*LanePos); ok && m.Via == mesh.Unreliable {
+					got.Add(1)
+				}
+			}
+		}()
+		defer func() { stop(); <-done }()
+		to, pos := pair.b.ID(), &LanePos{}
 		send = func() error {
-			for range lanePerDatagram {
-				if _, err := s.Enqueue(lane.Unreliable, 0, payload); err != nil {
+			for range nodePerDatagram {
+				if err := pair.a.SendChannel(to, pos, mesh.Unreliable, 0); err != nil {
 					return err
 				}
 			}
-			s.Flush() // a refused datagram is lost (and counted by the lane)
-			return nil
+			return pair.a.Xfer()
 		}
 	}
 	start := time.Now()
