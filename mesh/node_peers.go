@@ -384,7 +384,7 @@ func (n *Node) freeDialSlotLocked() {
 			return
 		}
 		if q.wanted() && q.link == nil && !q.dialing && q.addr != "" {
-			n.startDialLocked(q, q.attempts > 0)
+			n.startDialLocked(q)
 		}
 	}
 }
