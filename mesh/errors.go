@@ -32,7 +32,8 @@ var (
 	// ErrHandshakeTimeout: no complete handshake within
 	// Config.HandshakeTimeout.
 	ErrHandshakeTimeout error = &timeoutError{"mesh: handshake timed out"}
-	// ErrSilence: nothing came from the peer for Config.Silence; it is gone.
+	// ErrSilence: nothing came from the peer for twice Config.Silence (a
+	// ping sent after the first went unanswered); it is gone.
 	ErrSilence error = &timeoutError{"mesh: peer silent"}
 	// ErrWriteTimeout: the peer did not take our bytes within
 	// Config.WriteTimeout.

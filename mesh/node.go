@@ -469,9 +469,11 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 		p.replacing = false
 		signal(p.wake)
 	case old.Remote().InstanceID != remote.InstanceID:
-		// The peer restarted: the old link belongs to its previous life.
+		// The peer restarted: the old link belongs to its previous life,
+		// and so do the requests waiting on it: none will be answered.
 		p.link, loser, loserReason = l, old, "peer restarted"
 		ev = &PeerEvent{Kind: PeerRestarted}
+		n.reqs.failPeer(p.id, p.name, closeErr(ErrConnLost, true, "peer restarted"))
 	case n.keepNew(l, old):
 		p.link, loser = l, old
 		if n.opener(l) == n.opener(old) {

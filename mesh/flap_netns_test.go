@@ -1,0 +1,255 @@
+//go:build linux
+
+package mesh
+
+import (
+	"fmt"
+	"os"
+	ossignal "os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lanmesh/lanmesh/lanmeshtest/netlab"
+)
+
+// flapRate is how many messages a second each flap node sends its peer.
+const flapRate = 200
+
+// flapHelper is the child side of the flap tests: a node with the default
+// link timers (Silence 3 s, a ping every 500 ms) that sends its one peer
+// Msg32s numbered 1, 2, ... at flapRate and checks what it receives. Lines:
+//
+//	ready ID
+//	joined ID UNIXNANO NAME | left ID UNIXNANO REASON
+//	sent N                      (after SIGUSR1: it stops sending; N were accepted by Send)
+//	got N DUP HOLES             (after each SIGUSR2: N delivered in order, and the faults)
+//
+// A message Send refused is not counted and its number is offered again, so
+// that the numbers accepted are 1..N with no hole: lost = accepted but never
+// delivered, duplicated = delivered twice, a hole = a number skipped (lost,
+// or reordered: either fails the test).
+func flapHelper() {
+	cfg := DefaultNodeConfig()
+	cfg.NodeID = uuid.MustParse(os.Getenv("NODE_ID"))
+	cfg.Name = os.Getenv("NODE_NAME")
+	cfg.Mesh = "flaptest"
+	cfg.Registry = testRegistry
+	cfg.Link.AutoFlush = true
+	cfg.Discovery.MDNS = false
+	cfg.Discovery.Interval = nsInterval
+	cfg.Discovery.Jitter = nsInterval / 10
+	cfg.Discovery.InterfaceRefresh = 500 * time.Millisecond
+
+	var mu sync.Mutex // guards the counts below
+	var peer uuid.UUID
+	var got, dup, reordered uint64
+	cfg.OnPeer = func(ev PeerEvent) {
+		switch ev.Kind {
+		case PeerLeft:
+			fmt.Printf("left %s %d %v\n", ev.Peer.ID, time.Now().UnixNano(), strings.ReplaceAll(fmt.Sprint(ev.Err), "\n", " "))
+		default:
+			mu.Lock()
+			peer = ev.Peer.ID
+			mu.Unlock()
+			fmt.Printf("%s %s %d %s\n", ev.Kind, ev.Peer.ID, time.Now().UnixNano(), ev.Peer.Name)
+		}
+	}
+	cfg.OnMessage = func(m Message) {
+		v, ok := m.Msg.(*Msg32)
+		if !ok {
+			return
+		}
+		mu.Lock()
+		switch {
+		case v.Seq == got+1:
+			got++
+		case v.Seq <= got:
+			dup++
+		default: // a hole: what was in it comes later, or never
+			reordered++
+			got = v.Seq
+		}
+		mu.Unlock()
+	}
+	sigs := make(chan os.Signal, 4)
+	ossignal.Notify(sigs, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2)
+	n, err := NewNode(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Printf("ready %s\n", n.ID())
+	tick := time.NewTicker(time.Second / flapRate)
+	defer tick.Stop()
+	var sent uint64
+	sending := true
+	end := time.After(5 * time.Minute) // a test never runs this long
+	for {
+		select {
+		case <-tick.C:
+			mu.Lock()
+			to := peer
+			mu.Unlock()
+			if !sending || to == uuid.Nil {
+				continue
+			}
+			if n.Send(to, &Msg32{Seq: sent + 1}) == nil {
+				sent++
+			}
+		case s := <-sigs:
+			switch s {
+			case syscall.SIGUSR1:
+				sending = false
+				fmt.Printf("sent %d\n", sent)
+			case syscall.SIGUSR2:
+				mu.Lock()
+				fmt.Printf("got %d %d %d\n", got, dup, reordered)
+				mu.Unlock()
+			default:
+				n.CloseReason("helper stopped")
+				os.Exit(0)
+			}
+		case <-end:
+			n.CloseReason("helper ran too long")
+			os.Exit(0)
+		}
+	}
+}
+
+// flapPair starts a flap node in each of two hosts and waits until each
+// has joined the other.
+func flapPair(t *testing.T, lab *netlab.Lab) []*nsNode {
+	ids := sortedIDs(2)
+	nodes := make([]*nsNode, 2)
+	for i, h := range lab.Hosts {
+		nodes[i] = &nsNode{host: h, id: ids[i], name: h.Name}
+		nodes[i].proc = h.StartHelper(t, "flap", "NODE_ID="+ids[i].String(), "NODE_NAME="+h.Name)
+		nodes[i].waitLine(t, 10*time.Second, 0, func(f []string) bool { return f[0] == "ready" })
+	}
+	for _, n := range nodes {
+		n.waitEvents(t, 10*time.Second, 0, "joined", nodes)
+	}
+	return nodes
+}
+
+// flapAccount stops the sending and waits (bounded) until each node has
+// received, in order, all its peer's Send accepted; it fails the test on any
+// loss, duplicate, reordering, or PeerLeft, and returns the totals.
+func flapAccount(t *testing.T, nodes []*nsNode) (sent [2]uint64) {
+	t.Helper()
+	for i, n := range nodes {
+		from := n.mark()
+		if err := n.proc.Signal(syscall.SIGUSR1); err != nil {
+			t.Fatal(err)
+		}
+		l := n.waitLine(t, 5*time.Second, from, func(f []string) bool { return f[0] == "sent" })
+		sent[i], _ = strconv.ParseUint(l.fields[1], 10, 64)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for i, n := range nodes {
+		want := sent[1-i]
+		for {
+			from := n.mark()
+			if err := n.proc.Signal(syscall.SIGUSR2); err != nil {
+				t.Fatal(err)
+			}
+			l := n.waitLine(t, 5*time.Second, from, func(f []string) bool { return f[0] == "got" })
+			var got, dup, reord uint64
+			fmt.Sscan(strings.Join(l.fields[1:], " "), &got, &dup, &reord)
+			if dup != 0 || reord != 0 || got > want {
+				t.Fatalf("%s: got %d of %d, %d duplicated, %d holes (lost or reordered)", n.name, got, want, dup, reord)
+			}
+			if got == want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: got %d of the %d its peer's Send accepted: %d lost", n.name, got, want, want-got)
+			}
+			time.Sleep(100 * time.Millisecond) // the next look; bounded by deadline
+		}
+	}
+	for _, n := range nodes {
+		for _, l := range n.lines {
+			if l.fields[0] == "left" {
+				t.Errorf("%s: %s", n.name, strings.Join(l.fields, " "))
+			}
+		}
+	}
+	return sent
+}
+
+// TestNetnsFlap: cuts shorter than Silence (3 s, the default) by interface
+// down, and 5% packet loss each way, while both nodes send 200 messages a
+// second: the link survives (no PeerLeft on either side) and every message
+// Send accepted arrives once, in order. Before liveness waited a second
+// Silence, the 2 s cut ended the link and lost about 600 messages each way
+// (issue 12).
+func TestNetnsFlap(t *testing.T) {
+	for _, cut := range []time.Duration{500 * time.Millisecond, 2 * time.Second} {
+		t.Run("cut"+cut.String(), func(t *testing.T) {
+			lab := netlab.New(t, 2)
+			nodes := flapPair(t, lab)
+			// Traffic flows before the cut: wait for it, not for a time.
+			for _, n := range nodes {
+				flapWaitGot(t, n, flapRate/2)
+			}
+			if err := lab.Hosts[1].LinkDown(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(cut) // the cut itself
+			if err := lab.Hosts[1].LinkUp(); err != nil {
+				t.Fatal(err)
+			}
+			// Traffic flows again after it.
+			for _, n := range nodes {
+				flapWaitGot(t, n, flapGot(t, n)+flapRate)
+			}
+			sent := flapAccount(t, nodes)
+			t.Logf("cut of %v: sent %d and %d, all delivered once, in order; no PeerLeft", cut, sent[0], sent[1])
+		})
+	}
+	t.Run("loss5pct", func(t *testing.T) {
+		lab := netlab.New(t, 2)
+		for _, h := range lab.Hosts {
+			if err := h.DropPercent(5, 5); err != nil {
+				t.Skipf("no packet loss in this lab: %v", err)
+			}
+		}
+		nodes := flapPair(t, lab)
+		for _, n := range nodes {
+			flapWaitGot(t, n, 20*flapRate) // about 20 s of traffic
+		}
+		sent := flapAccount(t, nodes)
+		t.Logf("5%% loss each way: sent %d and %d, all delivered once, in order; no PeerLeft", sent[0], sent[1])
+	})
+}
+
+// flapGot asks n how many messages it has received in order.
+func flapGot(t *testing.T, n *nsNode) uint64 {
+	t.Helper()
+	from := n.mark()
+	if err := n.proc.Signal(syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	l := n.waitLine(t, 5*time.Second, from, func(f []string) bool { return f[0] == "got" })
+	got, _ := strconv.ParseUint(l.fields[1], 10, 64)
+	return got
+}
+
+// flapWaitGot waits (bounded: 60 s) until n has received at least want.
+func flapWaitGot(t *testing.T, n *nsNode, want uint64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for flapGot(t, n) < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: fewer than %d messages after 60 s", n.name, want)
+		}
+		time.Sleep(100 * time.Millisecond) // the next look; bounded by deadline
+	}
+}
