@@ -28,7 +28,8 @@ const flapRate = 200
 //	ready ID
 //	joined ID UNIXNANO NAME | left ID UNIXNANO REASON
 //	sent N                      (after SIGUSR1: it stops sending; N were accepted by Send)
-//	got N DUP HOLES             (after each SIGUSR2: N delivered in order, and the faults)
+//	got N DUP HOLES DELIVERED   (after each SIGUSR2: the highest number delivered in
+//	                            order, the faults, and how many were delivered in all)
 //
 // A message Send refused is not counted and its number is offered again, so
 // that the numbers accepted are 1..N with no hole: lost = accepted but never
@@ -48,7 +49,7 @@ func flapHelper() {
 
 	var mu sync.Mutex // guards the counts below
 	var peer uuid.UUID
-	var got, dup, reordered uint64
+	var got, dup, reordered, delivered uint64
 	cfg.OnPeer = func(ev PeerEvent) {
 		switch ev.Kind {
 		case PeerLeft:
@@ -66,6 +67,7 @@ func flapHelper() {
 			return
 		}
 		mu.Lock()
+		delivered++
 		switch {
 		case v.Seq == got+1:
 			got++
@@ -109,7 +111,7 @@ func flapHelper() {
 				fmt.Printf("sent %d\n", sent)
 			case syscall.SIGUSR2:
 				mu.Lock()
-				fmt.Printf("got %d %d %d\n", got, dup, reordered)
+				fmt.Printf("got %d %d %d %d\n", got, dup, reordered, delivered)
 				mu.Unlock()
 			default:
 				n.CloseReason("helper stopped")
@@ -251,5 +253,64 @@ func flapWaitGot(t *testing.T, n *nsNode, want uint64) {
 			t.Fatalf("%s: fewer than %d messages after 60 s", n.name, want)
 		}
 		time.Sleep(100 * time.Millisecond) // the next look; bounded by deadline
+	}
+}
+
+// TestNetnsLongCutReported: a cut far longer than twice Silence ends the
+// link, and each side reports it exactly once: one PeerLeft (ErrSilence),
+// then, when the cable is back, one PeerJoined; never neither, never one
+// side alone. What was lost in the cut is logged (links do not resume yet,
+// so it is not zero, and only the PeerLeft says it may be so).
+func TestNetnsLongCutReported(t *testing.T) {
+	lab := netlab.New(t, 2)
+	nodes := flapPair(t, lab)
+	for _, n := range nodes {
+		flapWaitGot(t, n, flapRate/2)
+	}
+	m := marks(nodes)
+	if err := lab.Hosts[1].LinkDown(); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range nodes {
+		n.waitEvents(t, 15*time.Second, m[i], "left", nodes)
+	}
+	if err := lab.Hosts[1].LinkUp(); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range nodes {
+		n.waitEvents(t, 20*time.Second, m[i], "joined", nodes)
+	}
+	var sent [2]uint64
+	for i, n := range nodes {
+		from := n.mark()
+		if err := n.proc.Signal(syscall.SIGUSR1); err != nil {
+			t.Fatal(err)
+		}
+		l := n.waitLine(t, 5*time.Second, from, func(f []string) bool { return f[0] == "sent" })
+		sent[i], _ = strconv.ParseUint(l.fields[1], 10, 64)
+	}
+	for i, n := range nodes {
+		var left, joined int
+		for _, l := range n.lines[m[i]:] {
+			switch l.fields[0] {
+			case "left":
+				left++
+				if !strings.Contains(strings.Join(l.fields, " "), "silent") {
+					t.Errorf("%s: left for another reason: %v", n.name, l.fields)
+				}
+			case "joined":
+				joined++
+			}
+		}
+		if left != 1 || joined != 1 {
+			t.Errorf("%s: after the cut %d PeerLeft and %d PeerJoined, want one of each", n.name, left, joined)
+		}
+		from := n.mark()
+		if err := n.proc.Signal(syscall.SIGUSR2); err != nil {
+			t.Fatal(err)
+		}
+		l := n.waitLine(t, 5*time.Second, from, func(f []string) bool { return f[0] == "got" && len(f) == 5 })
+		t.Logf("%s: its peer's Send accepted %d, %s arrived (the rest lost in the cut, reported only by PeerLeft)",
+			n.name, sent[1-i], l.fields[4])
 	}
 }
