@@ -777,14 +777,19 @@ func (n *Node) staticLoop(addr string) {
 			return
 		}
 		if known != uuid.Nil {
-			// The peer's dialler (or the peer) may have linked it again
-			// while this loop backed off: a second link would replace a
-			// live one. Wait for that one to end instead.
-			if done := n.linkDone(known); done != nil {
-				select {
-				case <-done:
-				case <-n.ctx.Done():
-					return
+			// Once found, the peer is static and its own dialler (dialLoop)
+			// redials it: a second dial from here would make a second link
+			// that replaces the first. Wait while that dialler runs or a
+			// link is up; dial from here only when neither (the peer was
+			// forgotten, or another node took the address).
+			done, dialing := n.peerBusy(known)
+			if done != nil || dialing {
+				if done != nil {
+					select {
+					case <-done:
+					case <-n.ctx.Done():
+						return
+					}
 				}
 				if !n.sleep(backoff(0, n.cfg.Net.RedialMin, n.cfg.Net.RedialMax)) {
 					return
@@ -830,14 +835,19 @@ func (n *Node) staticLoop(addr string) {
 	}
 }
 
-// linkDone returns the Done of the live link to id, or nil.
-func (n *Node) linkDone(id uuid.UUID) <-chan struct{} {
+// peerBusy returns the Done of the live link to id (nil if none), and
+// whether its dialler runs.
+func (n *Node) peerBusy(id uuid.UUID) (<-chan struct{}, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if p := n.peers[id]; p != nil && p.link != nil {
-		return p.link.Done()
+	p := n.peers[id]
+	switch {
+	case p == nil:
+		return nil, false
+	case p.link != nil:
+		return p.link.Done(), p.dialing
 	}
-	return nil
+	return nil, p.dialing
 }
 
 // sleep waits d, or until the node closes (false).

@@ -187,7 +187,14 @@ func TestFastRedialReplacesLiveLink(t *testing.T) {
 			_, err := a.Request(ctx, b.ID(), &Text{S: "are you there"})
 			reqErr <- err
 		}()
-		waitUntil(t, 5*time.Second, "the request to be pending", func() bool { return a.reqs.pending() == 1 })
+		waitUntil(t, 5*time.Second, "the request to be pending", func() bool {
+			select {
+			case err := <-reqErr:
+				t.Fatalf("round %d: the request ended before the cut: %v", round, err)
+			default:
+			}
+			return a.reqs.pending() == 1
+		})
 		ct.cut()
 		cutAt := time.Now()
 
