@@ -337,6 +337,14 @@ func TestNetnsLongCutReported(t *testing.T) {
 // link timers: LANMESH_SOAK (a duration, 10m for the issue's figure) idle,
 // then as long exchanging 60 messages a second each way. No PeerLeft, and
 // every message Send accepted arrives once, in order. Gated: it is long.
+//
+// Measured once (LANMESH_SOAK=10m, 2 cores shared): the busy phase held
+// (35789 and 35768 messages, all once and in order, no PeerLeft), but the
+// idle phase did not: each side saw the other silent 3 times in 10 min (with
+// a 3 s Silence and no grace, about once in 45 s). On an idle link a burst
+// of 4 lost frames is the segment and its retransmissions, so TCP's timer
+// backs off past 2 x Silence; what fixes it is a new connection dialled on
+// suspicion that resumes the session (issue 12's resumption, not done yet).
 func TestNetnsSoakBadWire(t *testing.T) {
 	phase, err := time.ParseDuration(os.Getenv("LANMESH_SOAK"))
 	if err != nil || phase <= 0 {
