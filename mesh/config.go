@@ -93,10 +93,20 @@ type LinkConfig struct {
 	// under Silence. Shorter measures RTT more often for a few bytes more.
 	PingInterval time.Duration
 	// Silence is how long a link may receive nothing at all before the peer
-	// is declared gone (ErrSilence). Default 3 s. Shorter notices a dead peer
-	// sooner but may drop one that stalls (a paused debugger, a GC pause).
-	// The time the link spends waiting for the application to take messages
-	// (a full receive queue) does not count.
+	// is suspected: the link then pings it at once and waits one more
+	// Silence; only if nothing at all arrives in that time either is the
+	// peer declared gone (ErrSilence). Default 3 s. So a host that vanishes
+	// (powered off, cable pulled for good) is reported after 2 x Silence
+	// (6 s), while a flap shorter than Silence (a Wi-Fi roam, a switch
+	// port bouncing) keeps the link: TCP's retransmission timer, backed off
+	// to 1.6 s and more during the cut, gets its segments through in the
+	// second Silence. A peer whose process ends (exits, crashes, is
+	// killed) is reported at once, whatever Silence is: its host resets
+	// the connection. Shorter notices a vanished host sooner but drops
+	// peers on a lossy link (TCP backs off after a few losses in a row) or
+	// one that stalls (a paused debugger, a GC pause). The time the link
+	// spends waiting for the application to take messages (a full receive
+	// queue) does not count.
 	Silence time.Duration
 	// WriteTimeout is how long the peer may refuse our bytes (its receive
 	// window full because it does not read) before the link closes with

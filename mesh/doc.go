@@ -23,9 +23,10 @@
 // (package codec) turns them into bytes. A node keeps exactly one link per
 // pair of nodes (SPEC.md section 8), redials a peer that is still seen when
 // its link drops (with capped, jittered backoff), and reports a peer that
-// stops answering as left after LinkConfig.Silence. Send and SendTo reach one
-// peer by id or by name, Request waits for a reply, a Responder answers
-// requests by rules, and Traffic records what goes in and out.
+// stops answering as left after twice LinkConfig.Silence (see Liveness).
+// Send and SendTo reach one peer by id or by name, Request waits for a
+// reply, a Responder answers requests by rules, and Traffic records what
+// goes in and out.
 // NodeConfig.CableCar makes the node also link with cable_car programs,
 // which have no handshake (SPEC.md section 9).
 //
@@ -84,10 +85,34 @@
 //
 // Every LinkConfig.PingInterval the writer sends a Ping carrying its clock; the
 // peer echoes it in a Pong, and the reader folds the round trip into a
-// smoothed RTT (Stats). Any bytes at all prove the peer alive; after
-// LinkConfig.Silence with none the link closes with ErrSilence. A peer that
-// hangs up without a Bye (its process killed) is noticed at once, from the
-// connection's end (ErrConnLost).
+// smoothed RTT (Stats). Any bytes at all prove the peer alive. After
+// LinkConfig.Silence with none the peer is suspected: the link pings it at once
+// and waits one more Silence, so that a cut shorter than Silence, which TCP
+// recovers on a retransmission timer backed off to seconds, does not end
+// the link; after that second Silence with nothing the link closes with
+// ErrSilence. A peer that hangs up without a Bye (its process killed) is
+// noticed at once, from the connection's end (ErrConnLost).
+//
+// # Link replacement and redial
+//
+// A link that ends is reported as PeerLeft, and the node redials a peer it
+// still sees no sooner than the backoff (Net.RedialMin, ±50%), however
+// often discovery mentions the peer meanwhile. A peer that redials while
+// this side still counts the old link live (it took the link for dead
+// first) replaces it only once the old link fails a probe (half of
+// Silence); the replacement is then reported on this side too, as PeerLeft
+// (ErrLinkReplaced) then PeerJoined, and requests waiting on that peer fail
+// at once. So every link that ends is seen as a PeerLeft on both sides.
+//
+// # What a nil from Send promises
+//
+// A nil from Send (and Broadcast, Reply) means the message was queued on
+// the live link to the peer and will be written in order after everything
+// queued before it. It is delivered to the peer program once and in order
+// unless the link ends first: then a PeerLeft (or PeerRestarted) for that
+// peer follows in the stream, and any message queued on that link since the
+// trouble began may be lost (not which: links do not yet resume). No PeerLeft for a peer means nothing sent to it was lost. A Request
+// whose link ends fails at once with ErrPeerGone and the reason.
 //
 // # Handshake
 //

@@ -32,7 +32,8 @@ var (
 	// ErrHandshakeTimeout: no complete handshake within
 	// Config.HandshakeTimeout.
 	ErrHandshakeTimeout error = &timeoutError{"mesh: handshake timed out"}
-	// ErrSilence: nothing came from the peer for Config.Silence; it is gone.
+	// ErrSilence: nothing came from the peer for twice Config.Silence (a
+	// ping sent after the first went unanswered); it is gone.
 	ErrSilence error = &timeoutError{"mesh: peer silent"}
 	// ErrWriteTimeout: the peer did not take our bytes within
 	// Config.WriteTimeout.
@@ -40,6 +41,12 @@ var (
 	// ErrPeerBye: the peer closed the link gracefully; the CloseError's
 	// Reason is the one its Bye gave.
 	ErrPeerBye = errors.New("mesh: peer closed the link")
+	// ErrLinkReplaced: the node that opened a link dialled a new one while
+	// this side still counted the old one live (it took the old one for
+	// dead: a cut, a silence). The old link is closed and the peer reported
+	// left (PeerLeft with this error) and joined again; what was sent on the
+	// old link since the trouble began may not have arrived.
+	ErrLinkReplaced = errors.New("mesh: link replaced by the peer's new link")
 	// ErrConnLost: the connection ended without a Bye (the peer process died,
 	// the cable was pulled, a reset).
 	ErrConnLost = errors.New("mesh: connection lost")

@@ -529,7 +529,7 @@ func (l *link) readFailed(err error) {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		l.shutdown(closeErr(ErrConnLost, true, "the peer hung up in the middle of a record"), closeAbrupt)
 	case errors.As(err, &ne) && ne.Timeout():
-		l.shutdown(closeErr(ErrSilence, false, fmt.Sprintf("nothing from the peer for %v", l.cfg.Link.Silence)), closeAbrupt)
+		l.shutdown(closeErr(ErrSilence, false, fmt.Sprintf("nothing from the peer for %v, a ping unanswered", 2*l.cfg.Link.Silence)), closeAbrupt)
 	case errors.Is(err, codec.ErrFrameTooLarge) || errors.Is(err, codec.ErrBadLength) ||
 		errors.Is(err, codec.ErrNoBinaryForm) || errors.Is(err, io.ErrNoProgress) || errors.Is(err, errPartialFrame):
 		l.shutdown(closeErr(ErrProtocol, false, err.Error()), closeBadInput)
@@ -563,8 +563,27 @@ func (r linkReader) Read(p []byte) (int, error) {
 		l.arm(l.conn.SetReadDeadline, &l.readArmed, l.cfg.Link.Silence)
 	}
 	n, err := l.conn.Read(p)
+	if n == 0 && l.suspect(err) {
+		// Silence is suspicion, not death (see LinkConfig.Silence): a cut
+		// shorter than Silence ends with TCP retransmitting on a timer
+		// that has backed off to seconds. Ping, and give the peer one more
+		// Silence to be heard.
+		l.queuePing()
+		signal(l.flushReq)
+		l.readArmed = time.Now()
+		_ = l.conn.SetReadDeadline(l.readArmed.Add(l.cfg.Link.Silence))
+		n, err = l.conn.Read(p)
+	}
 	l.stats.bytesIn.Add(uint64(n))
 	return n, err
+}
+
+// suspect reports whether err is the first silence of an open link: a
+// read deadline of Silence that passed while the link was not closing.
+func (l *link) suspect(err error) bool {
+	var ne net.Error
+	return !l.quiet && l.closeDeadline.Load() == 0 && l.cause.Load() == nil &&
+		errors.As(err, &ne) && ne.Timeout()
 }
 
 // writeLoop is the writer goroutine. It also owns the end of the link.

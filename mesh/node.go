@@ -129,6 +129,10 @@ type peer struct {
 	replacing bool
 	wake      chan struct{} // cuts a dialler's wait short
 	attempts  int
+	// notBefore: no dial before this (the backoff in force). It lives on
+	// the peer, not in the dialler, so that no wake-up and no new dialler
+	// cuts it short.
+	notBefore time.Time
 	joined    time.Time
 	lastErr   error // why its last link ended
 }
@@ -395,6 +399,10 @@ var errSelf = errors.New("mesh: dialled this node itself")
 // waits for that one rather than reporting the peer gone.
 const reasonDuplicate = "duplicate link"
 
+// reasonReplaced is the Bye reason of a live link that a redial by the node
+// that opened it replaced (see ErrLinkReplaced).
+const reasonReplaced = "replaced by a new link"
+
 // attach makes a handshaken conn a link of the node, deciding between it and
 // a link the peer already has: exactly one link per pair of nodes stays.
 func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string) {
@@ -424,6 +432,7 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 	n.evGate.wait(n.ctx.Done())
 
 	var ev *PeerEvent
+	var replaced *CloseError // the live link the peer's redial replaced
 	var loser *link
 	loserReason := reasonDuplicate
 	n.mu.Lock()
@@ -468,18 +477,33 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 		p.replacing = false
 		signal(p.wake)
 	case old.Remote().InstanceID != remote.InstanceID:
-		// The peer restarted: the old link belongs to its previous life.
+		// The peer restarted: the old link belongs to its previous life,
+		// and so do the requests waiting on it: none will be answered.
 		p.link, loser, loserReason = l, old, "peer restarted"
 		ev = &PeerEvent{Kind: PeerRestarted}
+		n.reqs.failPeer(p.id, p.name, closeErr(ErrConnLost, true, "peer restarted"))
 	case n.keepNew(l, old):
 		p.link, loser = l, old
+		if n.opener(l) == n.opener(old) {
+			// The node that opened both redialled: it took the old link
+			// for dead, though this side still counted it live. What was
+			// sent on it lately may be lost, so the replacement is news:
+			// PeerLeft, then PeerJoined, as on the side that redialled.
+			replaced = closeErr(ErrLinkReplaced, n.opener(l) != n.id, reasonReplaced)
+			loserReason = reasonReplaced
+			ev = &PeerEvent{Kind: PeerJoined}
+		}
 	default:
 		loser = l
 	}
 	if p.link == l {
+		if replaced != nil {
+			n.reqs.failPeer(p.id, p.name, replaced)
+			n.pushEventLocked(PeerEvent{Kind: PeerLeft, Peer: n.infoLocked(p), Err: replaced})
+		}
 		p.instance = remote.InstanceID
 		p.name = remote.Name
-		p.attempts = 0
+		p.attempts, p.notBefore = 0, time.Time{}
 		p.joined, p.lastErr = time.Now(), nil
 		delete(n.tombs, p.id)
 		n.publishLocked()
@@ -507,17 +531,19 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 // ends: the link opened by the node with the lower id stays. Two links
 // opened by the same node mean it redialled: the newer one stays.
 func (n *Node) keepNew(nl, old *link) bool {
-	opener := func(l *link) uuid.UUID {
-		if l.sink.(*nodeSink).initiator {
-			return n.id
-		}
-		return l.Remote().NodeID
-	}
-	a, b := opener(nl), opener(old)
+	a, b := n.opener(nl), n.opener(old)
 	if a == b {
 		return true
 	}
 	return bytes.Compare(a[:], b[:]) < 0
+}
+
+// opener returns the id of the node that dialled l.
+func (n *Node) opener(l *link) uuid.UUID {
+	if l.sink.(*nodeSink).initiator {
+		return n.id
+	}
+	return l.Remote().NodeID
 }
 
 // watch waits for a link to end, then takes it out of the table.
@@ -553,10 +579,14 @@ func (n *Node) leftLocked(p *peer, err error) {
 	n.trimTombsLocked()
 	n.reqs.failPeer(p.id, p.name, err)
 	n.pushEventLocked(PeerEvent{Kind: PeerLeft, Peer: n.infoLocked(p), Err: err})
+	// The first redial waits out the backoff (RedialMin, jittered), however
+	// the dialler is woken: a peer that just dropped the link gets time to
+	// notice it too.
+	p.notBefore = time.Now().Add(backoff(p.attempts, n.cfg.Net.RedialMin, n.cfg.Net.RedialMax))
 	switch {
 	case n.closed:
 	case p.wanted():
-		n.startDialLocked(p, true)
+		n.startDialLocked(p)
 	default:
 		delete(n.peers, p.id)
 	}
@@ -652,7 +682,7 @@ func (n *Node) onDiscovery(ev discovery.Event) {
 			}()
 		}
 		if p.link == nil {
-			n.startDialLocked(p, false)
+			n.startDialLocked(p)
 		}
 		signal(p.wake)
 	case discovery.Lost:
@@ -676,17 +706,17 @@ func (n *Node) keyedLink(p *peer) (meshkey.ID, bool) {
 
 // startDialLocked starts the dialler of p unless one runs. The node with the
 // lower id dials at once; the other waits DialGrace for it first. After a
-// lost link (again), the wait is the backoff.
-func (n *Node) startDialLocked(p *peer, again bool) {
+// lost link or a failed attempt, the wait is the backoff (p.notBefore).
+func (n *Node) startDialLocked(p *peer) {
 	if p.dialing || n.closed || p.addr == "" || !n.takeDialSlotLocked() {
 		return
 	}
 	p.dialing = true
 	n.wg.Add(1)
-	go n.dialLoop(p, again)
+	go n.dialLoop(p)
 }
 
-func (n *Node) dialLoop(p *peer, again bool) {
+func (n *Node) dialLoop(p *peer) {
 	defer n.wg.Done()
 	lower := bytes.Compare(n.id[:], p.id[:]) < 0
 	for {
@@ -697,16 +727,16 @@ func (n *Node) dialLoop(p *peer, again bool) {
 			n.mu.Unlock()
 			return
 		}
-		var wait time.Duration
-		backingOff := p.attempts > 0 || again
-		switch {
-		case backingOff:
-			wait = backoff(p.attempts, n.cfg.Net.RedialMin, n.cfg.Net.RedialMax)
-		case !lower:
+		now := time.Now()
+		if p.notBefore.IsZero() && p.attempts > 0 {
+			p.notBefore = now.Add(backoff(p.attempts, n.cfg.Net.RedialMin, n.cfg.Net.RedialMax))
+		}
+		wait := p.notBefore.Sub(now)
+		backingOff := !p.notBefore.IsZero()
+		if !backingOff && !lower {
 			wait = n.cfg.Net.DialGrace
 		}
 		n.mu.Unlock()
-		again = false
 		if wait > 0 {
 			t := time.NewTimer(wait)
 			select {
@@ -724,6 +754,7 @@ func (n *Node) dialLoop(p *peer, again bool) {
 			}
 		}
 		n.mu.Lock()
+		p.notBefore = time.Time{} // waited out: the next is set by a failure
 		addr := p.addr
 		linked := p.link != nil
 		o := hsOptions{initiator: true, prefer: p.keyID, hasPrefer: p.keyID != meshkey.ID{}, keyIndex: p.attempts}
@@ -749,9 +780,31 @@ func (n *Node) dialLoop(p *peer, again bool) {
 func (n *Node) staticLoop(addr string) {
 	defer n.wg.Done()
 	attempts := 0
+	var known uuid.UUID // the node last found at addr
 	for {
 		if n.ctx.Err() != nil {
 			return
+		}
+		if known != uuid.Nil {
+			// Once found, the peer is static and its own dialler (dialLoop)
+			// redials it: a second dial from here would make a second link
+			// that replaces the first. Wait while that dialler runs or a
+			// link is up; dial from here only when neither (the peer was
+			// forgotten, or another node took the address).
+			done, dialing := n.peerBusy(known)
+			if done != nil || dialing {
+				if done != nil {
+					select {
+					case <-done:
+					case <-n.ctx.Done():
+						return
+					}
+				}
+				if !n.sleep(backoff(0, n.cfg.Net.RedialMin, n.cfg.Net.RedialMax)) {
+					return
+				}
+				continue
+			}
 		}
 		// A static peer's key is unknown: each attempt tries the next key
 		// of the ring, the primary first.
@@ -766,6 +819,7 @@ func (n *Node) staticLoop(addr string) {
 			n.mismatch.note(n, addr, "", addr, err)
 		default:
 			attempts = 0
+			known = remote.NodeID
 			n.mu.Lock()
 			p := n.peers[remote.NodeID]
 			var done <-chan struct{}
@@ -784,13 +838,36 @@ func (n *Node) staticLoop(addr string) {
 				}
 			}
 		}
-		t := time.NewTimer(backoff(attempts, n.cfg.Net.RedialMin, n.cfg.Net.RedialMax))
-		select {
-		case <-t.C:
-		case <-n.ctx.Done():
-			t.Stop()
+		if !n.sleep(backoff(attempts, n.cfg.Net.RedialMin, n.cfg.Net.RedialMax)) {
 			return
 		}
+	}
+}
+
+// peerBusy returns the Done of the live link to id (nil if none), and
+// whether its dialler runs.
+func (n *Node) peerBusy(id uuid.UUID) (<-chan struct{}, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.peers[id]
+	switch {
+	case p == nil:
+		return nil, false
+	case p.link != nil:
+		return p.link.Done(), p.dialing
+	}
+	return nil, p.dialing
+}
+
+// sleep waits d, or until the node closes (false).
+func (n *Node) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-n.ctx.Done():
+		return false
 	}
 }
 

@@ -97,8 +97,12 @@ type NetConfig struct {
 	DialGrace time.Duration
 	// RedialMin and RedialMax bound the backoff between attempts to reach a
 	// peer that discovery still sees: it doubles from RedialMin up to
-	// RedialMax, with ±50% jitter so that nodes do not retry in step.
-	// Defaults 100 ms and 5 s.
+	// RedialMax, with ±50% jitter so that nodes do not retry in step. The
+	// first dial after a link ends waits RedialMin ±50% (50-150 ms by
+	// default), so that the peer has time to notice the end too; news of
+	// the peer (a beacon) never cuts a wait short. Defaults 100 ms and 5 s.
+	// Shorter relinks sooner after a cut; longer spares a peer that
+	// refuses or cannot be reached.
 	RedialMin, RedialMax time.Duration
 }
 

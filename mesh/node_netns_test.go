@@ -48,6 +48,9 @@ func TestHelperProcess(t *testing.T) {
 	case strings.HasPrefix(role, "hostile-"):
 		hostileHelper(role)
 		return
+	case role == "flap":
+		flapHelper()
+		return
 	case role != "node":
 		return
 	}

@@ -63,6 +63,16 @@ type PeerInfo struct {
 }
 
 // PeerEventKind says what happened to a peer.
+//
+// Every link that ends is seen, on each side, as a PeerLeft, and a new link
+// after it as PeerJoined (or PeerRestarted, for a new instance of the
+// peer): a peer that redials while this side still counts the old link live
+// is reported left (ErrLinkReplaced) and joined again, never replaced in
+// silence. The one exception is the one-link rule settling two links
+// dialled from both ends at once: the link closed as a duplicate was never
+// the only one, and its end is no event. A PeerLeft is where messages may
+// have been lost (see "What a nil from Send promises" in the package doc);
+// no PeerLeft means none were.
 type PeerEventKind uint8
 
 const (
@@ -73,7 +83,8 @@ const (
 	// that stopped answering, ErrConnLost for one that vanished).
 	PeerLeft
 	// PeerRestarted: the peer's program restarted (a new instance id) and is
-	// linked again.
+	// linked again. What was sent to the old instance and not yet delivered
+	// is lost, and requests waiting on it have failed (ErrPeerGone).
 	PeerRestarted
 )
 
@@ -387,7 +398,7 @@ func (n *Node) freeDialSlotLocked() {
 			return
 		}
 		if q.wanted() && q.link == nil && !q.dialing && q.addr != "" {
-			n.startDialLocked(q, q.attempts > 0)
+			n.startDialLocked(q)
 		}
 	}
 }
