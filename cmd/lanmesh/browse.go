@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,17 +29,9 @@ type browseJSON struct {
 }
 
 func runBrowse(ctx context.Context, args []string, std stdio) error {
-	fs := newFlags("browse", browseSummary, std.err)
-	f := addLookFlags(fs, 2500*time.Millisecond)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := f.check(); err != nil {
-		return usageError(fs, err)
-	}
-	kr, err := keyFromFlags(f.key, f.keyFile, os.Getenv)
+	f, kr, err := parseLook("browse", browseSummary, 2500*time.Millisecond, args, std)
 	if err != nil {
-		return usageError(fs, err)
+		return err
 	}
 	lk, err := lookAround(ctx, f, kr, false, false)
 	if err != nil {

@@ -79,17 +79,9 @@ func (r *doctorReport) note(cause, text, fix string) {
 }
 
 func runDoctor(ctx context.Context, args []string, std stdio) error {
-	fs := newFlags("doctor", doctorSummary, std.err)
-	f := addLookFlags(fs, 2500*time.Millisecond)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := f.check(); err != nil {
-		return usageError(fs, err)
-	}
-	kr, err := keyFromFlags(f.key, f.keyFile, os.Getenv)
+	f, kr, err := parseLook("doctor", doctorSummary, 2500*time.Millisecond, args, std)
 	if err != nil {
-		return usageError(fs, err)
+		return err
 	}
 	if !f.json {
 		fmt.Fprintf(std.out, "lanmesh doctor: a node here would join mesh %q, speak %s, %s; listening %v for beacons on UDP %d%s\n\n",

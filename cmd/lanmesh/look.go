@@ -40,6 +40,24 @@ type lookFlags struct {
 	json       bool
 }
 
+// parseLook parses the flags of a command that looks without joining
+// (browse, doctor, peers) and reads the key they name.
+func parseLook(name, summary string, wait time.Duration, args []string, std stdio) (*lookFlags, meshkey.Keyring, error) {
+	fs := newFlags(name, summary, std.err)
+	f := addLookFlags(fs, wait)
+	if err := parse(fs, args); err != nil {
+		return nil, meshkey.Keyring{}, err
+	}
+	if err := f.check(); err != nil {
+		return nil, meshkey.Keyring{}, usageError(fs, err)
+	}
+	kr, err := keyFromFlags(f.key, f.keyFile, os.Getenv)
+	if err != nil {
+		return nil, meshkey.Keyring{}, usageError(fs, err)
+	}
+	return f, kr, nil
+}
+
 func addLookFlags(fs *flag.FlagSet, wait time.Duration) *lookFlags {
 	f := &lookFlags{}
 	fs.StringVar(&f.mesh, "mesh", mesh.DefaultMesh, "the mesh `name` a node here would join")

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -35,17 +34,9 @@ type peerJSON struct {
 }
 
 func runPeers(ctx context.Context, args []string, std stdio) error {
-	fs := newFlags("peers", peersSummary, std.err)
-	f := addLookFlags(fs, 1500*time.Millisecond)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := f.check(); err != nil {
-		return usageError(fs, err)
-	}
-	kr, err := keyFromFlags(f.key, f.keyFile, os.Getenv)
+	f, kr, err := parseLook("peers", peersSummary, 1500*time.Millisecond, args, std)
 	if err != nil {
-		return usageError(fs, err)
+		return err
 	}
 	lk, err := lookAround(ctx, f, kr, false, true)
 	if err != nil && lk == nil {
