@@ -1,13 +1,11 @@
 package mesh
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,22 +15,7 @@ import (
 )
 
 // warnLog is a log destination for several goroutines.
-type warnLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *warnLog) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *warnLog) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type warnLog = syncBuffer
 
 // TestNodeTellsCodecMismatchOnce: two nodes of one mesh that speak two
 // codecs each say why they never link, at Warn, once, however many
