@@ -190,16 +190,7 @@ func TestMonitorsOnLoopback(t *testing.T) {
 // first draw clears the whole screen.
 func TestDrawInPlace(t *testing.T) {
 	leaktest.Check(t)
-	cfg := mesh.DefaultNodeConfig()
-	cfg.Name = "box"
-	cfg.Link.Transport = mesh.NewMemNetwork()
-	cfg.Net.Listen = []string{"box:1"}
-	cfg.Discovery.Off = true
-	node, err := mesh.NewNode(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Close()
+	node := memNode(t, "box")
 	var out bytes.Buffer
 	m := monitor{node: node, rows: map[uuid.UUID]Stats{node.ID(): {Host: "box"}}, out: &out}
 	m.draw()
@@ -219,16 +210,7 @@ func TestDrawInPlace(t *testing.T) {
 // then gives each table alone, ended by "--".
 func TestPlainLegendOnce(t *testing.T) {
 	leaktest.Check(t)
-	cfg := mesh.DefaultNodeConfig()
-	cfg.Name = "box"
-	cfg.Link.Transport = mesh.NewMemNetwork()
-	cfg.Net.Listen = []string{"box:1"}
-	cfg.Discovery.Off = true
-	node, err := mesh.NewNode(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Close()
+	node := memNode(t, "box")
 	var out bytes.Buffer
 	m := monitor{node: node, rows: map[uuid.UUID]Stats{node.ID(): {Host: "box"}}, out: &out, plain: true}
 	m.draw()
@@ -238,4 +220,21 @@ func TestPlainLegendOnce(t *testing.T) {
 		!strings.HasPrefix(blocks[1], "cpumon: 1 machine(s)") || !strings.HasPrefix(blocks[2], "cpumon: 1 machine(s)") {
 		t.Errorf("plain output:\n%s", out.String())
 	}
+}
+
+// memNode starts a node alone on a memory network of its own: a monitor
+// with nobody else, for tests of what it draws. Cleanup closes it.
+func memNode(t *testing.T, name string) *mesh.Node {
+	t.Helper()
+	cfg := mesh.DefaultNodeConfig()
+	cfg.Name = name
+	cfg.Link.Transport = mesh.NewMemNetwork()
+	cfg.Net.Listen = []string{name + ":1"}
+	cfg.Discovery.Off = true
+	node, err := mesh.NewNode(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { node.Close() })
+	return node
 }

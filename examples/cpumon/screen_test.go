@@ -11,7 +11,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
-	"github.com/lanmesh/lanmesh/mesh"
 )
 
 func screenText(s tcell.SimulationScreen) string {
@@ -57,16 +56,7 @@ func (s *shownScreen) shown() string {
 // the loop, so that screen's deferred Fini gives the terminal back.
 func TestScreenKeys(t *testing.T) {
 	leaktest.Check(t)
-	cfg := mesh.DefaultNodeConfig()
-	cfg.Name = "box"
-	cfg.Link.Transport = mesh.NewMemNetwork()
-	cfg.Net.Listen = []string{"box:1"}
-	cfg.Discovery.Off = true
-	node, err := mesh.NewNode(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Close()
+	node := memNode(t, "box")
 	for _, key := range []*tcell.EventKey{
 		tcell.NewEventKey(tcell.KeyRune, 'q', tcell.ModNone),
 		tcell.NewEventKey(tcell.KeyEscape, 0, tcell.ModNone),
