@@ -95,16 +95,6 @@ func goneReason(n *mesh.Node, id uuid.UUID) string {
 	return msg
 }
 
-// nodeClosed reports whether n was closed.
-func nodeClosed(n *mesh.Node) bool {
-	select {
-	case <-n.Done():
-		return true
-	default:
-		return false
-	}
-}
-
 // trafficRecord is one message of the traffic log.
 type trafficRecord struct {
 	Type string

@@ -162,12 +162,11 @@ func (s *Server) sampleLoop() {
 	for {
 		select {
 		case now := <-t.C:
-			if nodeClosed(s.node) {
-				s.log.Debug("web: the node closed; so does its page")
-				s.shutdown()
-				return
-			}
 			s.sample(now)
+		case <-s.node.Done():
+			s.log.Debug("web: the node closed; so does its page")
+			s.shutdown()
+			return
 		case <-s.done:
 			return
 		}
