@@ -42,10 +42,14 @@ func memNodes(names ...string) []*mesh.Node {
 		cfg.Link.Transport = network
 		cfg.Net.Listen = []string{name + ":1"}
 		cfg.Discovery.Off = true
+		// Each node dials the ones named before it, and only those: were
+		// both to dial, one of the two links would be replaced (the
+		// one-link rule) and a send in that moment would be refused.
 		for _, other := range names {
-			if other != name {
-				cfg.Net.Peers = append(cfg.Net.Peers, other+":1")
+			if other == name {
+				break
 			}
+			cfg.Net.Peers = append(cfg.Net.Peers, other+":1")
 		}
 		n, err := mesh.NewNode(cfg)
 		if err != nil {
