@@ -258,7 +258,7 @@ func Join(n *mesh.Node, opts Options) (*Bridge, error) {
 	}
 	b.nc = nc
 	b.connected = true
-	port, err := n.AttachRelay(b)
+	port, err := n.AttachRelay(relay{b})
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -405,9 +405,17 @@ func (b *Bridge) pub(subject string, env []byte) error {
 	return nil
 }
 
-// RelaySend is mesh.Relay's: it publishes f to the node subject of to.
-// Called by the node on the program's goroutine.
-func (b *Bridge) RelaySend(to uuid.UUID, f mesh.RelayFrame) error {
+// relay is the bridge as the node's mesh.Relay, kept off the Bridge's
+// own methods.
+type relay struct{ b *Bridge }
+
+var _ mesh.Relay = relay{}
+
+// RelaySend publishes f to the node subject of to. The node calls it on
+// the program's goroutine.
+func (r relay) RelaySend(to uuid.UUID, f mesh.RelayFrame) error { return r.b.send(to, f) }
+
+func (b *Bridge) send(to uuid.UUID, f mesh.RelayFrame) error {
 	k := wire.KindMessage
 	switch f.Kind {
 	case mesh.RelayRequest:
@@ -425,8 +433,6 @@ func (b *Bridge) RelaySend(to uuid.UUID, f mesh.RelayFrame) error {
 	}
 	return nil
 }
-
-var _ mesh.Relay = (*Bridge)(nil)
 
 // warnOnce logs msg at Warn the first time key is seen.
 func (b *Bridge) warnOnce(key, msg string, args ...any) {
