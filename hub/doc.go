@@ -28,7 +28,9 @@
 // to its own site's subject (Options.Heartbeat, default 500 ms), and the
 // gateway, the site's bridged node of the lowest id among those heard,
 // publishes the site's roster (its bridged nodes) to every site once a
-// heartbeat. A node takes the other sites' rosters as its remote peers.
+// heartbeat. A node takes the other sites' rosters as its remote peers. A
+// node without a bridge is not in its site's roster: the other sites do not
+// see it (a gateway relays for no one).
 //
 // Times, with the default heartbeat of 500 ms (they scale with it):
 //   - a node that joins is seen by the other sites within milliseconds (its
