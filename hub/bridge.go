@@ -1,8 +1,6 @@
 package hub
 
 import (
-	"github.com/lanmesh/lanmesh/hub/internal/wire"
-
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/lanmesh/lanmesh/hub/internal/wire"
 	"github.com/lanmesh/lanmesh/mesh"
 	"github.com/lanmesh/lanmesh/meshkey"
 	"github.com/lanmesh/lanmesh/safetext"

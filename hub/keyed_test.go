@@ -1,8 +1,6 @@
 package hub
 
 import (
-	"github.com/lanmesh/lanmesh/hub/internal/wire"
-
 	"bytes"
 	"crypto/rand"
 	"testing"
@@ -11,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/lanmesh/lanmesh/hub/internal/wire"
 	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
 	"github.com/lanmesh/lanmesh/mesh"
 	"github.com/lanmesh/lanmesh/meshkey"

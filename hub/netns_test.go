@@ -3,8 +3,6 @@
 package hub
 
 import (
-	"github.com/lanmesh/lanmesh/hub/internal/wire"
-
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/lanmesh/lanmesh/hub/internal/wire"
 	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
 	"github.com/lanmesh/lanmesh/lanmeshtest/netlab"
 	"github.com/lanmesh/lanmesh/mesh"

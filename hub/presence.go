@@ -1,13 +1,12 @@
 package hub
 
 import (
-	"github.com/lanmesh/lanmesh/hub/internal/wire"
-
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/lanmesh/lanmesh/hub/internal/wire"
 	"github.com/lanmesh/lanmesh/mesh"
 	"github.com/lanmesh/lanmesh/safetext"
 )
