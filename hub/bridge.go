@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -253,7 +254,7 @@ func Join(n *mesh.Node, opts Options) (*Bridge, error) {
 	}
 	nc, err := nats.Connect(opts.URL, nopts...)
 	if err != nil {
-		return nil, fmt.Errorf("hub: connecting to %s: %w", opts.URL, err)
+		return nil, fmt.Errorf("hub: connecting to %s: %w", redact(opts.URL), err)
 	}
 	b.nc = nc
 	b.connected = true
@@ -287,7 +288,7 @@ func Join(n *mesh.Node, opts Options) (*Bridge, error) {
 	b.wg.Add(2)
 	go b.presenceLoop()
 	go b.applyLoop()
-	b.log.Info("hub: joined", "url", safetext.Line(opts.URL), "site", safetext.Line(b.site))
+	b.log.Info("hub: joined", "url", safetext.Line(redact(opts.URL)), "site", safetext.Line(b.site))
 	return b, nil
 }
 
@@ -315,6 +316,19 @@ func DefaultSite(name string) string {
 		return host
 	}
 	return "site"
+}
+
+// redact removes the credentials from a list of URLs, for errors and logs.
+func redact(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		// A user name alone may be a token: hide all of it.
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			u.User = url.User("xxxxx")
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 func signal(ch chan struct{}) {

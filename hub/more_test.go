@@ -140,3 +140,10 @@ func TestHubBounds(t *testing.T) {
 	}
 	t.Logf("stats: %+v", ba.Stats())
 }
+
+func TestRedact(t *testing.T) {
+	got := redact("nats://u:secret@h1:4222, nats://h2:4222,nats://tok@h3")
+	if strings.Contains(got, "secret") || strings.Contains(got, "tok") || got != "nats://xxxxx@h1:4222, nats://h2:4222,nats://xxxxx@h3" {
+		t.Fatalf("redact: %s", got)
+	}
+}
