@@ -29,6 +29,9 @@
 // goes in and out.
 // NodeConfig.CableCar makes the node also link with cable_car programs,
 // which have no handshake (SPEC.md section 9).
+// Node.AttachRelay lets a relay bring in peers beyond the LAN (package hub
+// joins LAN sites through NATS): peers like the others, with PeerInfo.Site
+// set, reached through the relay; a LAN peer is always reached directly.
 //
 // # One link, to a known address
 //

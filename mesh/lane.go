@@ -65,6 +65,8 @@ func (d Delivery) String() string {
 		return "sequenced"
 	case Unreliable:
 		return "unreliable"
+	case Relayed:
+		return "relayed"
 	}
 	return fmt.Sprintf("delivery(%d)", uint8(d))
 }

@@ -67,6 +67,7 @@ type Node struct {
 	mu          sync.Mutex
 	peers       map[uuid.UUID]*peer
 	tombs       map[uuid.UUID]tomb // peers that left recently, for Send's error
+	relay       *relayState        // the attached relay's remote peers (relay.go)
 	closed      bool
 	closeReason string
 
@@ -342,6 +343,7 @@ func (n *Node) CloseReason(reason string) error {
 	if n.lane != nil {
 		n.lane.ep.Close() // its reader adds lane messages to the stream
 	}
+	n.closeRelay()     // its remote peers' PeerLeft (relay.go)
 	close(n.inboxDone) // nothing adds to the stream any more
 	if n.out != n.inbox && !n.inCallback.Load() {
 		<-n.outDone

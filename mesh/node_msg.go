@@ -185,6 +185,9 @@ func (n *Node) linkTo(id uuid.UUID) (*link, error) {
 func (n *Node) Send(id uuid.UUID, msg any) error {
 	l, err := n.linkTo(id)
 	if err != nil {
+		if p, _, ok := n.remoteRoute(id, err); ok {
+			return n.relaySend(p, id, RelayMessage, 0, msg)
+		}
 		return n.typeErr(msg, err)
 	}
 	size, err := l.send(msg)
@@ -254,6 +257,9 @@ func (n *Node) idByName(name string) (uuid.UUID, error) {
 	if found != nil {
 		return found.Remote().NodeID, nil
 	}
+	if id, ok, err := n.relayByName(name); ok {
+		return id, err
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var last tomb
@@ -276,7 +282,7 @@ func (n *Node) idByName(name string) (uuid.UUID, error) {
 // an error even with no peers linked.
 func (n *Node) Broadcast(msg any) (int, error) {
 	t := n.links.Load()
-	if len(t.all) == 0 {
+	if len(t.all) == 0 && !n.hasRemote() {
 		return 0, n.typeErr(msg, nil)
 	}
 	// The frame of the node's codec and, with cable_car, of the other one.
@@ -299,7 +305,8 @@ func (n *Node) Broadcast(msg any) (int, error) {
 	}
 	enc[0].free()
 	enc[1].free()
-	return sent, errors.Join(errs...)
+	k, rerrs := n.relayBroadcast(t, msg) // remote peers (relay.go)
+	return sent + k, errors.Join(append(errs, rerrs...)...)
 }
 
 // encoded is a message encoded once with one codec, for Broadcast.
@@ -372,6 +379,9 @@ func backoff(attempt int, lo, hi time.Duration) time.Duration {
 func (n *Node) Request(ctx context.Context, id uuid.UUID, msg any) (any, error) {
 	l, err := n.linkTo(id)
 	if err != nil {
+		if p, name, ok := n.remoteRoute(id, err); ok {
+			return n.relayRequest(ctx, p, id, name, msg)
+		}
 		return nil, n.typeErr(msg, err)
 	}
 	w, rid := n.reqs.add(id)
@@ -423,6 +433,9 @@ func (n *Node) answer(m Message, marker, reply any) error {
 	if l == nil || l.Err() != nil {
 		var err error
 		if l, err = n.linkTo(m.From); err != nil {
+			if p, _, ok := n.remoteRoute(m.From, err); ok {
+				return n.relayAnswer(p, m, marker, reply)
+			}
 			return err
 		}
 	}

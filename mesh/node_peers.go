@@ -60,6 +60,9 @@ type PeerInfo struct {
 	Err error
 	// Lane is the state of the link's UDP lane (zero when there is none).
 	Lane LaneInfo
+	// Site is, for a peer in another site reached through a relay (package
+	// hub), the name of its site; "" for a LAN peer. See AttachRelay.
+	Site string
 }
 
 // PeerEventKind says what happened to a peer.
@@ -133,6 +136,7 @@ func (n *Node) Peers() []PeerInfo {
 	for _, p := range n.peers {
 		out = append(out, n.infoLocked(p))
 	}
+	out = n.remoteInfosLocked(out) // relay.go
 	n.mu.Unlock()
 	slices.SortFunc(out, func(a, b PeerInfo) int {
 		if a.Name != b.Name {
@@ -153,6 +157,9 @@ func (n *Node) Peer(id uuid.UUID) (PeerInfo, error) {
 	defer n.mu.Unlock()
 	if p := n.peers[id]; p != nil {
 		return n.infoLocked(p), nil
+	}
+	if rp := n.remoteLocked(id); rp != nil {
+		return n.relay.port.info(rp), nil
 	}
 	return PeerInfo{}, n.goneErrLocked(id)
 }
