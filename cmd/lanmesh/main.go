@@ -37,6 +37,7 @@ func commands() []command {
 		{"doctor", "say why peers are not found, with the fix", runDoctor},
 		{"chat", "chat, line by line, with every node of the mesh", runChat},
 		{"watch", "print the traffic log, live, one line per message", runWatch},
+		{"hub", "run a hub that joins the meshes of several LANs (sites)", runHub},
 		{"web", "serve a live page of the mesh (graph, peers, traffic) on 127.0.0.1", runWeb},
 		{"keygen", "print a new mesh key (for --key-file on every node)", runKeygen},
 		{"bench", "measure lanmesh on this machine against raw TCP", runBench},

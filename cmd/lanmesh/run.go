@@ -28,12 +28,16 @@ func runRun(ctx context.Context, args []string, std stdio) error {
 	cfg.OnMessage = func(m mesh.Message) {
 		out.printf("%s %s", stamp(time.Now()), describeMessage(reg, m))
 	}
-	n, err := startNode(cfg, nf)
+	n, br, err := startNode(cfg, nf)
 	if err != nil {
 		return err
 	}
 	out.printf("%s %s", stamp(time.Now()), describeNode(n, cfg))
+	if br != nil {
+		out.printf("%s %s", stamp(time.Now()), describeHub(&nf.hub, br))
+	}
 	<-ctx.Done()
+	closeHub(br)
 	err = n.CloseReason("interrupted")
 	out.printf("%s closed", stamp(time.Now()))
 	return err
