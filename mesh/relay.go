@@ -121,6 +121,9 @@ type relayState struct {
 	// remote: guarded by Node.mu.
 	remote   map[uuid.UUID]*remotePeer
 	detached bool // guarded by Node.mu
+	// stop is closed when the relay is detached: it ends the waits of
+	// PeerUp, PeerDown and Deliver.
+	stop chan struct{}
 	// inflight counts Deliver calls that passed the detached check.
 	inflight sync.WaitGroup
 }
@@ -159,7 +162,7 @@ func (n *Node) AttachRelay(r Relay) (*RelayPort, error) {
 	if n.relay != nil && !n.relay.detached {
 		return nil, ErrRelayAttached
 	}
-	st := &relayState{remote: map[uuid.UUID]*remotePeer{}}
+	st := &relayState{remote: map[uuid.UUID]*remotePeer{}, stop: make(chan struct{})}
 	st.port = &RelayPort{n: n, r: r, st: st, codec: c}
 	n.relay = st
 	return st.port, nil
@@ -175,8 +178,9 @@ func (p *RelayPort) Codec() string { return p.n.link.Codec }
 // relay seals what it carries with keys of its own derived from them.
 func (p *RelayPort) Keys() *meshkey.Set { return p.n.keys.Load() }
 
-// Done is closed once the port is detached or the node is closing.
-func (p *RelayPort) Done() <-chan struct{} { return p.n.ctx.Done() }
+// Done is closed once the port is detached (by Detach, or as the node
+// closes).
+func (p *RelayPort) Done() <-chan struct{} { return p.st.stop }
 
 // Detached reports whether the port was detached (or the node closed).
 func (p *RelayPort) Detached() bool {
@@ -204,7 +208,7 @@ func (p *RelayPort) PeerUp(rp RemotePeer) error {
 	if rp.Site == "" {
 		return errors.New("mesh: remote peer without a site")
 	}
-	n.evGate.wait(n.ctx.Done())
+	n.evGate.wait(p.st.stop)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if p.st.detached {
@@ -237,7 +241,7 @@ func (p *RelayPort) PeerUp(rp RemotePeer) error {
 // PeerLeft reports); requests waiting on it fail. An unknown id is ignored.
 func (p *RelayPort) PeerDown(id uuid.UUID, cause error) {
 	n := p.n
-	n.evGate.wait(n.ctx.Done())
+	n.evGate.wait(p.st.stop)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if p.st.detached {
@@ -278,7 +282,7 @@ func (p *RelayPort) Remote() []RemotePeer {
 // Deliver hands the node what the remote peer from sent: a message or a
 // request goes into the node's stream (with Via Relayed), a reply or a
 // refusal to the Request waiting for it. It waits while the stream is full
-// (Limits.ReceiveQueue), until the node closes. A frame from a peer the node
+// (Limits.ReceiveQueue), until the port is detached. A frame from a peer the node
 // does not know as remote (PeerUp first), or one that does not decode, is
 // an error and is dropped.
 func (p *RelayPort) Deliver(from uuid.UUID, f RelayFrame) error {
@@ -320,13 +324,13 @@ func (p *RelayPort) Deliver(from uuid.UUID, f RelayFrame) error {
 	m := Message{From: from, FromName: name, Msg: msg, Via: Relayed,
 		request: f.Kind == RelayRequest, reqID: f.ReqID}
 	if r := n.cfg.Responder; m.request && r != nil && r.knows(msg) {
-		if r.q.push([]Message{m}, n.ctx.Done()) == 0 {
-			return ErrNodeClosed
+		if r.q.push([]Message{m}, p.st.stop) == 0 {
+			return ErrRelayDetached
 		}
 		return nil
 	}
-	if n.inbox.push([]Message{m}, n.ctx.Done()) == 0 {
-		return ErrNodeClosed
+	if n.inbox.push([]Message{m}, p.st.stop) == 0 {
+		return ErrRelayDetached
 	}
 	return nil
 }
@@ -343,6 +347,7 @@ func (n *Node) detachRelay(st *relayState, cause error) {
 		return
 	}
 	st.detached = true
+	close(st.stop)
 	n.mu.Unlock()
 	st.inflight.Wait()
 	n.mu.Lock()
