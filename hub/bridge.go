@@ -257,10 +257,8 @@ func Join(n *mesh.Node, opts Options) (*Bridge, error) {
 		subj string
 		ch   chan *nats.Msg
 	}{{b.subjSelf, b.dataCh}, {b.subjRoster, b.presCh}, {b.subjMembers, b.presCh}} {
+		// A full channel is NATS's slow consumer: it drops and counts.
 		sub, err := nc.ChanSubscribe(s.subj, s.ch)
-		if err == nil {
-			err = sub.SetPendingLimits(cap(s.ch)*4, 16<<20)
-		}
 		if err != nil {
 			port.Detach()
 			nc.Close()
