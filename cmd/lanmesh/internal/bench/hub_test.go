@@ -2,6 +2,8 @@ package bench
 
 import (
 	"bytes"
+	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +30,33 @@ func TestNATSEchoPair(t *testing.T) {
 		m, err := nc.Request(natsEchoSubject, []byte{byte(i)}, 5*time.Second)
 		if err != nil || !bytes.Equal(m.Data, []byte{byte(i)}) {
 			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+}
+
+// TestHubPart runs the hub part with tiny counts: every figure measured,
+// beside its baseline, and nothing left running.
+func TestHubPart(t *testing.T) {
+	leaktest.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	r := &runner{opts: Options{Quick: true}, reps: 1, progress: &progress, part: "hub"}
+	res, err := hubResults(ctx, r, 50, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 6 {
+		t.Fatalf("%d results: %+v", len(res), res)
+	}
+	for i, x := range res {
+		if x.Median <= 0 || x.N != 1 || (i < 4) != (x.Baseline != nil && x.Baseline.Median > 0) {
+			t.Errorf("result %+v", x)
+		}
+	}
+	for _, want := range []string{"[hub] 32 B round trip: rep 1/1: p50: cross-site ", "[hub] presence: rep 1/1: p50 "} {
+		if !strings.Contains(progress.String(), want) {
+			t.Errorf("no %q in the progress:\n%s", want, progress.String())
 		}
 	}
 }
