@@ -69,10 +69,13 @@ func runChat(ctx context.Context, args []string, std stdio) error {
 	// Comings and goings name the peer as /to does when names repeat:
 	// name#id, so that two nodes of one name are told apart from the start.
 	cfg.OnPeer = func(ev mesh.PeerEvent) {
+		if hubClosing(ev) {
+			return
+		}
 		p := viewOf(ev.Peer)
 		full := safetext.Line(p.Name) + "#" + shortID(p.ID)
 		if p.Site != "" {
-			full += fmt.Sprintf(" (site %q, through the hub)", safetext.Line(p.Site))
+			full += " (site " + quoted(p.Site) + ", through the hub)"
 		}
 		switch ev.Kind {
 		case mesh.PeerJoined:
@@ -171,7 +174,7 @@ func chatCommand(n *mesh.Node, line string) (string, bool) {
 			if p.Linked {
 				label := labelOf(p, all)
 				if p.Site != "" {
-					label += fmt.Sprintf(" (site %q)", safetext.Line(p.Site))
+					label += " (site " + quoted(p.Site) + ")"
 				}
 				names = append(names, label)
 			}

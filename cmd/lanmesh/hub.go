@@ -173,16 +173,22 @@ func closeHub(b *hub.Bridge) {
 
 // describeHub is the line a command prints once it has joined a hub.
 func describeHub(h *hubFlags, b *hub.Bridge) string {
-	role := "another node of this site carries it"
-	if b.Gateway() {
-		role = "this node is the site's gateway"
+	s := fmt.Sprintf("joined the hub at %s as site %s", safetext.Line(redactURL(h.url)), quoted(b.Site()))
+	if h.site == "" {
+		s += " (this subnet; --hub-site names it)"
 	}
-	site := "the site of this subnet (--hub-site names it)"
-	if h.site != "" {
-		site = fmt.Sprintf("site %q", safetext.Line(h.site))
-	}
-	return fmt.Sprintf("joined the hub at %s as %s; %s", safetext.Line(redactURL(h.url)), site, role)
+	return s
 }
+
+// hubClosing reports whether ev is a remote peer reported left because
+// this node's own bridge closed: the command is ending, and that is no
+// news.
+func hubClosing(ev mesh.PeerEvent) bool {
+	return ev.Kind == mesh.PeerLeft && errors.Is(ev.Err, mesh.ErrRelayDetached)
+}
+
+// quoted is s escaped for a terminal, in double quotes.
+func quoted(s string) string { return `"` + safetext.Line(s) + `"` }
 
 const hubSummary = `Run a hub: an embedded NATS server through which the nodes of several
 LANs (sites) see each other and talk. Give its URL to every node with
@@ -219,6 +225,10 @@ func runHub(ctx context.Context, args []string, std stdio) error {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			return usageError(fs, fmt.Errorf("%s %s: give host:port, such as 127.0.0.1:4222 or :4222 for every interface", a.flag, a.addr))
 		}
+		// The server would only say, after a wait, that it did not start.
+		if err := canListen(a.addr); err != nil {
+			return fmt.Errorf("%s %s: %s (choose another address with %s)", a.flag, a.addr, plainErr(err), a.flag)
+		}
 	}
 	open := *token == "" && *user == ""
 	for _, a := range []struct{ flag, addr string }{{"--listen", *listen}, {"--leaf-listen", *leafListen}} {
@@ -238,6 +248,20 @@ func runHub(ctx context.Context, args []string, std stdio) error {
 	err = s.Close()
 	fmt.Fprintln(std.out, "lanmesh hub: closed")
 	return err
+}
+
+// canListen fails if a TCP listener cannot be opened at addr now (a port
+// in use, an address not of this machine).
+func canListen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) {
+			return oe.Err
+		}
+		return err
+	}
+	return ln.Close()
 }
 
 // joinURL is the URL to give other machines: the server's, with an

@@ -89,9 +89,9 @@ func TestHubJoinError(t *testing.T) {
 		err  error
 		want string
 	}{
-		{fmt.Errorf("hub: %w", nats.ErrNoServers), `no hub answers at nats://ann:xxxxx@h:4222 (hub: nats: no servers available for connection): check the address, or start one with "lanmesh hub"`},
+		{fmt.Errorf("hub: %w", nats.ErrNoServers), `no hub answers at nats://ann:xxxxx@h:4222 (nats: no servers available for connection): check the address, or start one with "lanmesh hub"`},
 		{fmt.Errorf("hub: %w", nats.ErrAuthorization), "the hub at nats://ann:xxxxx@h:4222 refused the login"},
-		{errors.New("hub: something else\x1b[2J"), "joining the hub at nats://ann:xxxxx@h:4222: hub: something else"},
+		{errors.New("hub: something else\x1b[2J"), `joining the hub at nats://ann:xxxxx@h:4222: something else\x1b[2J`},
 	} {
 		got := hubJoinError("nats://ann:secret@h:4222", tc.err).Error()
 		if !strings.Contains(got, tc.want) || strings.Contains(got, "secret") || strings.Contains(got, "\x1b") {
@@ -217,4 +217,76 @@ func freeTCP(t *testing.T) string {
 	}
 	defer ln.Close()
 	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// TestHubUnreachable: a node told to join a hub where none listens fails
+// at start, saying which URL and how to start a hub.
+func TestHubUnreachable(t *testing.T) {
+	leaktest.Check(t)
+	port := freeTCP(t)
+	code, _, errOut := runCmd(t, "run", "--loopback", "--no-broadcast", "--hub", "127.0.0.1:"+port)
+	if code != 1 || !strings.Contains(errOut, "no hub answers at nats://127.0.0.1:"+port) || !strings.Contains(errOut, `start one with "lanmesh hub"`) {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+}
+
+// TestHubTwoSites: "lanmesh hub", and a run and a chat in two sites that
+// cannot find each other on the LAN (no discovery): each sees the other
+// through the hub, with its site; a chat line crosses; the chat's leaving
+// is seen; a wrong token is refused with words that say so.
+func TestHubTwoSites(t *testing.T) {
+	leaktest.Check(t)
+	h, url := startHub(t, "--token", "tok")
+	mesh := fmt.Sprintf("hubtest-%d", time.Now().UnixNano())
+	common := []string{"--loopback", "--no-broadcast", "--mesh", mesh, "--hub", url, "--hub-token", "tok"}
+	runner := start(t, append([]string{"run", "--name", "ann", "--hub-site", "office"}, common...)...)
+	runner.out.waitFor(t, 10*time.Second, `joined the hub at `+url+` as site "office"`)
+	chat := start(t, append([]string{"chat", "--name", "bob", "--hub-site", "lab\x1b[2J"}, common...)...)
+	chat.out.waitFor(t, 10*time.Second, `* joined the hub at `+url+` as site "lab\x1b[2J"`)
+
+	runner.out.waitFor(t, 10*time.Second, `joined    bob (`)
+	runner.out.waitFor(t, time.Second, `) in site "lab\x1b[2J", found by the hub`)
+	chat.out.waitFor(t, 10*time.Second, `(site "office", through the hub) joined`)
+	fmt.Fprintln(chat.stdin, "/who")
+	chat.out.waitFor(t, 5*time.Second, `* here: ann (site "office")`)
+	fmt.Fprintln(chat.stdin, "hello, other site")
+	runner.out.waitFor(t, 10*time.Second, "message   bob (")
+	runner.out.waitFor(t, time.Second, "ChatLine {Text:hello, other site}")
+
+	// web and watch join as well, from a third site, on their own port.
+	web := start(t, append([]string{"web", "--name", "wes", "--hub-site", "home", "--http", "127.0.0.1:0"}, common...)...)
+	web.out.waitFor(t, 10*time.Second, `lanmesh web: joined the hub at `+url+` as site "home"`)
+	watch := start(t, append([]string{"watch", "--name", "wat", "--hub-site", "home2"}, common...)...)
+	watch.out.waitFor(t, 10*time.Second, `# joined the hub at `+url+` as site "home2"`)
+	watch.out.waitFor(t, 10*time.Second, `# joined    wes (`)
+	runner.out.waitFor(t, 10*time.Second, `joined    wat (`)
+	for _, c := range []*started{web, watch} {
+		if code := c.stop(t); code != 0 {
+			t.Errorf("exit %d: %s", code, c.err.String())
+		}
+	}
+
+	chat.stdin.Close()
+	if code := chat.wait(t); code != 0 {
+		t.Errorf("chat: exit %d: %s", code, chat.err.String())
+	}
+	runner.out.waitFor(t, 10*time.Second, "left      bob (")
+	// A command's own leaving is not news of its peers.
+	if o := chat.out.String(); strings.Contains(o, "detached") {
+		t.Errorf("chat reported its own bridge closing:\n%s", o)
+	}
+	if code := runner.stop(t); code != 0 {
+		t.Errorf("run: exit %d: %s", code, runner.err.String())
+	}
+	if strings.Contains(runner.out.String()+chat.out.String(), "\x1b") {
+		t.Error("a site name reached the terminal unescaped")
+	}
+
+	code, _, errOut := runCmd(t, "run", "--loopback", "--no-broadcast", "--hub", url, "--hub-token", "wrong")
+	if code != 1 || !strings.Contains(errOut, "the hub at "+url+" refused the login") {
+		t.Errorf("wrong token: exit %d: %s", code, errOut)
+	}
+	if code := h.stop(t); code != 0 {
+		t.Errorf("hub: exit %d: %s", code, h.err.String())
+	}
 }

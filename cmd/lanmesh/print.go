@@ -61,7 +61,7 @@ func plainErr(err error) string {
 		return "no reason given"
 	}
 	s := err.Error()
-	for _, p := range []string{"mesh: ", "discovery: ", "codec: ", "meshkey: "} {
+	for _, p := range []string{"mesh: ", "discovery: ", "codec: ", "meshkey: ", "hub: "} {
 		s = strings.ReplaceAll(s, p, "")
 	}
 	return safetext.Line(s)
@@ -95,7 +95,7 @@ func describeEvent(ev mesh.PeerEvent) string {
 // another site (a name the hub passed on: escaped).
 func where(p peerView) string {
 	if p.Site != "" {
-		return fmt.Sprintf("in site %q", safetext.Line(p.Site))
+		return "in site " + quoted(p.Site)
 	}
 	return "at " + p.Addr
 }

@@ -23,7 +23,9 @@ func runRun(ctx context.Context, args []string, std stdio) error {
 	out := &lineWriter{w: std.out}
 	reg := message.Default
 	cfg.OnPeer = func(ev mesh.PeerEvent) {
-		out.printf("%s %s", stamp(time.Now()), describeEvent(ev))
+		if !hubClosing(ev) {
+			out.printf("%s %s", stamp(time.Now()), describeEvent(ev))
+		}
 	}
 	cfg.OnMessage = func(m mesh.Message) {
 		out.printf("%s %s", stamp(time.Now()), describeMessage(reg, m))

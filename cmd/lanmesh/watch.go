@@ -24,7 +24,11 @@ func runWatch(ctx context.Context, args []string, std stdio) error {
 	out := &lineWriter{w: std.out}
 	// Frames of unknown types are this command's business, not a warning.
 	cfg.Logger = slog.New(newLineHandler(std.err, nf.verbose).quieting("mesh: dropping frames"))
-	cfg.OnPeer = func(ev mesh.PeerEvent) { out.printf("# %s", describeEvent(ev)) }
+	cfg.OnPeer = func(ev mesh.PeerEvent) {
+		if !hubClosing(ev) {
+			out.printf("# %s", describeEvent(ev))
+		}
+	}
 	cfg.OnMessage = func(mesh.Message) {} // the log has seen it; nothing waits for Get
 	n, br, err := startNode(cfg, nf)
 	if err != nil {
