@@ -41,9 +41,18 @@ type Options struct {
 	// heartbeats is reported left. Shorter is quicker, and costs one small
 	// message per node and per site per heartbeat.
 	Heartbeat time.Duration
+	// Dial, if set, opens the connections to the hub, the first and every
+	// reconnection, instead of a plain TCP dial (a source address, a proxy,
+	// a network namespace).
+	Dial func(network, address string) (net.Conn, error)
 	// Logger receives the bridge's log; nil: silent.
 	Logger *slog.Logger
 }
+
+// dialFunc is Options.Dial as nats.go's CustomDialer.
+type dialFunc func(network, address string) (net.Conn, error)
+
+func (f dialFunc) Dial(network, address string) (net.Conn, error) { return f(network, address) }
 
 // DefaultHeartbeat is Options.Heartbeat's default.
 const DefaultHeartbeat = 500 * time.Millisecond
@@ -230,6 +239,9 @@ func Join(n *mesh.Node, opts Options) (*Bridge, error) {
 	}
 	if opts.CredsFile != "" {
 		nopts = append(nopts, nats.UserCredentials(opts.CredsFile))
+	}
+	if opts.Dial != nil {
+		nopts = append(nopts, nats.SetCustomDialer(dialFunc(opts.Dial)))
 	}
 	if opts.NKeySeedFile != "" {
 		o, err := nats.NkeyOptionFromSeed(opts.NKeySeedFile)

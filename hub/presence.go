@@ -30,6 +30,10 @@ func (b *Bridge) presenceLoop() {
 	defer b.wg.Done()
 	t := time.NewTicker(b.hb)
 	defer t.Stop()
+	// Members fall silent between heartbeats: look five times as often,
+	// so that a dead gateway is replaced within memberBeats and a fifth.
+	check := time.NewTicker(b.hb / 5)
+	defer check.Stop()
 	b.beat()
 	for {
 		select {
@@ -46,6 +50,14 @@ func (b *Bridge) presenceLoop() {
 			b.beat()
 		case <-t.C:
 			b.beat()
+		case <-check.C:
+			b.mu.Lock()
+			was := b.gateway
+			r, gw := b.electLocked(time.Now())
+			b.mu.Unlock()
+			if gw && !was {
+				b.publishRoster(r) // taking over: at once
+			}
 		}
 	}
 }
@@ -108,6 +120,7 @@ func (b *Bridge) beat() {
 }
 
 func (b *Bridge) publishRoster(r rosterBody) {
+	b.log.Debug("hub: roster", "entries", len(r.entries))
 	if err := b.pub(b.subjRoster, b.envelope(kindRoster, b.subjRoster, r.append(nil))); err != nil {
 		b.log.Debug("hub: roster not published", "err", err)
 	}
@@ -146,14 +159,12 @@ func (b *Bridge) handlePresence(m *nats.Msg) {
 			return
 		}
 		b.members[h.sender] = &member{session: h.session, name: mb.name, seen: now}
-		var r rosterBody
-		gw := false
-		if old == nil || old.session != h.session || old.name != mb.name {
-			r, gw = b.electLocked(now) // a new member: the roster changes now
-		}
+		news := old == nil || old.session != h.session || old.name != mb.name
 		b.mu.Unlock()
-		if gw {
-			b.publishRoster(r)
+		if news {
+			// A new member: it learns of this one now, not a heartbeat
+			// later, and the gateway's roster (this one's, maybe) says so.
+			b.beat()
 		}
 	case h.kind == kindBye && m.Subject == b.subjMembers:
 		b.mu.Lock()
@@ -173,11 +184,22 @@ func (b *Bridge) handlePresence(m *nats.Msg) {
 			return // this site's own gateway (or, briefly, two of them)
 		}
 		b.mu.Lock()
+		news := false
 		for _, e := range r.entries {
-			b.heardLocked(e.id, e.session, e.name, r.site, now)
+			old := b.view[e.id]
+			if v := b.heardLocked(e.id, e.session, e.name, r.site, now); v != nil && (old == nil || old.bye) {
+				news = true
+			}
 		}
+		gw := b.gateway
 		b.mu.Unlock()
 		signal(b.notify)
+		if news && gw {
+			// A node new to this one is as new to the other gateways:
+			// answer with this site's roster now, so that it learns of
+			// this site at once rather than at the next heartbeat.
+			signal(b.publish)
+		}
 	case h.kind == kindBye && m.Subject == b.subjRoster:
 		b.mu.Lock()
 		if v := b.view[h.sender]; v != nil && v.Instance == h.session {

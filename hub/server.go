@@ -121,11 +121,14 @@ func StartServer(opts ServerOptions) (*Server, error) {
 	return s, nil
 }
 
-// hostOf is the host to put in a URL: the one configured, unless it is a
-// wildcard, then the address bound.
+// hostOf is the host to put in a URL: the one configured, or for a
+// wildcard the loopback address (the server listens there too).
 func hostOf(host string, a *net.TCPAddr) string {
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		return a.IP.String()
+	switch host {
+	case "", "0.0.0.0":
+		return "127.0.0.1"
+	case "::":
+		return "::1"
 	}
 	return host
 }

@@ -1,0 +1,141 @@
+package hub
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+
+	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
+	"github.com/lanmesh/lanmesh/mesh"
+	"github.com/lanmesh/lanmesh/meshkey"
+)
+
+// TestHubLeafSite: site A reaches the hub through a leaf node of its own
+// (one outbound connection for the site), site B directly.
+func TestHubLeafSite(t *testing.T) {
+	leaktest.Check(t)
+	hubSrv := startServer(t, ServerOptions{LeafListen: "127.0.0.1:0"})
+	if !strings.HasPrefix(hubSrv.LeafURL(), "nats-leaf://127.0.0.1:") {
+		t.Fatalf("LeafURL %q", hubSrv.LeafURL())
+	}
+	leaf := startServer(t, ServerOptions{LeafRemote: hubSrv.LeafURL()})
+	lanA, lanB := mesh.NewMemNetwork(), mesh.NewMemNetwork()
+	a1 := testNode(t, lanA, "a1", nil, meshkey.Keyring{})
+	b1 := testNode(t, lanB, "b1", nil, meshkey.Keyring{})
+	// The leaf dials the hub on its own time: wait until traffic crosses.
+	join(t, a1, leaf.URL(), "A", testHB)
+	join(t, b1, hubSrv.URL(), "B", testHB)
+	waitLinked(t, 10*time.Second, map[*watched][]string{a1: {"b1@B"}, b1: {"a1@A"}})
+	if got, err := request(b1, a1.ID(), 5*time.Second); err != nil || got != "pong from a1" {
+		t.Fatalf("request through the leaf: %q %v", got, err)
+	}
+}
+
+// TestHubAuth: the hub's credentials are passed through; a wrong one is a
+// clear error from Join.
+func TestHubAuth(t *testing.T) {
+	leaktest.Check(t)
+	for _, tc := range []struct {
+		name      string
+		srv       ServerOptions
+		good, bad Options
+	}{
+		{"user", ServerOptions{User: "u", Password: "p"}, Options{User: "u", Password: "p"}, Options{User: "u", Password: "x"}},
+		{"token", ServerOptions{Token: "t0k"}, Options{Token: "t0k"}, Options{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startServer(t, tc.srv)
+			n := testNode(t, mesh.NewMemNetwork(), "n", nil, meshkey.Keyring{})
+			tc.bad.URL, tc.good.URL = srv.URL(), srv.URL()
+			if _, err := Join(n.Node, tc.bad); err == nil || !errors.Is(err, nats.ErrAuthorization) {
+				t.Fatalf("bad credentials: %v", err)
+			}
+			b, err := Join(n.Node, tc.good)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Close()
+		})
+	}
+	if _, err := StartServer(ServerOptions{User: "u"}); err == nil {
+		t.Fatal("a user without a password started")
+	}
+	if _, err := Join(nil, Options{}); err == nil {
+		t.Fatal("Join without a URL")
+	}
+}
+
+// TestHubNodeClosesFirst: a node closed before its bridge says goodbye
+// (the other site sees it leave at once), its remote peers are reported
+// left on it, and the bridge's Close still joins everything.
+func TestHubNodeClosesFirst(t *testing.T) {
+	leaktest.Check(t)
+	srv := startServer(t, ServerOptions{})
+	a := testNode(t, mesh.NewMemNetwork(), "a", nil, meshkey.Keyring{})
+	b := testNode(t, mesh.NewMemNetwork(), "b", nil, meshkey.Keyring{})
+	join(t, a, srv.URL(), "A", time.Second) // slow heartbeats: the goodbye must do it
+	join(t, b, srv.URL(), "B", time.Second)
+	waitLinked(t, 10*time.Second, map[*watched][]string{a: {"b@B"}, b: {"a@A"}})
+	a.Close()
+	<-a.done
+	if evs := a.eventsOf(b.ID()); len(evs) != 2 || !errors.Is(evs[1].Err, mesh.ErrRelayDetached) {
+		t.Fatalf("a saw b: %v", evs)
+	}
+	d := waitFor(t, 5*time.Second, "b to see a leave", func() bool {
+		evs := b.eventsOf(a.ID())
+		return len(evs) == 2 && errors.Is(evs[1].Err, ErrLeft)
+	})
+	t.Logf("b saw a leave %v after a's node closed (heartbeat 1s)", d)
+}
+
+// TestHubBounds: an unkeyed hub's claims cost bounded memory: rosters of
+// more sites and peers than the bounds are refused and counted.
+func TestHubBounds(t *testing.T) {
+	leaktest.Check(t)
+	srv := startServer(t, ServerOptions{})
+	a := testNode(t, mesh.NewMemNetwork(), "a", nil, meshkey.Keyring{})
+	ba := join(t, a, srv.URL(), "A", testHB)
+	liar, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer liar.Close()
+	subj := subjectRoster("hubtest")
+	sender, session := uuid.New(), uuid.New()
+	seq := uint64(0)
+	publish := func(r rosterBody) {
+		seq++
+		h := header{kind: kindRoster, sender: sender, session: session, start: 1, seq: seq}
+		if err := liar.Publish(subj, seal(nil, h, subj, r.append(nil), nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// MaxSites+6 sites of one peer, then one site of a full roster, then
+	// garbage and a name with terminal escapes.
+	for i := range MaxSites + 6 {
+		publish(rosterBody{site: fmt.Sprintf("s%d", i), entries: []rosterEntry{{id: uuid.New(), session: uuid.New(), name: "p"}}})
+	}
+	big := rosterBody{site: "s0"}
+	for range MaxPeersPerSite {
+		big.entries = append(big.entries, rosterEntry{id: uuid.New(), session: uuid.New(), name: "q"})
+	}
+	publish(big)
+	liar.Publish(subj, []byte("garbage"))
+	liar.Flush()
+	waitFor(t, 5*time.Second, "the claims to be counted", func() bool {
+		st := ba.Stats()
+		return st.BadDrop == 1 && st.Refused >= 6
+	})
+	waitFor(t, 5*time.Second, "the node to take what fits", func() bool {
+		return ba.Stats().RemotePeers == MaxSites+MaxPeersPerSite-1
+	})
+	if n := len(a.Peers()); n > MaxRemotePeers {
+		t.Fatalf("%d peers", n)
+	}
+	t.Logf("stats: %+v", ba.Stats())
+}
