@@ -194,11 +194,12 @@ const hubSummary = `Run a hub: an embedded NATS server through which the nodes o
 LANs (sites) see each other and talk. Give its URL to every node with
 --hub (lanmesh run --hub nats://THIS-HOST:4222 --hub-site office). It
 listens on this machine only (127.0.0.1) unless --listen names another
-address; a hub for other machines must listen where they reach it (such
+address; a hub for other machines must listen where they reach them (such
 as --listen :4222), and should then require --token or --user/--password.
-Messages of a keyed mesh (--key) are sealed end to end: the hub relays
-them but cannot read them; names and addresses of peers pass in the clear.
-Runs until interrupted.`
+With a mesh key (--key on the nodes) everything through the hub is sealed
+end to end; without one, whoever runs or reaches the hub sees the names and
+messages. A site behind NAT can run its own hub with --leaf-remote that
+dials this one's --leaf-listen. Runs until interrupted.`
 
 func runHub(ctx context.Context, args []string, std stdio) error {
 	fs := newFlags("hub", hubSummary, std.err)
@@ -243,6 +244,9 @@ func runHub(ctx context.Context, args []string, std stdio) error {
 		return fmt.Errorf("starting the hub at %s: %s (choose another address with --listen)", *listen, plainErr(err))
 	}
 	fmt.Fprintf(std.out, "lanmesh hub: listening at %s\n", s.URL())
+	if u := s.LeafURL(); u != "" {
+		fmt.Fprintf(std.out, "lanmesh hub: accepting leaf hubs at %s (lanmesh hub --leaf-remote %s)\n", u, joinURL(u, *leafListen))
+	}
 	fmt.Fprintf(std.out, "lanmesh hub: join with: lanmesh run --hub %s%s --hub-site NAME\n", joinURL(s.URL(), *listen), loginHint(*user, *token))
 	<-ctx.Done()
 	err = s.Close()

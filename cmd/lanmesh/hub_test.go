@@ -290,3 +290,26 @@ func TestHubTwoSites(t *testing.T) {
 		t.Errorf("hub: exit %d: %s", code, h.err.String())
 	}
 }
+
+// TestHubLeaf: a site's own hub, a leaf of the main one (--leaf-remote to
+// its --leaf-listen), joins its nodes to the nodes of the main hub.
+func TestHubLeaf(t *testing.T) {
+	leaktest.Check(t)
+	main, mainURL := startHub(t, "--leaf-listen", "127.0.0.1:0")
+	m := regexp.MustCompile(`accepting leaf hubs at (nats-leaf://127\.0\.0\.1:\d+)`).FindStringSubmatch(main.out.String())
+	if m == nil {
+		t.Fatalf("no leaf URL in:\n%s", main.out.String())
+	}
+	leaf, leafURL := startHub(t, "--leaf-remote", m[1])
+	mesh := fmt.Sprintf("leaftest-%d", time.Now().UnixNano())
+	common := []string{"--loopback", "--no-broadcast", "--mesh", mesh}
+	ann := start(t, append([]string{"run", "--name", "ann", "--hub", mainURL, "--hub-site", "office"}, common...)...)
+	bob := start(t, append([]string{"run", "--name", "bob", "--hub", leafURL, "--hub-site", "lab"}, common...)...)
+	ann.out.waitFor(t, 15*time.Second, `joined    bob (`)
+	bob.out.waitFor(t, 15*time.Second, `joined    ann (`)
+	for _, c := range []*started{ann, bob, leaf, main} {
+		if code := c.stop(t); code != 0 {
+			t.Errorf("exit %d: %s", code, c.err.String())
+		}
+	}
+}

@@ -11,7 +11,9 @@ import (
 const runSummary = `Join a mesh on this machine and print, one line each, the peers that
 join, leave and restart, and the messages they send (of the types this
 command knows; others are counted as dropped), until interrupted. On Ctrl-C
-the node leaves gracefully: its peers see the reason "interrupted".`
+the node leaves gracefully: its peers see the reason "interrupted". With
+--hub, the nodes of other LANs (sites) joined to the same hub are peers
+too, shown with their site.`
 
 func runRun(ctx context.Context, args []string, std stdio) error {
 	fs := newFlags("run", runSummary, std.err)
