@@ -18,6 +18,13 @@ import (
 	"github.com/lanmesh/lanmesh/safetext"
 )
 
+// The environment variables that hold hub secrets, so that they need not
+// be on a command line (which every user of the machine can read in ps).
+const (
+	hubTokenEnv    = "LANMESH_HUB_TOKEN"
+	hubPasswordEnv = "LANMESH_HUB_PASSWORD"
+)
+
 // defaultHubListen is where "lanmesh hub" listens unless told otherwise:
 // this machine only, as "lanmesh web" does. Sites on other machines need
 // an address they reach (--listen :4222), given on purpose.
@@ -39,15 +46,19 @@ func (h *hubFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&h.url, "hub", "", "also join the other sites of the mesh through the NATS server at this `URL` (nats://host:4222; lanmesh hub starts one)")
 	fs.StringVar(&h.site, "hub-site", "", "`name` of this LAN site on the hub: the same on every node of this LAN, another on each other LAN (default: this machine's IPv4 subnet, such as 10.1.2.0/24)")
 	fs.StringVar(&h.user, "hub-user", "", "`user` name for the hub (with --hub-password)")
-	fs.StringVar(&h.password, "hub-password", "", "`password` for the hub (with --hub-user)")
-	fs.StringVar(&h.token, "hub-token", "", "authentication `token` for the hub")
+	fs.StringVar(&h.password, "hub-password", "", "`password` for the hub, with --hub-user (default: $"+hubPasswordEnv+")")
+	fs.StringVar(&h.token, "hub-token", "", "authentication `token` for the hub (default: $"+hubTokenEnv+", unless another login is given)")
 	fs.StringVar(&h.creds, "hub-creds", "", "NATS credentials `file` (JWT and nkey seed) for the hub")
 	fs.StringVar(&h.nkey, "hub-nkey", "", "NATS nkey seed `file` for the hub")
 }
 
 // check validates the --hub flags and normalises the URL: a bare
 // host:port gets nats://. Its errors are usage errors.
-func (h *hubFlags) check() error {
+func (h *hubFlags) check() error { return h.checkEnv(os.Getenv) }
+
+// checkEnv is check, with the secrets the flags leave out taken from
+// getenv: a password for --hub-user, a token when no other login is given.
+func (h *hubFlags) checkEnv(getenv func(string) string) error {
 	if h.url == "" {
 		for _, f := range []struct{ name, v string }{
 			{"--hub-site", h.site}, {"--hub-user", h.user}, {"--hub-password", h.password},
@@ -68,6 +79,12 @@ func (h *hubFlags) check() error {
 		urls = append(urls, u)
 	}
 	h.url = strings.Join(urls, ",")
+	if h.user != "" && h.password == "" {
+		h.password = getenv(hubPasswordEnv)
+	}
+	if h.user == "" && h.token == "" && h.creds == "" && h.nkey == "" {
+		h.token = getenv(hubTokenEnv)
+	}
 	ways := 0
 	for _, set := range []bool{h.user != "" || h.password != "", h.token != "", h.creds != "", h.nkey != ""} {
 		if set {
@@ -194,7 +211,7 @@ const hubSummary = `Run a hub: an embedded NATS server through which the nodes o
 LANs (sites) see each other and talk. Give its URL to every node with
 --hub (lanmesh run --hub nats://THIS-HOST:4222 --hub-site office). It
 listens on this machine only (127.0.0.1) unless --listen names another
-address; a hub for other machines must listen where they reach them (such
+address; a hub for other machines must listen where they reach it (such
 as --listen :4222), and should then require --token or --user/--password.
 With a mesh key (--key on the nodes) everything through the hub is sealed
 end to end; without one, whoever runs or reaches the hub sees the names and
@@ -207,11 +224,17 @@ func runHub(ctx context.Context, args []string, std stdio) error {
 	leafListen := fs.String("leaf-listen", "", "also accept NATS leaf nodes (other hubs) at this `address`")
 	leafRemote := fs.String("leaf-remote", "", "also link this hub, as a leaf node, to the hub at this `URL` (nats-leaf://host:7422)")
 	user := fs.String("user", "", "require this `user` name (with --password)")
-	password := fs.String("password", "", "require this `password` (with --user)")
-	token := fs.String("token", "", "require this `token`")
+	password := fs.String("password", "", "require this `password`, with --user (default: $"+hubPasswordEnv+")")
+	token := fs.String("token", "", "require this `token` (default: $"+hubTokenEnv+", without --user)")
 	verbose := fs.Bool("verbose", false, "log what the hub does (on stderr), not only warnings")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *user != "" && *password == "" {
+		*password = os.Getenv(hubPasswordEnv)
+	}
+	if *user == "" && *token == "" {
+		*token = os.Getenv(hubTokenEnv)
 	}
 	switch {
 	case (*user == "") != (*password == ""):

@@ -313,3 +313,32 @@ func TestHubLeaf(t *testing.T) {
 		}
 	}
 }
+
+// TestHubSecretsFromEnv: a password or token can stay off the command
+// line, in the environment; a login given on the command line wins.
+func TestHubSecretsFromEnv(t *testing.T) {
+	env := map[string]string{hubTokenEnv: "envtok", hubPasswordEnv: "envpw"}
+	getenv := func(k string) string { return env[k] }
+	for _, tc := range []struct {
+		h               hubFlags
+		user, pw, token string
+	}{
+		{hubFlags{url: "h:4222"}, "", "", "envtok"},
+		{hubFlags{url: "h:4222", user: "ann"}, "ann", "envpw", ""},
+		{hubFlags{url: "h:4222", user: "ann", password: "pw"}, "ann", "pw", ""},
+		{hubFlags{url: "h:4222", token: "flagtok"}, "", "", "flagtok"},
+		{hubFlags{}, "", "", ""}, // no --hub: the environment is not read
+	} {
+		h := tc.h
+		if err := h.checkEnv(getenv); err != nil || h.user != tc.user || h.password != tc.pw || h.token != tc.token {
+			t.Errorf("%+v: %v, got %q %q %q", tc.h, err, h.user, h.password, h.token)
+		}
+	}
+	t.Setenv(hubTokenEnv, "s3cret")
+	h, url := startHub(t)
+	if nc, err := nats.Connect(url, nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Error("the hub took no token from $" + hubTokenEnv)
+	}
+	h.stop(t)
+}
