@@ -1,6 +1,8 @@
 package hub
 
 import (
+	"github.com/lanmesh/lanmesh/hub/internal/wire"
+
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,7 +65,7 @@ const (
 	MaxRemotePeers = 1024
 	// MaxPeersPerSite bounds those of one site, and the members a node
 	// keeps of its own site.
-	MaxPeersPerSite = maxRosterSize
+	MaxPeersPerSite = wire.MaxRosterSize
 	// MaxSites bounds the other sites a node keeps peers of.
 	MaxSites = 64
 )
@@ -145,13 +147,13 @@ type Bridge struct {
 	publish chan struct{}  // publish presence now (a reconnect, a change)
 	done    chan struct{}
 	wg      sync.WaitGroup
-	replay  replayTable
+	replay  wire.ReplayTable
 	c       counters
 
 	// keyMu guards the hub keys derived from the node's current mesh keys.
 	keyMu   sync.Mutex
 	keysFor *meshkey.Set
-	keys    []sealKey
+	keys    []wire.Key
 
 	// mu guards the presence state below, shared by the presence loop and
 	// the applier.
@@ -197,8 +199,8 @@ func Join(n *mesh.Node, opts Options) (*Bridge, error) {
 	if opts.Site == "" {
 		opts.Site = DefaultSite(n.Name())
 	}
-	if len(opts.Site) > maxText {
-		return nil, fmt.Errorf("hub: Site is longer than %d bytes", maxText)
+	if len(opts.Site) > wire.MaxText {
+		return nil, fmt.Errorf("hub: Site is longer than %d bytes", wire.MaxText)
 	}
 	b := &Bridge{
 		n: n, log: opts.Logger, site: opts.Site, name: n.Name(), hb: opts.Heartbeat,
@@ -256,15 +258,15 @@ func Join(n *mesh.Node, opts Options) (*Bridge, error) {
 	}
 	b.nc = nc
 	b.connected = true
-	port, err := n.AttachRelay(b)
+	port, err := n.AttachRelay(relay{b})
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
 	b.port = port
-	b.subjRoster = subjectRoster(port.Mesh())
-	b.subjMembers = subjectMembers(port.Mesh(), b.site)
-	b.subjSelf = subjectNode(port.Mesh(), n.ID())
+	b.subjRoster = wire.SubjectRoster(port.Mesh())
+	b.subjMembers = wire.SubjectSite(port.Mesh(), b.site)
+	b.subjSelf = wire.SubjectNode(port.Mesh(), n.ID())
 	for _, s := range []struct {
 		subj string
 		ch   chan *nats.Msg
@@ -376,25 +378,25 @@ func (b *Bridge) Close() error {
 }
 
 // hubKeys returns the hub keys of the node's current mesh keys.
-func (b *Bridge) hubKeys() []sealKey {
+func (b *Bridge) hubKeys() []wire.Key {
 	s := b.port.Keys()
 	b.keyMu.Lock()
 	defer b.keyMu.Unlock()
 	if s != b.keysFor || (s != nil && b.keys == nil) {
-		b.keysFor, b.keys = s, deriveKeys(s)
+		b.keysFor, b.keys = s, wire.DeriveKeys(s)
 	}
 	return b.keys
 }
 
 // envelope seals body as an envelope of kind for subject.
-func (b *Bridge) envelope(k kind, subject string, body []byte) []byte {
-	h := header{kind: k, sender: b.n.ID(), session: b.session, start: b.start, seq: b.seq.Add(1)}
-	return seal(make([]byte, 0, headerSize+len(body)+overhead), h, subject, body, b.hubKeys())
+func (b *Bridge) envelope(k wire.Kind, subject string, body []byte) []byte {
+	h := wire.Header{Kind: k, Sender: b.n.ID(), Session: b.session, Start: b.start, Seq: b.seq.Add(1)}
+	return wire.Seal(make([]byte, 0, wire.HeaderSize+len(body)+wire.Overhead), h, subject, body, b.hubKeys())
 }
 
 func (b *Bridge) pub(subject string, env []byte) error {
 	if len(env) > MaxEnvelope {
-		return fmt.Errorf("hub: %w (%d bytes, at most %d)", errTooLarge, len(env), MaxEnvelope)
+		return fmt.Errorf("hub: %w (%d bytes, at most %d)", wire.ErrTooLarge, len(env), MaxEnvelope)
 	}
 	if err := b.nc.Publish(subject, env); err != nil {
 		return err
@@ -403,28 +405,34 @@ func (b *Bridge) pub(subject string, env []byte) error {
 	return nil
 }
 
-// RelaySend is mesh.Relay's: it publishes f to the node subject of to.
-// Called by the node on the program's goroutine.
-func (b *Bridge) RelaySend(to uuid.UUID, f mesh.RelayFrame) error {
-	k := kindMessage
+// relay is the bridge as the node's mesh.Relay, kept off the Bridge's
+// own methods.
+type relay struct{ b *Bridge }
+
+var _ mesh.Relay = relay{}
+
+// RelaySend publishes f to the node subject of to. The node calls it on
+// the program's goroutine.
+func (r relay) RelaySend(to uuid.UUID, f mesh.RelayFrame) error { return r.b.send(to, f) }
+
+func (b *Bridge) send(to uuid.UUID, f mesh.RelayFrame) error {
+	k := wire.KindMessage
 	switch f.Kind {
 	case mesh.RelayRequest:
-		k = kindRequest
+		k = wire.KindRequest
 	case mesh.RelayReply:
-		k = kindReply
+		k = wire.KindReply
 	case mesh.RelayRefuse:
-		k = kindRefuse
+		k = wire.KindRefuse
 	}
-	d := dataBody{reqID: f.ReqID, site: b.site, name: b.name, frame: f.Body}
-	subj := subjectNode(b.port.Mesh(), to)
-	if err := b.pub(subj, b.envelope(k, subj, d.append(nil))); err != nil {
+	d := wire.DataBody{ReqID: f.ReqID, Site: b.site, Name: b.name, Frame: f.Body}
+	subj := wire.SubjectNode(b.port.Mesh(), to)
+	if err := b.pub(subj, b.envelope(k, subj, d.Append(nil))); err != nil {
 		b.c.sendErrors.Add(1)
 		return fmt.Errorf("hub: %w", err)
 	}
 	return nil
 }
-
-var _ mesh.Relay = (*Bridge)(nil)
 
 // warnOnce logs msg at Warn the first time key is seen.
 func (b *Bridge) warnOnce(key, msg string, args ...any) {
@@ -438,11 +446,11 @@ func (b *Bridge) warnOnce(key, msg string, args ...any) {
 }
 
 // openEnvelope opens a NATS message, counting what it drops.
-func (b *Bridge) openEnvelope(m *nats.Msg, c class) (header, []byte, bool) {
+func (b *Bridge) openEnvelope(m *nats.Msg, c wire.Class) (wire.Header, []byte, bool) {
 	b.c.received.Add(1)
-	h, body, err := open(m.Data, m.Subject, b.hubKeys())
+	h, body, err := wire.Open(m.Data, m.Subject, b.hubKeys())
 	switch {
-	case errors.Is(err, errUnsealed), errors.Is(err, errSealed), errors.Is(err, errKeyID), errors.Is(err, errOpen):
+	case errors.Is(err, wire.ErrUnsealed), errors.Is(err, wire.ErrSealed), errors.Is(err, wire.ErrKeyID), errors.Is(err, wire.ErrOpen):
 		b.c.sealedDrop.Add(1)
 		b.warnOnce("seal:"+err.Error(), "hub: dropping envelopes that do not open under this node's mesh key; every node of the mesh needs the same key (Keyring)", "err", err)
 		return h, nil, false
@@ -450,9 +458,9 @@ func (b *Bridge) openEnvelope(m *nats.Msg, c class) (header, []byte, bool) {
 		b.c.badDrop.Add(1)
 		b.log.Debug("hub: bad envelope", "err", err)
 		return h, nil, false
-	case h.sender == b.n.ID():
+	case h.Sender == b.n.ID():
 		return h, nil, false // our own, echoed (NoEcho makes it rare)
-	case !b.replay.accept(h.sender, c, h.session, h.start, h.seq):
+	case !b.replay.Accept(h.Sender, c, h.Session, h.Start, h.Seq):
 		b.c.replayDrop.Add(1)
 		return h, nil, false
 	}

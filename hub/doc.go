@@ -99,6 +99,8 @@
 // all, and Server.Close waits for the embedded server's.
 package hub
 
+import "github.com/lanmesh/lanmesh/hub/internal/wire"
+
 // MaxEnvelope is the largest envelope the bridge publishes or accepts, in
 // bytes; it is also the embedded server's maximum payload.
-const MaxEnvelope = 64 << 10
+const MaxEnvelope = wire.MaxEnvelope

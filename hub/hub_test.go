@@ -11,7 +11,7 @@ import (
 )
 
 // testHB is the heartbeat of the in-memory tests.
-const testHB = 100 * time.Millisecond
+const testHB = 200 * time.Millisecond
 
 // twoSites starts two sites of two nodes each (a1 a2 on one in-memory LAN,
 // b1 b2 on another), each node bridged to the hub at url.

@@ -1,6 +1,8 @@
 package hub
 
 import (
+	"github.com/lanmesh/lanmesh/hub/internal/wire"
+
 	"bytes"
 	"crypto/rand"
 	"testing"
@@ -51,16 +53,16 @@ func TestHubKeyed(t *testing.T) {
 		select {
 		case m := <-seen:
 			k++
-			h, _, err := open(m.Data, m.Subject, nil)
-			if err != errSealed || !h.sealed {
-				t.Fatalf("an envelope on %s opened without the key (sealed %v): %v", m.Subject, h.sealed, err)
+			h, _, err := wire.Open(m.Data, m.Subject, nil)
+			if err != wire.ErrSealed || !h.Sealed {
+				t.Fatalf("an envelope on %s opened without the key (sealed %v): %v", m.Subject, h.Sealed, err)
 			}
 			for _, clear := range []string{"secret plan", "pong from", "a1", "b2"} {
-				if bytes.Contains(m.Data[headerSize:], []byte(clear)) {
+				if bytes.Contains(m.Data[wire.HeaderSize:], []byte(clear)) {
 					t.Fatalf("%q in the clear on %s", clear, m.Subject)
 				}
 			}
-			if m.Subject == subjectNode("hubtest", s.b1.ID()) && h.kind == kindMessage {
+			if m.Subject == wire.SubjectNode("hubtest", s.b1.ID()) && h.Kind == wire.KindMessage {
 				toB1 = m.Data
 			}
 		default:
@@ -78,17 +80,17 @@ func TestHubKeyed(t *testing.T) {
 	s.b1.mu.Lock()
 	msgsBefore := len(s.b1.msgs)
 	s.b1.mu.Unlock()
-	subj := subjectNode("hubtest", s.b1.ID())
+	subj := wire.SubjectNode("hubtest", s.b1.ID())
 	spy.Publish(subj, toB1) // a replay
 	other, _ := meshkey.Generate(rand.Reader)
-	forged := dataBody{site: "A", name: "a1", frame: mustFrame(t, "forged")}
-	h := header{kind: kindMessage, sender: s.a1.ID(), session: uuid.New(), start: time.Now().UnixNano(), seq: 1}
-	spy.Publish(subj, seal(nil, h, subj, forged.append(nil), deriveKeys(meshkey.Keyring{Primary: other}.Derive("hubtest"))))
-	spy.Publish(subj, seal(nil, h, subj, forged.append(nil), nil)) // unsealed
+	forged := wire.DataBody{Site: "A", Name: "a1", Frame: mustFrame(t, "forged")}
+	h := wire.Header{Kind: wire.KindMessage, Sender: s.a1.ID(), Session: uuid.New(), Start: time.Now().UnixNano(), Seq: 1}
+	spy.Publish(subj, wire.Seal(nil, h, subj, forged.Append(nil), wire.DeriveKeys(meshkey.Keyring{Primary: other}.Derive("hubtest"))))
+	spy.Publish(subj, wire.Seal(nil, h, subj, forged.Append(nil), nil)) // unsealed
 	// Sealed with the right key for another subject, moved to b1's.
-	subj2 := subjectNode("hubtest", s.b2.ID())
-	h.session = uuid.New()
-	spy.Publish(subj, seal(nil, h, subj2, forged.append(nil), deriveKeys(kr.Derive("hubtest"))))
+	subj2 := wire.SubjectNode("hubtest", s.b2.ID())
+	h.Session = uuid.New()
+	spy.Publish(subj, wire.Seal(nil, h, subj2, forged.Append(nil), wire.DeriveKeys(kr.Derive("hubtest"))))
 	spy.Flush()
 	waitFor(t, 5*time.Second, "b1 to drop what the spy sent", func() bool {
 		st := s.bb1.Stats()

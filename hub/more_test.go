@@ -1,6 +1,8 @@
 package hub
 
 import (
+	"github.com/lanmesh/lanmesh/hub/internal/wire"
+
 	"errors"
 	"fmt"
 	"strings"
@@ -105,24 +107,24 @@ func TestHubBounds(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer liar.Close()
-	subj := subjectRoster("hubtest")
+	subj := wire.SubjectRoster("hubtest")
 	sender, session := uuid.New(), uuid.New()
 	seq := uint64(0)
-	publish := func(r rosterBody) {
+	publish := func(r wire.RosterBody) {
 		seq++
-		h := header{kind: kindRoster, sender: sender, session: session, start: 1, seq: seq}
-		if err := liar.Publish(subj, seal(nil, h, subj, r.append(nil), nil)); err != nil {
+		h := wire.Header{Kind: wire.KindRoster, Sender: sender, Session: session, Start: 1, Seq: seq}
+		if err := liar.Publish(subj, wire.Seal(nil, h, subj, r.Append(nil), nil)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// MaxSites+6 sites of one peer, then one site of a full roster, then
 	// garbage and a name with terminal escapes.
 	for i := range MaxSites + 6 {
-		publish(rosterBody{site: fmt.Sprintf("s%d", i), entries: []rosterEntry{{id: uuid.New(), session: uuid.New(), name: "p"}}})
+		publish(wire.RosterBody{Site: fmt.Sprintf("s%d", i), Entries: []wire.RosterEntry{{ID: uuid.New(), Session: uuid.New(), Name: "p"}}})
 	}
-	big := rosterBody{site: "s0"}
+	big := wire.RosterBody{Site: "s0"}
 	for range MaxPeersPerSite {
-		big.entries = append(big.entries, rosterEntry{id: uuid.New(), session: uuid.New(), name: "q"})
+		big.Entries = append(big.Entries, wire.RosterEntry{ID: uuid.New(), Session: uuid.New(), Name: "q"})
 	}
 	publish(big)
 	liar.Publish(subj, []byte("garbage"))

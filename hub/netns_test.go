@@ -3,6 +3,8 @@
 package hub
 
 import (
+	"github.com/lanmesh/lanmesh/hub/internal/wire"
+
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -236,11 +238,11 @@ func TestHubRoutedSubnets(t *testing.T) {
 		select {
 		case m := <-seen:
 			k++
-			if hd, _, err := open(m.Data, m.Subject, nil); err != errSealed || !hd.sealed {
+			if hd, _, err := wire.Open(m.Data, m.Subject, nil); err != wire.ErrSealed || !hd.Sealed {
 				t.Fatalf("an envelope on %s is not sealed: %v", m.Subject, err)
 			}
 			for _, clear := range []string{"from a1", "from b2", "pong", "a1", "b2", siteA} {
-				if strings.Contains(string(m.Data[headerSize:]), clear) {
+				if strings.Contains(string(m.Data[wire.HeaderSize:]), clear) {
 					t.Fatalf("%q in the clear on %s", clear, m.Subject)
 				}
 			}

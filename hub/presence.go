@@ -1,6 +1,8 @@
 package hub
 
 import (
+	"github.com/lanmesh/lanmesh/hub/internal/wire"
+
 	"time"
 
 	"github.com/google/uuid"
@@ -75,10 +77,10 @@ func (b *Bridge) liveMembersLocked(now time.Time) int {
 
 // electLocked forgets silent members and decides whether this node is the
 // gateway; it returns the roster if it is.
-func (b *Bridge) electLocked(now time.Time) (rosterBody, bool) {
+func (b *Bridge) electLocked(now time.Time) (wire.RosterBody, bool) {
 	self := b.n.ID()
 	gw := true
-	r := rosterBody{site: b.site, entries: []rosterEntry{{id: self, session: b.session, name: b.name}}}
+	r := wire.RosterBody{Site: b.site, Entries: []wire.RosterEntry{{ID: self, Session: b.session, Name: b.name}}}
 	for id, m := range b.members {
 		if now.Sub(m.seen) >= memberBeats*b.hb {
 			delete(b.members, id)
@@ -87,7 +89,7 @@ func (b *Bridge) electLocked(now time.Time) (rosterBody, bool) {
 		if lessID(id, self) {
 			gw = false
 		}
-		r.entries = append(r.entries, rosterEntry{id: id, session: m.session, name: m.name})
+		r.Entries = append(r.Entries, wire.RosterEntry{ID: id, Session: m.session, Name: m.name})
 	}
 	if gw != b.gateway {
 		b.log.Info("hub: gateway role", "site", safetext.Line(b.site), "gateway", gw)
@@ -107,8 +109,8 @@ func lessID(a, b uuid.UUID) bool {
 
 // beat publishes the heartbeat and, as the gateway, the roster.
 func (b *Bridge) beat() {
-	mb := memberBody{site: b.site, name: b.name}
-	if err := b.pub(b.subjMembers, b.envelope(kindMember, b.subjMembers, mb.append(nil))); err != nil {
+	mb := wire.MemberBody{Site: b.site, Name: b.name}
+	if err := b.pub(b.subjMembers, b.envelope(wire.KindMember, b.subjMembers, mb.Append(nil))); err != nil {
 		b.log.Debug("hub: heartbeat not published", "err", err)
 	}
 	b.mu.Lock()
@@ -119,18 +121,18 @@ func (b *Bridge) beat() {
 	}
 }
 
-func (b *Bridge) publishRoster(r rosterBody) {
-	b.log.Debug("hub: roster", "entries", len(r.entries))
-	if err := b.pub(b.subjRoster, b.envelope(kindRoster, b.subjRoster, r.append(nil))); err != nil {
+func (b *Bridge) publishRoster(r wire.RosterBody) {
+	b.log.Debug("hub: roster", "entries", len(r.Entries))
+	if err := b.pub(b.subjRoster, b.envelope(wire.KindRoster, b.subjRoster, r.Append(nil))); err != nil {
 		b.log.Debug("hub: roster not published", "err", err)
 	}
 }
 
 // bye tells the site and the others that this node leaves.
 func (b *Bridge) bye() {
-	mb := memberBody{site: b.site, name: b.name}
+	mb := wire.MemberBody{Site: b.site, Name: b.name}
 	for _, subj := range []string{b.subjMembers, b.subjRoster} {
-		if err := b.pub(subj, b.envelope(kindBye, subj, mb.append(nil))); err != nil {
+		if err := b.pub(subj, b.envelope(wire.KindBye, subj, mb.Append(nil))); err != nil {
 			return
 		}
 	}
@@ -139,55 +141,55 @@ func (b *Bridge) bye() {
 
 // handlePresence takes a heartbeat, a roster or a goodbye.
 func (b *Bridge) handlePresence(m *nats.Msg) {
-	h, body, ok := b.openEnvelope(m, classPresence)
+	h, body, ok := b.openEnvelope(m, wire.ClassPresence)
 	if !ok {
 		return
 	}
 	now := time.Now()
 	switch {
-	case h.kind == kindMember && m.Subject == b.subjMembers:
-		mb, err := parseMember(body)
-		if err != nil || mb.site != b.site {
+	case h.Kind == wire.KindMember && m.Subject == b.subjMembers:
+		mb, err := wire.ParseMember(body)
+		if err != nil || mb.Site != b.site {
 			b.c.badDrop.Add(1)
 			return
 		}
 		b.mu.Lock()
-		old := b.members[h.sender]
+		old := b.members[h.Sender]
 		if old == nil && len(b.members) >= MaxPeersPerSite {
 			b.mu.Unlock()
 			b.c.refused.Add(1)
 			return
 		}
-		b.members[h.sender] = &member{session: h.session, name: mb.name, seen: now}
-		news := old == nil || old.session != h.session || old.name != mb.name
+		b.members[h.Sender] = &member{session: h.Session, name: mb.Name, seen: now}
+		news := old == nil || old.session != h.Session || old.name != mb.Name
 		b.mu.Unlock()
 		if news {
 			// A new member: it learns of this one now, not a heartbeat
 			// later, and the gateway's roster (this one's, maybe) says so.
 			b.beat()
 		}
-	case h.kind == kindBye && m.Subject == b.subjMembers:
+	case h.Kind == wire.KindBye && m.Subject == b.subjMembers:
 		b.mu.Lock()
-		delete(b.members, h.sender)
+		delete(b.members, h.Sender)
 		r, gw := b.electLocked(now)
 		b.mu.Unlock()
 		if gw {
 			b.publishRoster(r) // at once: this node may have just taken over
 		}
-	case h.kind == kindRoster && m.Subject == b.subjRoster:
-		r, err := parseRoster(body)
+	case h.Kind == wire.KindRoster && m.Subject == b.subjRoster:
+		r, err := wire.ParseRoster(body)
 		if err != nil {
 			b.c.badDrop.Add(1)
 			return
 		}
-		if r.site == b.site {
+		if r.Site == b.site {
 			return // this site's own gateway (or, briefly, two of them)
 		}
 		b.mu.Lock()
 		news := false
-		for _, e := range r.entries {
-			old := b.view[e.id]
-			if v := b.heardLocked(e.id, e.session, e.name, r.site, now); v != nil && (old == nil || old.bye) {
+		for _, e := range r.Entries {
+			old := b.view[e.ID]
+			if v := b.heardLocked(e.ID, e.Session, e.Name, r.Site, now); v != nil && (old == nil || old.bye) {
 				news = true
 			}
 		}
@@ -200,9 +202,9 @@ func (b *Bridge) handlePresence(m *nats.Msg) {
 			// this site at once rather than at the next heartbeat.
 			signal(b.publish)
 		}
-	case h.kind == kindBye && m.Subject == b.subjRoster:
+	case h.Kind == wire.KindBye && m.Subject == b.subjRoster:
 		b.mu.Lock()
-		if v := b.view[h.sender]; v != nil && v.Instance == h.session {
+		if v := b.view[h.Sender]; v != nil && v.Instance == h.Session {
 			v.bye, v.seen = true, now
 		}
 		b.mu.Unlock()
@@ -327,22 +329,22 @@ func (b *Bridge) up(rp mesh.RemotePeer, told map[uuid.UUID]mesh.RemotePeer) bool
 
 // handleData takes a message, request, reply or refusal for this node.
 func (b *Bridge) handleData(m *nats.Msg, told map[uuid.UUID]mesh.RemotePeer) {
-	h, body, ok := b.openEnvelope(m, classData)
+	h, body, ok := b.openEnvelope(m, wire.ClassData)
 	if !ok {
 		return
 	}
-	d, err := parseData(body)
-	if err != nil || !h.kind.data() || m.Subject != b.subjSelf {
+	d, err := wire.ParseData(body)
+	if err != nil || !h.Kind.IsData() || m.Subject != b.subjSelf {
 		b.c.badDrop.Add(1)
 		return
 	}
-	if d.site == b.site {
+	if d.Site == b.site {
 		b.c.badDrop.Add(1)
-		b.warnOnce("samesite", "hub: a node of this node's own site sent through the hub; the nodes of one LAN must share a Site, and those of different LANs must not", "from", safetext.Line(d.name))
+		b.warnOnce("samesite", "hub: a node of this node's own site sent through the hub; the nodes of one LAN must share a Site, and those of different LANs must not", "from", safetext.Line(d.Name))
 		return
 	}
 	b.mu.Lock()
-	v := b.heardLocked(h.sender, h.session, d.name, d.site, time.Now())
+	v := b.heardLocked(h.Sender, h.Session, d.Name, d.Site, time.Now())
 	var rp mesh.RemotePeer
 	if v != nil {
 		rp = v.RemotePeer
@@ -357,17 +359,17 @@ func (b *Bridge) handleData(m *nats.Msg, told map[uuid.UUID]mesh.RemotePeer) {
 		return
 	}
 	var rk mesh.RelayKind
-	switch h.kind {
-	case kindMessage:
+	switch h.Kind {
+	case wire.KindMessage:
 		rk = mesh.RelayMessage
-	case kindRequest:
+	case wire.KindRequest:
 		rk = mesh.RelayRequest
-	case kindReply:
+	case wire.KindReply:
 		rk = mesh.RelayReply
-	case kindRefuse:
+	case wire.KindRefuse:
 		rk = mesh.RelayRefuse
 	}
-	if err := b.port.Deliver(rp.ID, mesh.RelayFrame{Kind: rk, ReqID: d.reqID, Body: d.frame}); err != nil {
+	if err := b.port.Deliver(rp.ID, mesh.RelayFrame{Kind: rk, ReqID: d.ReqID, Body: d.Frame}); err != nil {
 		b.c.badDrop.Add(1)
 		b.log.Debug("hub: message not delivered", "from", safetext.Line(rp.Name), "err", err)
 		return

@@ -1,4 +1,4 @@
-package hub
+package wire
 
 import (
 	"sync"
@@ -6,37 +6,37 @@ import (
 	"github.com/google/uuid"
 )
 
-// windowBits is how far behind the newest sequence an envelope may come and
+// WindowBits is how far behind the newest sequence an envelope may come and
 // still be taken (once): NATS keeps one publisher's order on one
 // subscription, so only envelopes of one sender on different subjects
 // interleave, and each class of subjects has a window of its own.
-const windowBits = 256
+const WindowBits = 256
 
-// window is a WireGuard-style sliding replay window over one sender
+// Window is a WireGuard-style sliding replay window over one sender
 // session's sequence numbers.
-type window struct {
+type Window struct {
 	session uuid.UUID
 	start   int64
 	max     uint64
-	bits    [windowBits / 64]uint64
+	bits    [WindowBits / 64]uint64
 	used    uint64 // when last used, in the table's clock
 }
 
-// accept reports whether seq of session (begun at start) is new, and
+// Accept reports whether seq of session (begun at start) is new, and
 // records it. A session begun earlier than the one in the window is old (a
 // replay of a past session); a later one replaces it.
-func (w *window) accept(session uuid.UUID, start int64, seq uint64) bool {
+func (w *Window) Accept(session uuid.UUID, start int64, seq uint64) bool {
 	if session != w.session {
 		if start <= w.start && w.session != uuid.Nil {
 			return false
 		}
-		*w = window{session: session, start: start, used: w.used}
+		*w = Window{session: session, start: start, used: w.used}
 	}
 	switch {
 	case seq > w.max:
 		shift := seq - w.max
-		if shift >= windowBits {
-			w.bits = [windowBits / 64]uint64{}
+		if shift >= WindowBits {
+			w.bits = [WindowBits / 64]uint64{}
 		} else {
 			for range shift {
 				w.shiftOne()
@@ -45,7 +45,7 @@ func (w *window) accept(session uuid.UUID, start int64, seq uint64) bool {
 		w.max = seq
 		w.bits[0] |= 1
 		return true
-	case w.max-seq >= windowBits:
+	case w.max-seq >= WindowBits:
 		return false
 	}
 	d := w.max - seq
@@ -59,7 +59,7 @@ func (w *window) accept(session uuid.UUID, start int64, seq uint64) bool {
 
 // shiftOne moves the bitmap one sequence on: bit i (seq max-i) becomes bit
 // i+1.
-func (w *window) shiftOne() {
+func (w *Window) shiftOne() {
 	carry := uint64(0)
 	for i := range w.bits {
 		next := w.bits[i] >> 63
@@ -68,44 +68,46 @@ func (w *window) shiftOne() {
 	}
 }
 
-// class separates the windows of one sender: data comes on the node's own
+// Class separates the windows of one sender: data comes on the node's own
 // subject, presence on others.
-type class uint8
+type Class uint8
 
 const (
-	classData class = iota
-	classPresence
+	ClassData Class = iota
+	ClassPresence
 )
 
 type windowKey struct {
 	sender uuid.UUID
-	class  class
+	class  Class
 }
 
-// replayTable holds the windows of the senders heard, at most maxWindows;
+// ReplayTable holds the windows of the senders heard, at most MaxWindows;
 // past that the least recently used is forgotten (its sender's next
 // envelope starts a new window, which a replay of its current session
 // could then pass: the bound is what memory costs).
-type replayTable struct {
+type ReplayTable struct {
 	// mu guards the table.
 	mu    sync.Mutex
 	clock uint64
-	byKey map[windowKey]*window
+	byKey map[windowKey]*Window
 }
 
-const maxWindows = 4096
+// MaxWindows bounds a ReplayTable.
+const MaxWindows = 4096
 
-func (t *replayTable) accept(sender uuid.UUID, c class, session uuid.UUID, start int64, seq uint64) bool {
+// Accept is Window.Accept on the window of sender's class c.
+func (t *ReplayTable) Accept(sender uuid.UUID, c Class, session uuid.UUID, start int64, seq uint64) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.byKey == nil {
-		t.byKey = map[windowKey]*window{}
+		t.byKey = map[windowKey]*Window{}
 	}
 	t.clock++
 	k := windowKey{sender, c}
 	w := t.byKey[k]
 	if w == nil {
-		if len(t.byKey) >= maxWindows {
+		if len(t.byKey) >= MaxWindows {
 			var oldest windowKey
 			first := true
 			for k2, w2 := range t.byKey {
@@ -115,9 +117,9 @@ func (t *replayTable) accept(sender uuid.UUID, c class, session uuid.UUID, start
 			}
 			delete(t.byKey, oldest)
 		}
-		w = &window{}
+		w = &Window{}
 		t.byKey[k] = w
 	}
 	w.used = t.clock
-	return w.accept(session, start, seq)
+	return w.Accept(session, start, seq)
 }
