@@ -46,6 +46,7 @@ type hubBench struct {
 	a1, a2 *mesh.Node // site A, linked to each other
 	b1     *mesh.Node // site B
 	joined chan uuid.UUID
+	mod    configMod  // the nodes' configuration change (a mesh key)
 	nc     *nats.Conn // the baseline's requester
 }
 
@@ -54,7 +55,7 @@ type hubBench struct {
 func hubResults(ctx context.Context, r *runner, samples, trials int) ([]Result, error) {
 	var cl closers
 	defer func() { cl.close() }()
-	hb, err := startHubBench(ctx, &cl)
+	hb, err := startHubBench(ctx, &cl, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -123,6 +124,45 @@ func hubResults(ctx context.Context, r *runner, samples, trials int) ([]Result, 
 		}
 	}
 
+	// The same cross-site round trip in a keyed mesh: every envelope
+	// through the hub sealed and opened end to end.
+	if mod := keyOption(); mod != nil {
+		kb, err := startHubBench(ctx, &cl, mod)
+		if err != nil {
+			return out, fmt.Errorf("keyed: %w", err)
+		}
+		kcols, err := r.repeat(ctx, "32 B round trip, keyed", func() ([]float64, error) {
+			for i := range buf {
+				t0 := time.Now()
+				msg.Seq = uint64(i)
+				rctx, cancel := context.WithTimeout(ctx, hubWait)
+				_, err := kb.a1.Request(rctx, kb.b1.ID(), msg)
+				cancel()
+				if err != nil {
+					return nil, fmt.Errorf("cross-site, keyed: %w", err)
+				}
+				buf[i] = time.Since(t0)
+			}
+			slices.Sort(buf)
+			var v []float64
+			for _, p := range pcts {
+				v = append(v, Percentile(buf, p.p).Seconds())
+			}
+			return v, nil
+		}, func(v []float64) string { return "p50 " + formatValue(v[0], UnitSeconds) })
+		if err != nil {
+			return out, err
+		}
+		for pi, p := range pcts {
+			res := Result{Name: fmt.Sprintf("32 B, cross-site Request/Reply through the hub, keyed mesh, %s", p.name),
+				Unit: UnitSeconds, Stat: Summarize(kcols[pi])}
+			if pi == 0 {
+				res.Note = "sealed end to end; the baseline is the same run's plain NATS"
+			}
+			out = append(out, res.withBaseline(natsRTTName, Summarize(cols[2*np+pi])))
+		}
+	}
+
 	n := 0
 	pres, err := r.repeat(ctx, "presence", func() ([]float64, error) {
 		d := make([]time.Duration, 0, trials)
@@ -159,14 +199,14 @@ func timesOf(a, b Stat) string {
 
 // hubNodeConfig is the configuration of a node of the part: the suite's
 // in-process node (loopback, no discovery) whose stream the part reads.
-func hubNodeConfig(name string) mesh.NodeConfig {
-	return nodeConfig(name, "binary", nil)
+func hubNodeConfig(name string, mod configMod) mesh.NodeConfig {
+	return nodeConfig(name, "binary", mod)
 }
 
 // startHubBench starts the hub, the three nodes and their echoes, and the
 // plain NATS pair; everything is closed by cl.
-func startHubBench(ctx context.Context, cl *closers) (*hubBench, error) {
-	hb := &hubBench{joined: make(chan uuid.UUID, 64)}
+func startHubBench(ctx context.Context, cl *closers, mod configMod) (*hubBench, error) {
+	hb := &hubBench{joined: make(chan uuid.UUID, 64), mod: mod}
 	var err error
 	if hb.srv, err = hub.StartServer(hub.ServerOptions{Listen: "127.0.0.1:0"}); err != nil {
 		return nil, fmt.Errorf("starting the hub: %w", err)
@@ -174,7 +214,7 @@ func startHubBench(ctx context.Context, cl *closers) (*hubBench, error) {
 	cl.add(func() { hb.srv.Close() })
 
 	start := func(name string) (*mesh.Node, error) {
-		n, err := mesh.NewNode(hubNodeConfig(name))
+		n, err := mesh.NewNode(hubNodeConfig(name, mod))
 		if err != nil {
 			return nil, err
 		}
@@ -281,7 +321,7 @@ func (hb *hubBench) serve(ctx context.Context, n *mesh.Node) {
 // time from its start until a1 sees it join; the node leaves after.
 func (hb *hubBench) presence(ctx context.Context, i int) (time.Duration, error) {
 	t0 := time.Now()
-	n, err := mesh.NewNode(hubNodeConfig(fmt.Sprintf("bench-b-new%d", i)))
+	n, err := mesh.NewNode(hubNodeConfig(fmt.Sprintf("bench-b-new%d", i), hb.mod))
 	if err != nil {
 		return 0, err
 	}

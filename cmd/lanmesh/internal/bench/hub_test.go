@@ -46,15 +46,15 @@ func TestHubPart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res) != 6 {
+	if len(res) != 8 {
 		t.Fatalf("%d results: %+v", len(res), res)
 	}
 	for i, x := range res {
-		if x.Median <= 0 || x.N != 1 || (i < 4) != (x.Baseline != nil && x.Baseline.Median > 0) {
+		if x.Median <= 0 || x.N != 1 || (i < 6) != (x.Baseline != nil && x.Baseline.Median > 0) {
 			t.Errorf("result %+v", x)
 		}
 	}
-	for _, want := range []string{"[hub] 32 B round trip: rep 1/1: p50: cross-site ", "[hub] presence: rep 1/1: p50 "} {
+	for _, want := range []string{"[hub] 32 B round trip: rep 1/1: p50: cross-site ", "[hub] 32 B round trip, keyed: rep 1/1: p50 ", "[hub] presence: rep 1/1: p50 "} {
 		if !strings.Contains(progress.String(), want) {
 			t.Errorf("no %q in the progress:\n%s", want, progress.String())
 		}
