@@ -69,8 +69,14 @@ func runChat(ctx context.Context, args []string, std stdio) error {
 	// Comings and goings name the peer as /to does when names repeat:
 	// name#id, so that two nodes of one name are told apart from the start.
 	cfg.OnPeer = func(ev mesh.PeerEvent) {
+		if hubClosing(ev) {
+			return
+		}
 		p := viewOf(ev.Peer)
 		full := safetext.Line(p.Name) + "#" + shortID(p.ID)
+		if p.Site != "" {
+			full += " (site " + quoted(p.Site) + ", through the hub)"
+		}
 		switch ev.Kind {
 		case mesh.PeerJoined:
 			out.printf("* %s joined", full)
@@ -85,12 +91,15 @@ func runChat(ctx context.Context, args []string, std stdio) error {
 			out.printf("%s: %s", label(peerView{ID: m.From, Name: m.FromName}), safetext.Line(c.Text))
 		}
 	}
-	n, err := startNode(cfg, nf)
+	n, br, err := startNode(cfg, nf)
 	if err != nil {
 		return err
 	}
 	node.Store(n)
 	out.printf("* %s; type a line to send it to all, /help for the commands", describeNode(n, cfg))
+	if br != nil {
+		out.printf("* %s", describeHub(&nf.hub, br))
+	}
 
 	// Lines are read on a goroutine of their own, so that a signal ends
 	// the chat even while the input is quiet. It ends at the end of input;
@@ -128,6 +137,7 @@ func runChat(ctx context.Context, args []string, std stdio) error {
 		}
 	}
 	// What was typed last is still sent: Close flushes first.
+	closeHub(br)
 	return n.CloseReason(reason)
 }
 
@@ -162,7 +172,11 @@ func chatCommand(n *mesh.Node, line string) (string, bool) {
 		all := viewPeers(n)
 		for _, p := range all {
 			if p.Linked {
-				names = append(names, labelOf(p, all))
+				label := labelOf(p, all)
+				if p.Site != "" {
+					label += " (site " + quoted(p.Site) + ")"
+				}
+				names = append(names, label)
 			}
 		}
 		if len(names) == 0 {

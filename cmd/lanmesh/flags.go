@@ -16,6 +16,7 @@ import (
 
 	"github.com/lanmesh/lanmesh/codec"
 	"github.com/lanmesh/lanmesh/discovery"
+	"github.com/lanmesh/lanmesh/hub"
 	"github.com/lanmesh/lanmesh/mesh"
 	"github.com/lanmesh/lanmesh/meshkey"
 )
@@ -38,6 +39,7 @@ type nodeFlags struct {
 	verbose     bool
 	key         string
 	keyFile     string
+	hub         hubFlags
 }
 
 // listFlag is a flag that may be given several times, each time with one
@@ -73,6 +75,7 @@ func addNodeFlags(fs *flag.FlagSet) *nodeFlags {
 	fs.BoolVar(&f.verbose, "verbose", false, "log what the node does (on stderr), not only warnings")
 	fs.StringVar(&f.key, "key", "", "the mesh `key` (from lanmesh keygen): authenticate beacons and encrypt links (default: $"+meshkey.EnvVar+")")
 	fs.StringVar(&f.keyFile, "key-file", "", "read the mesh key from `file` (one key a line: the first is used, the rest accepted)")
+	f.hub.register(fs)
 	return f
 }
 
@@ -158,6 +161,9 @@ func parseNode(fs *flag.FlagSet, nf *nodeFlags, args []string, stderr io.Writer)
 	}
 	cfg, err := nodeConfig(nf, stderr)
 	if err == nil {
+		err = nf.hub.check()
+	}
+	if err == nil {
 		err = checkInterfaces(nf.ifaces)
 	}
 	if err != nil {
@@ -172,9 +178,24 @@ func parseNode(fs *flag.FlagSet, nf *nodeFlags, args []string, stderr io.Writer)
 	return cfg, nil
 }
 
-// startNode starts a node, turning the errors a user can act on into words
-// that name the flag to change.
-func startNode(cfg mesh.NodeConfig, nf *nodeFlags) (*mesh.Node, error) {
+// startNode starts a node and joins it to the hub that --hub names (the
+// bridge is nil without --hub), turning the errors a user can act on into
+// words that name the flag to change. Close the bridge (closeHub) before
+// the node.
+func startNode(cfg mesh.NodeConfig, nf *nodeFlags) (*mesh.Node, *hub.Bridge, error) {
+	n, err := newNode(cfg, nf)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := joinHub(n, &nf.hub, cfg.Logger)
+	if err != nil {
+		n.Close()
+		return nil, nil, err
+	}
+	return n, b, nil
+}
+
+func newNode(cfg mesh.NodeConfig, nf *nodeFlags) (*mesh.Node, error) {
 	n, err := mesh.NewNode(cfg)
 	if err == nil {
 		return n, nil

@@ -38,6 +38,7 @@ func commands() []command {
 		{"chat", "chat, line by line, with every node of the mesh", runChat},
 		{"watch", "print the traffic log, live, one line per message", runWatch},
 		{"web", "serve a live page of the mesh (graph, peers, traffic) on 127.0.0.1", runWeb},
+		{"hub", "run a hub that joins the meshes of several LANs (sites)", runHub},
 		{"keygen", "print a new mesh key (for --key-file on every node)", runKeygen},
 		{"bench", "measure lanmesh on this machine against raw TCP", runBench},
 		{"version", "print the version and build of this program", runVersion},

@@ -20,7 +20,8 @@ a while (--wait), ask mDNS, then knock on each node's TCP port once to
 measure the time a connection takes (and learn its codec) and hang up. No
 node sees a peer join. Prints a table, or JSON with --json; nodes of other
 meshes heard are mentioned on stderr. The exit status is 1 when none was
-found.`
+found. Nodes of other sites (--hub) are not listed: seeing them means
+joining the hub; lanmesh run --hub prints them as they join.`
 
 // peerJSON is one node in the output of "lanmesh peers --json".
 type peerJSON struct {

@@ -38,10 +38,12 @@ type peerView struct {
 	Addr   string
 	How    string
 	Linked bool
+	// Site is the site of a peer reached through the hub ("" on the LAN).
+	Site string
 }
 
 func viewOf(p mesh.PeerInfo) peerView {
-	return peerView{ID: p.ID, Name: p.Name, Addr: p.Addr, How: how(p), Linked: p.State == mesh.StateLinked}
+	return peerView{ID: p.ID, Name: p.Name, Addr: p.Addr, How: how(p), Linked: p.State == mesh.StateLinked, Site: p.Site}
 }
 
 func viewPeers(n *mesh.Node) []peerView {
@@ -59,16 +61,19 @@ func plainErr(err error) string {
 		return "no reason given"
 	}
 	s := err.Error()
-	for _, p := range []string{"mesh: ", "discovery: ", "codec: ", "meshkey: "} {
+	for _, p := range []string{"mesh: ", "discovery: ", "codec: ", "meshkey: ", "hub: "} {
 		s = strings.ReplaceAll(s, p, "")
 	}
 	return safetext.Line(s)
 }
 
-// how says how a peer was found: by discovery (broadcast, mdns, seed) or,
-// when discovery never heard it, by the link itself (a --peer address, or a
-// node that dialled this one).
+// how says how a peer was found: through the hub (a peer of another site),
+// by discovery (broadcast, mdns, seed) or, when discovery never heard it,
+// by the link itself (a --peer address, or a node that dialled this one).
 func how(p mesh.PeerInfo) string {
+	if p.Site != "" {
+		return "the hub"
+	}
 	if p.Via == 0 {
 		return "link"
 	}
@@ -82,8 +87,17 @@ func describeEvent(ev mesh.PeerEvent) string {
 	case mesh.PeerLeft:
 		return fmt.Sprintf("left      %s (%s): %s", safetext.Line(p.Name), shortID(p.ID), plainErr(ev.Err))
 	default:
-		return fmt.Sprintf("%-9s %s (%s) at %s, found by %s", ev.Kind, safetext.Line(p.Name), shortID(p.ID), p.Addr, p.How)
+		return fmt.Sprintf("%-9s %s (%s) %s, found by %s", ev.Kind, safetext.Line(p.Name), shortID(p.ID), where(p), p.How)
 	}
+}
+
+// where says where a peer is: its address, or its site for a peer of
+// another site (a name the hub passed on: escaped).
+func where(p peerView) string {
+	if p.Site != "" {
+		return "in site " + quoted(p.Site)
+	}
+	return "at " + p.Addr
 }
 
 // describeMessage is one line about a received message: its registered type

@@ -24,9 +24,13 @@ func runWatch(ctx context.Context, args []string, std stdio) error {
 	out := &lineWriter{w: std.out}
 	// Frames of unknown types are this command's business, not a warning.
 	cfg.Logger = slog.New(newLineHandler(std.err, nf.verbose).quieting("mesh: dropping frames"))
-	cfg.OnPeer = func(ev mesh.PeerEvent) { out.printf("# %s", describeEvent(ev)) }
+	cfg.OnPeer = func(ev mesh.PeerEvent) {
+		if !hubClosing(ev) {
+			out.printf("# %s", describeEvent(ev))
+		}
+	}
 	cfg.OnMessage = func(mesh.Message) {} // the log has seen it; nothing waits for Get
-	n, err := startNode(cfg, nf)
+	n, br, err := startNode(cfg, nf)
 	if err != nil {
 		return err
 	}
@@ -35,12 +39,16 @@ func runWatch(ctx context.Context, args []string, std stdio) error {
 	defer cancel()
 	log.Start()
 	out.printf("# %s", describeNode(n, cfg))
+	if br != nil {
+		out.printf("# %s", describeHub(&nf.hub, br))
+	}
 	out.printf("# %-12s %-3s %-16s %-20s %s", "TIME", "DIR", "PEER", "TYPE", "BYTES")
 	for {
 		select {
 		case r := <-records:
 			out.printf("%s %-3s %-16s %-20s %d", stamp(r.Time), r.Dir, safetext.Line(r.PeerName), safetext.Line(r.Type), r.Size)
 		case <-ctx.Done():
+			closeHub(br)
 			return n.CloseReason("interrupted")
 		}
 	}

@@ -30,18 +30,23 @@ func runWeb(ctx context.Context, args []string, std stdio) error {
 	if warn := beyondLoopback(*addr); warn != "" {
 		fmt.Fprintf(std.err, "lanmesh web: warning: %s\n", warn)
 	}
-	n, err := startNode(cfg, nf)
+	n, br, err := startNode(cfg, nf)
 	if err != nil {
 		return err
 	}
 	srv, err := web.Serve(n, web.Options{Addr: *addr, Keyed: cfg.Keyring.Keyed(), Traffic: *traffic, Logger: cfg.Logger})
 	if err != nil {
+		closeHub(br)
 		n.Close()
 		return fmt.Errorf("%w (choose another with --http)", err)
 	}
 	fmt.Fprintf(std.out, "lanmesh web: node %s in mesh %q; the page is at %s\n", n.Name(), cfg.Mesh, srv.URL())
+	if br != nil {
+		fmt.Fprintf(std.out, "lanmesh web: %s\n", describeHub(&nf.hub, br))
+	}
 	<-ctx.Done()
 	srv.Close()
+	closeHub(br)
 	return n.CloseReason("interrupted")
 }
 

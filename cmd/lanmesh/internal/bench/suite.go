@@ -60,6 +60,7 @@ var parts = []part{
 	{"fanout", "one node broadcasting to N-1 peers, loopback TCP", runFanout},
 	{"keyed", "throughput and round trip with a mesh key", runKeyed},
 	{"cost", "memory, goroutines and allocations", runCost},
+	{"hub", "two sites through an embedded NATS hub: round trip and presence, loopback TCP", runHub},
 	{"discovery", "start of a node to Found on another host (namespaces)", runDiscovery},
 	{"mesh", "N nodes, one per host, to a full mesh (namespaces)", runMeshForm},
 	{"liveness", "a lost peer noticed (namespaces)", runLiveness},
