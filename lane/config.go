@@ -75,9 +75,13 @@ func (c Config) Validate() error {
 // MaxPayload is the largest message payload one datagram of this lane
 // carries, keyed or not.
 func (c Config) MaxPayload(keyed bool) int {
-	n := c.MTU - HeaderSize - ItemHeaderSize
+	room := c.MTU - HeaderSize
 	if keyed {
-		n -= TagSize
+		room -= TagSize
 	}
-	return min(n, 0xFFFF)
+	n := min(room-MinItemHeader, maxLength)
+	for ItemSize(n) > room {
+		n--
+	}
+	return n
 }

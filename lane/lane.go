@@ -47,7 +47,7 @@ func New(cfg Config, s Session, send func([]byte) error) (*Lane, error) {
 }
 
 // Enqueue queues a message for the next Flush; see Sender.Enqueue.
-func (l *Lane) Enqueue(kind Kind, channel byte, payload []byte) (uint32, error) {
+func (l *Lane) Enqueue(kind Kind, channel byte, payload []byte) error {
 	return l.snd.Enqueue(kind, channel, payload)
 }
 

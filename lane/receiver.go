@@ -86,7 +86,7 @@ func (r *Receiver) Open(b []byte, from netip.AddrPort, out []Message) ([]Message
 		}
 	}
 	start := len(out)
-	out, err = ParseItems(body, out)
+	out, err = ParseItems(body, h.Counter, out)
 	if err != nil {
 		r.c.dropMalformed.Add(1)
 		return out, err
@@ -106,7 +106,7 @@ func (r *Receiver) Open(b []byte, from netip.AddrPort, out []Message) ([]Message
 			if !r.Accept(m.Channel, m.Seq) {
 				continue
 			}
-		case Ping, Pong:
+		case Ping, Pong, Ack:
 			if r.control != nil {
 				r.control(m)
 			}

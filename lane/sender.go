@@ -27,8 +27,6 @@ type Sender struct {
 	send       func([]byte) error
 	c          *counters
 
-	nextSeq [2][256]uint32 // by kind-1, channel: the seq of the next message
-
 	// Sequenced: the newest queued message of each channel, and the
 	// channels that have one, in the order they were first queued.
 	slots   [256]slot
@@ -51,13 +49,11 @@ type Sender struct {
 
 type slot struct {
 	queued bool
-	seq    uint32
 	buf    []byte
 }
 
 type ringEntry struct {
 	ch  byte
-	seq uint32
 	buf []byte
 }
 
@@ -95,26 +91,25 @@ func (s *Sender) Stats() Stats { return s.c.snapshot() }
 
 // Enqueue queues a copy of payload (the codec's frame) for the next Flush.
 // kind is Sequenced or Unreliable; channel numbers each kind's channels
-// apart. It returns the message's sequence number on its channel.
+// apart. The message's sequence number is given when it leaves: its
+// datagram's counter (SPEC.md section 11.6).
 //
 // A payload larger than MaxPayload is refused with ErrTooLarge. A sequenced
 // message replaces the one queued on its channel, if any. An unreliable
 // message that finds the queue full is dropped: ErrQueueFull, counted.
-func (s *Sender) Enqueue(kind Kind, channel byte, payload []byte) (uint32, error) {
+func (s *Sender) Enqueue(kind Kind, channel byte, payload []byte) error {
 	if kind != Sequenced && kind != Unreliable {
-		return 0, fmt.Errorf("%w: Enqueue of a %v message (want sequenced or unreliable)", ErrConfig, kind)
+		return fmt.Errorf("%w: Enqueue of a %v message (want sequenced or unreliable)", ErrConfig, kind)
 	}
 	if len(payload) > s.maxPayload {
 		s.c.refusedLarge.Add(1)
-		return 0, fmt.Errorf("%w: %d bytes on %v channel %d, a datagram holds %d (send it reliably, or split it)",
+		return fmt.Errorf("%w: %d bytes on %v channel %d, a datagram holds %d (send it reliably, or split it)",
 			ErrTooLarge, len(payload), kind, channel, s.maxPayload)
 	}
 	if kind == Unreliable && s.size == len(s.ring) {
 		s.c.dropQueueFull.Add(1)
-		return 0, fmt.Errorf("%w: %d messages wait for Flush", ErrQueueFull, s.size)
+		return fmt.Errorf("%w: %d messages wait for Flush", ErrQueueFull, s.size)
 	}
-	seq := s.nextSeq[kind-1][channel]
-	s.nextSeq[kind-1][channel]++
 	if kind == Sequenced {
 		sl := &s.slots[channel]
 		if sl.queued {
@@ -123,15 +118,14 @@ func (s *Sender) Enqueue(kind Kind, channel byte, payload []byte) (uint32, error
 			sl.queued = true
 			s.pending = append(s.pending, channel)
 		}
-		sl.seq = seq
 		sl.buf = append(sl.buf[:0], payload...)
-		return seq, nil
+		return nil
 	}
 	e := &s.ring[(s.head+s.size)%len(s.ring)]
-	e.ch, e.seq = channel, seq
+	e.ch = channel
 	e.buf = append(e.buf[:0], payload...)
 	s.size++
-	return seq, nil
+	return nil
 }
 
 // Queued reports how many messages wait for Flush.
@@ -176,13 +170,13 @@ func (s *Sender) flush(messages bool) error {
 	}
 	for _, ch := range s.pending {
 		sl := &s.slots[ch]
-		s.add(Sequenced, ch, sl.seq, sl.buf, true)
+		s.add(Sequenced, ch, 0, sl.buf, true)
 		sl.queued = false
 	}
 	s.pending = s.pending[:0]
 	for ; s.size > 0; s.size-- {
 		e := &s.ring[s.head]
-		s.add(Unreliable, e.ch, e.seq, e.buf, true)
+		s.add(Unreliable, e.ch, 0, e.buf, true)
 		s.head = (s.head + 1) % len(s.ring)
 	}
 	s.head = 0
@@ -195,11 +189,24 @@ func (s *Sender) flush(messages bool) error {
 // unreliable, each with its sequence number. When fn returns false, Drain
 // stops and that message and the rest stay queued (a sequenced one can
 // still be superseded).
+//
+// The messages of one Drain share a sequence number: a counter value that
+// no datagram will carry (SPEC.md section 11.7), so that a message that
+// goes over the link and one that goes over the lane are ordered on their
+// channel whichever way each went.
 func (s *Sender) Drain(fn func(kind Kind, channel byte, seq uint32, payload []byte) bool) {
+	if len(s.pending) == 0 && s.size == 0 {
+		return
+	}
+	if s.counter == math.MaxUint64 {
+		return
+	}
+	seq := uint32(s.counter)
+	s.counter++
 	n := 0
 	for _, ch := range s.pending {
 		sl := &s.slots[ch]
-		if !fn(Sequenced, ch, sl.seq, sl.buf) {
+		if !fn(Sequenced, ch, seq, sl.buf) {
 			break
 		}
 		sl.queued = false
@@ -211,7 +218,7 @@ func (s *Sender) Drain(fn func(kind Kind, channel byte, seq uint32, payload []by
 	}
 	for ; s.size > 0; s.size-- {
 		e := &s.ring[s.head]
-		if !fn(Unreliable, e.ch, e.seq, e.buf) {
+		if !fn(Unreliable, e.ch, seq, e.buf) {
 			return
 		}
 		s.head = (s.head + 1) % len(s.ring)
@@ -221,7 +228,7 @@ func (s *Sender) Drain(fn func(kind Kind, channel byte, seq uint32, payload []by
 // add appends one item to the datagram being packed, sending that one first
 // when the item does not fit.
 func (s *Sender) add(k Kind, ch byte, seq uint32, payload []byte, app bool) {
-	need := ItemHeaderSize + len(payload)
+	need := itemSize(k, payload)
 	if len(s.buf) > 0 && len(s.buf)+need > s.limit {
 		s.emit()
 	}
@@ -230,10 +237,7 @@ func (s *Sender) add(k Kind, ch byte, seq uint32, payload []byte, app bool) {
 		if s.aead != nil {
 			flags = FlagSealed
 		}
-		s.buf = append(s.buf, Version, flags)
-		s.buf = append(s.buf, s.token[:]...)
-		s.buf = append(s.buf, byte(s.counter>>56), byte(s.counter>>48), byte(s.counter>>40), byte(s.counter>>32),
-			byte(s.counter>>24), byte(s.counter>>16), byte(s.counter>>8), byte(s.counter))
+		s.buf = appendHeader(s.buf, flags, s.token, s.counter)
 	}
 	s.buf = appendItem(s.buf, k, ch, seq, payload)
 	if app {
@@ -270,4 +274,10 @@ func (s *Sender) emit() {
 	s.c.sentDatagrams.Add(1)
 	s.c.sentBytes.Add(uint64(len(b)))
 	s.c.sentMessages.Add(uint64(msgs))
+}
+
+// itemSize is the size of an item of kind k with payload.
+func itemSize(k Kind, payload []byte) int {
+	m := Message{Kind: k, Payload: payload}
+	return m.Size()
 }

@@ -70,7 +70,7 @@ func (d Delivery) String() string {
 }
 
 // ErrTooLargeForLane: a sequenced or unreliable message's frame does not fit
-// one lane datagram (at the default MTU, 1174 bytes, 1158 keyed). It is
+// one lane datagram (at the default MTU, 1178 bytes, 1162 keyed). It is
 // never split: send it Reliable.
 var ErrTooLargeForLane = errors.New("mesh: message too large for one lane datagram")
 
@@ -548,7 +548,7 @@ func (n *Node) sendLane(l *link, msg any, d Delivery, channel int) error {
 	if channel >= 0 {
 		ch = byte(channel)
 	}
-	if _, err := ln.Enqueue(kind, ch, buf); err != nil {
+	if err := ln.Enqueue(kind, ch, buf); err != nil {
 		if errors.Is(err, lane.ErrQueueFull) {
 			return fmt.Errorf("%w: %w", ErrBackpressure, err)
 		}

@@ -19,11 +19,11 @@ import (
 // datagram as a lane datagram holds, each with a 2-byte length.
 
 // lanePerDatagram is how many 24-byte messages one lane datagram holds.
-var lanePerDatagram = (lane.DefaultMTU - lane.HeaderSize) / (lane.ItemHeaderSize + lanePosSize)
+var lanePerDatagram = (lane.DefaultMTU - lane.HeaderSize) / lane.ItemSize(lanePosSize)
 
 // nodePerDatagram is how many a Node's lane datagram holds: each message
 // is a binary frame (2 bytes of header more).
-var nodePerDatagram = (lane.DefaultMTU - lane.HeaderSize) / (lane.ItemHeaderSize + lanePosSize + binHeader)
+var nodePerDatagram = (lane.DefaultMTU - lane.HeaderSize) / lane.ItemSize(lanePosSize+binHeader)
 
 const rawUDPName = "raw UDP, same batching (2-byte length a message)"
 
