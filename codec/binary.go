@@ -50,6 +50,14 @@ func (c *Binary) AppendFrame(dst []byte, msg any) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
+	return c.AppendFrameOf(dst, t, msg)
+}
+
+// AppendFrameOf is AppendFrame for a caller that has looked up msg's
+// registered type t already (a sender of one type after another keeps it:
+// the look-up is a good part of a small message's cost). t must be msg's.
+func (c *Binary) AppendFrameOf(dst []byte, t *Type, msg any) ([]byte, error) {
+	var err error
 	start := len(dst)
 	dst = append(dst, 0, t.Code)
 	if !t.Empty {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -216,6 +217,7 @@ type linkLane struct {
 	seen   [4]uint64
 	newest [256]uint32
 	one    [1]Message // the link's reader alone
+	recvT  typeCache  // deliver's
 
 	// mu guards the sending side of ln (Enqueue, Flush, Drain) and the
 	// fields below.
@@ -228,6 +230,29 @@ type linkLane struct {
 	markLen int
 	dec     frameDecoder // the endpoint's reader alone
 	batch   []Message    // the endpoint's reader alone
+	sendT   typeCache
+}
+
+// typeCache remembers the registered type of the last Go type looked up: a
+// game sends and receives one type after another, and a registry look-up
+// (a map keyed by reflect.Type) costs more than the rest of a message's
+// bookkeeping. A registered type never changes, so the entry never goes
+// stale. Not safe for concurrent use: each user holds its own lock.
+type typeCache struct {
+	rt reflect.Type
+	t  *codec.Type
+}
+
+func (c *typeCache) of(r *message.Registry, msg any) (*codec.Type, error) {
+	rt := reflect.TypeOf(msg)
+	if rt != nil && rt == c.rt {
+		return c.t, nil
+	}
+	t, err := r.TypeOf(msg)
+	if err == nil {
+		c.rt, c.t = rt, t
+	}
+	return t, err
 }
 
 // newLinkLane returns the lane state of a link about to start, or nil when
@@ -357,7 +382,7 @@ func (ll *linkLane) deliver(l *link, msgs []lane.Message) {
 			ll.dropped.Add(1)
 			continue
 		}
-		t, err := n.link.registry().TypeOf(msg)
+		t, err := ll.recvT.of(n.link.registry(), msg)
 		if err != nil || message.IsControl(t.Code) {
 			ll.dropped.Add(1) // the link's control messages never ride the lane
 			continue
@@ -517,13 +542,18 @@ func (n *Node) sendLane(l *link, msg any, d Delivery, channel int) error {
 	if err := l.Err(); err != nil {
 		return err
 	}
-	t, err := n.link.registry().TypeOf(msg)
+	ll.mu.Lock()
+	defer ll.mu.Unlock()
+	t, err := ll.sendT.of(n.link.registry(), msg)
 	if err != nil {
 		return err
 	}
-	ll.mu.Lock()
-	defer ll.mu.Unlock()
-	buf, err := l.codec.AppendFrame(ll.buf[:0], msg)
+	var buf []byte
+	if bc, ok := l.codec.(*codec.Binary); ok {
+		buf, err = bc.AppendFrameOf(ll.buf[:0], t, msg) // t is msg's: no second look-up
+	} else {
+		buf, err = l.codec.AppendFrame(ll.buf[:0], msg)
+	}
 	ll.buf = buf[:0]
 	if err != nil {
 		return err

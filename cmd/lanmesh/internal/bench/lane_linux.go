@@ -260,8 +260,8 @@ func laneThroughputFigures(ctx context.Context, r *runner) ([]Result, error) {
 	}
 	res := Result{Name: "unreliable 24 B messages one-way, loopback, delivered", Unit: UnitMsgsPerSec,
 		Stat: Summarize(laneV), Higher: true,
-		Note: fmt.Sprintf("Node to Node, SendChannel Unreliable, %d a datagram (raw: %d), one sending goroutine, %v a rep; aim: at least 50%%",
-			nodePerDatagram, lanePerDatagram, d)}
+		Note: fmt.Sprintf("Node to Node, SendChannel Unreliable, %d a datagram (raw: the same), one sending goroutine, %v a rep; aim: at least 50%%",
+			nodePerDatagram, d)}
 	return []Result{res.withBaseline(rawUDPName, Summarize(rawV))}, nil
 }
 
