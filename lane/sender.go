@@ -2,6 +2,7 @@ package lane
 
 import (
 	"crypto/cipher"
+	"encoding/binary"
 	"fmt"
 	"math"
 
@@ -36,10 +37,16 @@ type Sender struct {
 	ring       []ringEntry
 	head, size int
 
-	// Control items for the next Flush (Lane's pings and pongs).
-	ctl    [2]Message
+	// Control items for the next Flush (Lane's pings, pongs and acks).
+	ctl    [3]Message
 	nctl   int
 	ctlBuf [pongPayload]byte
+	ackBuf [ackPayload]byte
+
+	// log, when set, has flush list the datagrams it sent in emits (for
+	// Lane's pacing).
+	log   bool
+	emits []emitRec
 
 	buf []byte // the datagram being packed
 	// Packing state of the datagram in buf.
@@ -50,6 +57,11 @@ type Sender struct {
 type slot struct {
 	queued bool
 	buf    []byte
+}
+
+type emitRec struct {
+	counter uint64
+	size    int
 }
 
 type ringEntry struct {
@@ -131,13 +143,18 @@ func (s *Sender) Enqueue(kind Kind, channel byte, payload []byte) error {
 // Queued reports how many messages wait for Flush.
 func (s *Sender) Queued() (sequenced, unreliable int) { return len(s.pending), s.size }
 
-// addControl queues a ping or pong for the next Flush; the newest of each
-// kind wins.
-func (s *Sender) addControl(k Kind, id uint32, held uint32) {
+// addControl queues a ping, pong or ack for the next Flush; the newest of
+// each kind wins. held is a pong's or ack's, received an ack's.
+func (s *Sender) addControl(k Kind, id uint32, held, received uint32) {
 	m := Message{Kind: k, Seq: id}
-	if k == Pong {
-		s.ctlBuf = [pongPayload]byte{byte(held >> 24), byte(held >> 16), byte(held >> 8), byte(held)}
+	switch k {
+	case Pong:
+		binary.BigEndian.PutUint32(s.ctlBuf[:], held)
 		m.Payload = s.ctlBuf[:]
+	case Ack:
+		binary.BigEndian.PutUint32(s.ackBuf[:], held)
+		binary.BigEndian.PutUint32(s.ackBuf[4:], received)
+		m.Payload = s.ackBuf[:]
 	}
 	for i := 0; i < s.nctl; i++ {
 		if s.ctl[i].Kind == k {
@@ -153,12 +170,18 @@ func (s *Sender) addControl(k Kind, id uint32, held uint32) {
 // hands each to the send function. Messages are sent once, never again,
 // whether or not their datagram arrives. It returns the first error of the
 // send function (the other datagrams are still tried) or ErrCounterExhausted.
-func (s *Sender) Flush() error { return s.flush(true) }
+func (s *Sender) Flush() error {
+	s.flush(true, -1)
+	return s.flushErr
+}
 
 // flush sends the control items queued and, when messages is set, the
-// messages.
-func (s *Sender) flush(messages bool) error {
+// messages, as many as budget bytes of items allow (-1: all; 0: none; the
+// first always goes when there is any). It reports whether the budget held
+// a message back; the error is in flushErr.
+func (s *Sender) flush(messages bool, budget int) (held bool) {
 	s.flushErr = nil
+	s.emits = s.emits[:0]
 	for i := 0; i < s.nctl; i++ {
 		m := &s.ctl[i]
 		s.add(m.Kind, 0, m.Seq, m.Payload, false)
@@ -166,22 +189,46 @@ func (s *Sender) flush(messages bool) error {
 	s.nctl = 0
 	if !messages {
 		s.emit()
-		return s.flushErr
+		return false
 	}
+	spent := 0
+	fits := func(need int) bool {
+		switch {
+		case budget < 0:
+		case budget == 0 || (spent > 0 && spent+need > budget):
+			return false
+		}
+		spent += need
+		return true
+	}
+	n := 0
 	for _, ch := range s.pending {
 		sl := &s.slots[ch]
+		if !fits(ItemSize(len(sl.buf))) {
+			held = true
+			break
+		}
 		s.add(Sequenced, ch, 0, sl.buf, true)
 		sl.queued = false
+		n++
 	}
-	s.pending = s.pending[:0]
-	for ; s.size > 0; s.size-- {
+	// What the budget held back keeps its place: the channels that waited
+	// longest go first next time.
+	s.pending = s.pending[:copy(s.pending, s.pending[n:])]
+	for ; !held && s.size > 0; s.size-- {
 		e := &s.ring[s.head]
+		if !fits(ItemSize(len(e.buf))) {
+			held = true
+			break
+		}
 		s.add(Unreliable, e.ch, 0, e.buf, true)
 		s.head = (s.head + 1) % len(s.ring)
 	}
-	s.head = 0
+	if s.size == 0 {
+		s.head = 0
+	}
 	s.emit()
-	return s.flushErr
+	return held
 }
 
 // Drain hands the queued messages to fn, for a lane that has fallen back to
@@ -270,6 +317,9 @@ func (s *Sender) emit() {
 			s.flushErr = fmt.Errorf("lane: send: %w", err)
 		}
 		return
+	}
+	if s.log {
+		s.emits = append(s.emits, emitRec{s.counter - 1, len(b)})
 	}
 	s.c.sentDatagrams.Add(1)
 	s.c.sentBytes.Add(uint64(len(b)))

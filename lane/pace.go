@@ -1,0 +1,125 @@
+package lane
+
+import "time"
+
+// Pacing (SPEC.md section 11.9): a lane sends no faster than its path
+// carries, so that nothing it sent waits in a queue on the way (a slow
+// Wi-Fi station, a tbf, a bloated access point): whatever would wait there
+// stays in the sender's queue instead, where a sequenced channel's newer
+// message replaces it. The receiver acks at each flush the newest datagram
+// it accepted, how long it held it and how many bytes it has accepted; the
+// sender takes from each ack a round trip and, over 50 ms or more, the rate
+// its datagrams are delivered at. A round trip longer than the smallest
+// seen by more than PaceDelay is a queue on the path: the sender then
+// limits itself to the delivery rate, less what drains that queue within
+// paceDrain. While no queue shows and the limit binds, it raises the limit
+// a little at every ack; once the limit has not bound for a second, it is
+// lifted.
+
+const (
+	paceLog      = 64                     // datagrams remembered for the round trip of an ack
+	paceMinRTTAt = 10 * time.Second       // a smallest round trip older than this is forgotten
+	paceRateAt   = 50 * time.Millisecond  // the shortest interval a delivery rate is taken over
+	paceDrain    = 200 * time.Millisecond // a queue seen is drained within this
+	paceCutEvery = 100 * time.Millisecond // one cut per this: a cut shows at the receiver a round trip later
+	paceFreeAt   = time.Second            // a limit that has not bound for this long is lifted
+	paceMinRate  = 2048                   // bytes a second: a limit never goes below this
+	paceBurst    = 40 * time.Millisecond  // credit kept at most, at the limit's rate
+)
+
+// pacer is a lane's sending rate. Time comes from its caller. Not safe for
+// concurrent use: Lane guards it with liveMu.
+type pacer struct {
+	delay time.Duration // Config.PaceDelay; 0 disables pacing
+
+	sent [paceLog]struct {
+		counter uint64
+		at      time.Time
+	}
+
+	minRTT   time.Duration
+	minRTTAt time.Time
+
+	// The delivery rate, from the acks' byte counts.
+	rateBytes uint32
+	rateAt    time.Time
+	delivered float64 // bytes a second; 0 before the first measure
+
+	rate     float64 // the limit, bytes a second; 0: none
+	credit   float64 // bytes that may still go at the limit
+	creditAt time.Time
+	cutAt    time.Time
+	boundAt  time.Time // when the limit last held a message back
+
+	cuts uint64
+}
+
+// emitted records a datagram sent.
+func (p *pacer) emitted(counter uint64, size int, now time.Time) {
+	e := &p.sent[counter%paceLog]
+	e.counter, e.at = counter, now
+	if p.rate > 0 {
+		p.credit -= float64(size)
+	}
+}
+
+// budget returns how many bytes of messages may go at now: -1 for no limit.
+func (p *pacer) budget(now time.Time) int {
+	if p.rate == 0 {
+		return -1
+	}
+	if !p.creditAt.IsZero() {
+		p.credit += p.rate * now.Sub(p.creditAt).Seconds()
+	}
+	p.creditAt = now
+	p.credit = min(p.credit, max(p.rate*paceBurst.Seconds(), 1))
+	if now.Sub(p.boundAt) > paceFreeAt {
+		p.rate = 0 // the limit has not bound for a while: the path has room
+		return -1
+	}
+	if p.credit <= 0 {
+		return 0
+	}
+	return int(p.credit)
+}
+
+// bound notes that the limit held a message back at now.
+func (p *pacer) bound(now time.Time) { p.boundAt = now }
+
+// ack takes an ack of the datagram whose counter's low 32 bits are counter,
+// held held before the ack left, with received bytes accepted so far.
+func (p *pacer) ack(counter uint32, held time.Duration, received uint32, now time.Time) {
+	if p.delay <= 0 {
+		return
+	}
+	if p.rateAt.IsZero() {
+		p.rateBytes, p.rateAt = received, now
+	} else if d := now.Sub(p.rateAt); d >= paceRateAt {
+		p.delivered = float64(received-p.rateBytes) / d.Seconds()
+		p.rateBytes, p.rateAt = received, now
+	}
+	e := &p.sent[counter%paceLog]
+	if uint32(e.counter) != counter || e.at.IsZero() {
+		return // too old to be in the log
+	}
+	rtt := max(now.Sub(e.at)-held, 0)
+	if p.minRTT == 0 || rtt <= p.minRTT || now.Sub(p.minRTTAt) > paceMinRTTAt {
+		p.minRTT, p.minRTTAt = rtt, now
+	}
+	queue := rtt - p.minRTT
+	switch {
+	case queue > p.delay && p.delivered > 0 && now.Sub(p.cutAt) >= paceCutEvery:
+		// A queue on the path: send at the rate it delivers, less what
+		// drains the queue.
+		keep := max(1-queue.Seconds()/paceDrain.Seconds(), 0.25)
+		rate := max(p.delivered*keep, paceMinRate)
+		if p.rate == 0 || rate < p.rate {
+			p.rate = rate
+		}
+		p.credit = min(p.credit, 0)
+		p.cutAt, p.boundAt = now, now
+		p.cuts++
+	case queue <= p.delay/2 && p.rate > 0 && now.Sub(p.boundAt) < paceCutEvery:
+		p.rate *= 1.01 // no queue, and the limit binds: probe for more
+	}
+}
