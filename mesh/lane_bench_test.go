@@ -3,6 +3,8 @@ package mesh
 import (
 	"context"
 	"sync/atomic"
+
+	"github.com/lanmesh/lanmesh/lane"
 	"testing"
 	"time"
 )
@@ -169,5 +171,38 @@ func BenchmarkLaneSendChannel(b *testing.B) {
 		if i%40 == 39 {
 			a.Xfer()
 		}
+	}
+}
+
+// TestLaneReceiveAllocs: a lane datagram's messages reach the program with
+// one allocation each (the decoded value, which the program keeps), queued
+// under one lock a datagram, and Get of them allocates nothing.
+func TestLaneReceiveAllocs(t *testing.T) {
+	a, b := lanePair(t, nil)
+	llB, lnB := laneTo(t, b, a)
+	b.lane.ep.Remove(lnB) // the test plays the endpoint's reader
+	l := b.links.Load().byID[a.ID()]
+	frame, err := l.codec.AppendFrame(nil, &Msg32{Seq: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := make([]lane.Message, 40)
+	for i := range msgs {
+		msgs[i] = lane.Message{Kind: lane.Unreliable, Payload: frame}
+	}
+	for _, ok := b.Get(); ok; _, ok = b.Get() {
+	}
+	if n := testing.AllocsPerRun(10, func() { llB.deliver(l, msgs) }); n != float64(len(msgs)) {
+		t.Errorf("deliver of a datagram of %d messages: %v allocs, want one a message", len(msgs), n)
+	}
+	if got := b.inbox.len(); got < 10*len(msgs) {
+		t.Fatalf("%d messages queued, want %d", got, 11*len(msgs))
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if m, ok := b.Get(); !ok || m.Via != Unreliable {
+			t.Fatalf("Get: %v, %v", m, ok)
+		}
+	}); n != 0 {
+		t.Errorf("Get: %v allocs per message", n)
 	}
 }
