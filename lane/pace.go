@@ -9,21 +9,28 @@ import "time"
 // message replaces it. The receiver acks at each flush the newest datagram
 // it accepted, how long it held it and how many bytes it has accepted; the
 // sender takes from each ack a round trip and, over 50 ms or more, the rate
-// its datagrams are delivered at. A round trip longer than the smallest
-// seen by more than PaceDelay is a queue on the path: the sender then
-// limits itself to the delivery rate, less what drains that queue within
-// paceDrain. While no queue shows and the limit binds, it raises the limit
-// a little at every ack; once the limit has not bound for a second, it is
-// lifted.
+// its datagrams are delivered at.
+// At each ack it looks at the smallest of the last paceSamples round trips:
+// more than PaceDelay above the smallest of the last 10 s is a queue on the
+// path, and the sender (at most once per paceCutEvery) limits itself to the
+// delivery rate, less what drains that queue within paceDrain; a queue
+// under half PaceDelay while the limit binds raises the limit by paceRaise;
+// a limit that has not bound for a second is lifted. Judging by the
+// smallest of a few round trips keeps a short stall of either program (a
+// reader that runs late makes a round trip or two long, not all) from
+// passing for a queue.
 
 const (
 	paceLog      = 64                     // datagrams remembered for the round trip of an ack
 	paceMinRTTAt = 10 * time.Second       // a smallest round trip older than this is forgotten
 	paceRateAt   = 50 * time.Millisecond  // the shortest interval a delivery rate is taken over
+	paceRateKeep = time.Second            // the highest delivery rate of this long counts
 	paceDrain    = 200 * time.Millisecond // a queue seen is drained within this
+	paceSamples  = 3                      // round trips judged together
 	paceCutEvery = 100 * time.Millisecond // one cut per this: a cut shows at the receiver a round trip later
+	paceRaise    = 1.01                   // a limit that binds with no queue grows this much an ack
 	paceFreeAt   = time.Second            // a limit that has not bound for this long is lifted
-	paceMinRate  = 2048                   // bytes a second: a limit never goes below this
+	paceMinRate  = 8192                   // bytes a second: a limit never goes below this
 	paceBurst    = 40 * time.Millisecond  // credit kept at most, at the limit's rate
 )
 
@@ -37,18 +44,26 @@ type pacer struct {
 		at      time.Time
 	}
 
-	minRTT   time.Duration
+	minRTT   time.Duration // the path's own: the smallest of the last paceMinRTTAt
 	minRTTAt time.Time
 
-	// The delivery rate, from the acks' byte counts.
+	// The last paceSamples round trips.
+	rtts  [paceSamples]time.Duration
+	nrtt  int
+	cutAt time.Time
+
+	// The delivery rate, from the acks' byte counts: the last measure and
+	// the highest of the last paceRateKeep (and of the one before, so that
+	// the highest never drops to nothing at a boundary).
 	rateBytes uint32
 	rateAt    time.Time
-	delivered float64 // bytes a second; 0 before the first measure
+	maxRate   [2]float64
+	lastRate  float64
+	maxAt     time.Time
 
 	rate     float64 // the limit, bytes a second; 0: none
 	credit   float64 // bytes that may still go at the limit
 	creditAt time.Time
-	cutAt    time.Time
 	boundAt  time.Time // when the limit last held a message back
 
 	cuts uint64
@@ -86,6 +101,13 @@ func (p *pacer) budget(now time.Time) int {
 // bound notes that the limit held a message back at now.
 func (p *pacer) bound(now time.Time) { p.boundAt = now }
 
+// delivered returns the delivery rate: the last measure, but never under
+// half the highest of the last second (a receiver that read late makes one
+// measure low); 0 before the first.
+func (p *pacer) delivered() float64 {
+	return max(p.lastRate, max(p.maxRate[0], p.maxRate[1])/2)
+}
+
 // ack takes an ack of the datagram whose counter's low 32 bits are counter,
 // held held before the ack left, with received bytes accepted so far.
 func (p *pacer) ack(counter uint32, held time.Duration, received uint32, now time.Time) {
@@ -95,8 +117,13 @@ func (p *pacer) ack(counter uint32, held time.Duration, received uint32, now tim
 	if p.rateAt.IsZero() {
 		p.rateBytes, p.rateAt = received, now
 	} else if d := now.Sub(p.rateAt); d >= paceRateAt {
-		p.delivered = float64(received-p.rateBytes) / d.Seconds()
+		r := float64(received-p.rateBytes) / d.Seconds()
 		p.rateBytes, p.rateAt = received, now
+		if now.Sub(p.maxAt) >= paceRateKeep {
+			p.maxRate[0], p.maxRate[1], p.maxAt = p.maxRate[1], 0, now
+		}
+		p.maxRate[1] = max(p.maxRate[1], r)
+		p.lastRate = r
 	}
 	e := &p.sent[counter%paceLog]
 	if uint32(e.counter) != counter || e.at.IsZero() {
@@ -106,13 +133,22 @@ func (p *pacer) ack(counter uint32, held time.Duration, received uint32, now tim
 	if p.minRTT == 0 || rtt <= p.minRTT || now.Sub(p.minRTTAt) > paceMinRTTAt {
 		p.minRTT, p.minRTTAt = rtt, now
 	}
-	queue := rtt - p.minRTT
+	p.rtts[p.nrtt%paceSamples] = rtt
+	p.nrtt++
+	if p.nrtt < paceSamples {
+		return
+	}
+	queue := p.rtts[0]
+	for _, r := range p.rtts[1:] {
+		queue = min(queue, r)
+	}
+	queue -= p.minRTT
 	switch {
-	case queue > p.delay && p.delivered > 0 && now.Sub(p.cutAt) >= paceCutEvery:
+	case queue > p.delay && p.delivered() > 0 && now.Sub(p.cutAt) >= paceCutEvery:
 		// A queue on the path: send at the rate it delivers, less what
 		// drains the queue.
-		keep := max(1-queue.Seconds()/paceDrain.Seconds(), 0.25)
-		rate := max(p.delivered*keep, paceMinRate)
+		keep := max(1-queue.Seconds()/paceDrain.Seconds(), 0.5)
+		rate := max(p.delivered()*keep, paceMinRate)
 		if p.rate == 0 || rate < p.rate {
 			p.rate = rate
 		}
@@ -120,6 +156,6 @@ func (p *pacer) ack(counter uint32, held time.Duration, received uint32, now tim
 		p.cutAt, p.boundAt = now, now
 		p.cuts++
 	case queue <= p.delay/2 && p.rate > 0 && now.Sub(p.boundAt) < paceCutEvery:
-		p.rate *= 1.01 // no queue, and the limit binds: probe for more
+		p.rate *= paceRaise // no queue, and the limit binds: probe for more
 	}
 }

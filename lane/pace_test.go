@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 )
@@ -144,6 +145,12 @@ func paceRun(t *testing.T, w *slowWire, cfg Config, dur time.Duration) ([]time.D
 	return ages, a
 }
 
+func pct(ages []time.Duration, p float64) time.Duration {
+	s := slices.Clone(ages)
+	slices.Sort(s)
+	return s[int(p*float64(len(s)-1))]
+}
+
 func maxAge(ages []time.Duration) time.Duration {
 	var m time.Duration
 	for _, a := range ages {
@@ -171,8 +178,8 @@ func TestPacingSlowPath(t *testing.T) {
 		}
 		n := len(ages)
 		first, last := maxAge(ages[:n/3]), maxAge(ages[2*n/3:])
-		t.Logf("queue %d: max age %v (first third %v, last %v), path queue wait max %v, drops %d, rate %d B/s, cuts %d",
-			queue, maxAge(ages), first, last, w.maxWait, w.drops, st.PaceRate, st.PaceCuts)
+		t.Logf("queue %d: age p50 %v, p99 %v, max %v (first third %v, last %v), path queue wait max %v, drops %d, rate %d B/s, cuts %d",
+			queue, pct(ages, 0.5), pct(ages, 0.99), maxAge(ages), first, last, w.maxWait, w.drops, st.PaceRate, st.PaceCuts)
 		if last > 150*time.Millisecond || last > 2*first+50*time.Millisecond {
 			t.Errorf("queue %d: ages not bounded and flat: first third max %v, last third %v", queue, first, last)
 		}
