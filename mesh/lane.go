@@ -404,11 +404,13 @@ func (ll *linkLane) deliver(l *link, msgs []lane.Message) {
 }
 
 // frameDecoder decodes one frame at a time from lane payloads with the
-// link's codec: one decoder, fed each payload whole, so that decoding costs
-// the message value alone. A payload that is not exactly one frame gets an
-// error, and a fresh decoder.
+// link's codec: the binary codec decodes the payload in place
+// (codec.Binary.DecodeFrame); the others get one stream decoder, fed each
+// payload whole, so that decoding costs the message value alone. A payload
+// that is not exactly one frame gets an error (and a fresh stream decoder).
 type frameDecoder struct {
 	l   *link
+	bin *codec.Binary
 	in  frameFeed
 	dec codec.Decoder
 }
@@ -425,10 +427,14 @@ func (f *frameFeed) Read(p []byte) (int, error) {
 
 func (d *frameDecoder) init(l *link) {
 	d.l = l
+	d.bin, _ = l.codec.(*codec.Binary)
 	d.dec = l.codec.NewDecoder(&d.in)
 }
 
 func (d *frameDecoder) decode(frame []byte) (any, error) {
+	if d.bin != nil {
+		return d.bin.DecodeFrame(frame)
+	}
 	d.in.b = frame
 	msg, size, err := d.dec.Decode()
 	if err == nil && (size != len(frame) || len(d.in.b) != 0) {

@@ -17,7 +17,8 @@ import (
 // Node (SendChannel Unreliable, an Xfer a datagram's worth, Receive at the
 // other node) and through plain UDP sockets that batch the same number of
 // messages a datagram, each the same 24 bytes behind a 2-byte length (as a
-// binary frame's header). Both run in the same rep, one after the other.
+// binary frame's header), read through a socket with the lane endpoint's
+// receive buffer. Both run in the same rep, one after the other.
 
 // nodePerDatagram is how many 24-byte messages a Node's lane datagram
 // holds: each is a binary frame (2 bytes of header) in a lane item.
@@ -39,6 +40,7 @@ func unreliableThroughput(ctx context.Context, raw bool, d time.Duration) (float
 		return 0, err
 	}
 	defer sc.Close()
+	rc.SetReadBuffer(lane.SocketReadBuffer) // as a lane endpoint's
 	to := rc.LocalAddr().(*net.UDPAddr).AddrPort()
 	var got atomic.Int64
 	payload := make([]byte, lanePosSize)
