@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -394,12 +395,21 @@ func (ll *linkLane) deliver(l *link, msgs []lane.Message) {
 		n.traffic.note(l, In, msg, len(lm.Payload))
 		ll.batch = append(ll.batch, Message{From: remote.NodeID, FromName: remote.Name, Msg: msg, link: l, Via: via})
 	}
-	if len(ll.batch) > 0 {
-		if k := n.inbox.push(ll.batch, closedCh); k < len(ll.batch) {
-			ll.dropped.Add(uint64(len(ll.batch) - k))
-		}
-		clear(ll.batch)
-		ll.batch = ll.batch[:0]
+	if len(ll.batch) == 0 {
+		return
+	}
+	if k := n.inbox.push(ll.batch, closedCh); k < len(ll.batch) {
+		ll.dropped.Add(uint64(len(ll.batch) - k))
+	}
+	clear(ll.batch)
+	ll.batch = ll.batch[:0]
+	if n.inbox.len() > n.cfg.Limits.ReceiveQueue/2 {
+		// The program falls behind: a reader that always has a datagram
+		// to read never blocks, and a pump on its CPU would wait for the
+		// scheduler's time slice (10 ms: more datagrams than the queue
+		// holds). Yield it the CPU before the queue overflows; the
+		// socket's buffer holds what comes meanwhile.
+		runtime.Gosched()
 	}
 }
 
