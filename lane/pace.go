@@ -14,8 +14,9 @@ import "time"
 // more than PaceDelay above the smallest of the last 10 s is a queue on the
 // path, and the sender (at most once per paceCutEvery) limits itself to the
 // delivery rate, less what drains that queue within paceDrain; a queue
-// under half PaceDelay while the limit binds raises the limit by paceRaise;
-// a limit that has not bound for a second is lifted. Judging by the
+// under half PaceDelay while the limit binds raises the limit by paceRaise
+// (paceRecover while it is well under what the path delivered in the last
+// second); a limit that has not bound for a second is lifted. Judging by the
 // smallest of a few round trips keeps a short stall of either program (a
 // reader that runs late makes a round trip or two long, not all) from
 // passing for a queue.
@@ -29,6 +30,7 @@ const (
 	paceSamples  = 3                      // round trips judged together
 	paceCutEvery = 100 * time.Millisecond // one cut per this: a cut shows at the receiver a round trip later
 	paceRaise    = 1.01                   // a limit that binds with no queue grows this much an ack
+	paceRecover  = 1.05                   // or this much while under 80% of the highest delivery rate of late
 	paceFreeAt   = time.Second            // a limit that has not bound for this long is lifted
 	paceMinRate  = 8192                   // bytes a second: a limit never goes below this
 	paceBurst    = 40 * time.Millisecond  // credit kept at most, at the limit's rate
@@ -156,6 +158,13 @@ func (p *pacer) ack(counter uint32, held time.Duration, received uint32, now tim
 		p.cutAt, p.boundAt = now, now
 		p.cuts++
 	case queue <= p.delay/2 && p.rate > 0 && now.Sub(p.boundAt) < paceCutEvery:
-		p.rate *= paceRaise // no queue, and the limit binds: probe for more
+		// No queue, and the limit binds: probe for more; quickly back up
+		// to what the path delivered lately (a cut for a stall of either
+		// program, not for the path, is undone within a few ticks).
+		if high := max(p.maxRate[0], p.maxRate[1]); p.rate < 0.8*high {
+			p.rate = min(p.rate*paceRecover, 0.8*high)
+		} else {
+			p.rate *= paceRaise
+		}
 	}
 }
