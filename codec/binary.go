@@ -50,6 +50,14 @@ func (c *Binary) AppendFrame(dst []byte, msg any) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
+	return c.AppendFrameOf(dst, t, msg)
+}
+
+// AppendFrameOf is AppendFrame for a caller that has looked up msg's
+// registered type t already (a sender of one type after another keeps it:
+// the look-up is a good part of a small message's cost). t must be msg's.
+func (c *Binary) AppendFrameOf(dst []byte, t *Type, msg any) ([]byte, error) {
+	var err error
 	start := len(dst)
 	dst = append(dst, 0, t.Code)
 	if !t.Empty {
@@ -145,29 +153,50 @@ func (d *binaryDecoder) Decode() (any, int, error) {
 		return nil, 0, err
 	}
 	size := len(payload) + binaryHeader
-	t := d.types.ByCode(code)
+	v, err := decodeBinary(d.types, code, payload)
+	return v, size, err
+}
+
+// DecodeFrame decodes frame, which must be exactly one binary frame: what a
+// datagram carries (a lane message), where a stream decoder would only add
+// copies. Its errors are Decode's for one frame, and ErrBadLength when the
+// frame's length byte is not len(frame).
+func (c *Binary) DecodeFrame(frame []byte) (any, error) {
+	if len(frame) < binaryHeader || int(frame[0]) != len(frame) {
+		n := -1
+		if len(frame) > 0 {
+			n = int(frame[0])
+		}
+		return nil, fmt.Errorf("%w: a frame of %d bytes says %d", ErrBadLength, len(frame), n)
+	}
+	return decodeBinary(c.types, frame[1], frame[binaryHeader:])
+}
+
+// decodeBinary decodes the payload of a frame of type code.
+func decodeBinary(types Types, code byte, payload []byte) (any, error) {
+	t := types.ByCode(code)
 	if t == nil {
-		return nil, size, fmt.Errorf("%w: code 0x%02x", ErrUnknownType, code)
+		return nil, fmt.Errorf("%w: code 0x%02x", ErrUnknownType, code)
 	}
 	v := t.New()
 	if t.Empty {
 		if len(payload) != 0 {
-			return nil, size, fmt.Errorf("%w: %s has no fields but came with %d payload bytes", ErrMalformed, t.Name, len(payload))
+			return nil, fmt.Errorf("%w: %s has no fields but came with %d payload bytes", ErrMalformed, t.Name, len(payload))
 		}
-		return v, size, nil
+		return v, nil
 	}
 	if u, ok := v.(encoding.BinaryUnmarshaler); ok {
 		if err := u.UnmarshalBinary(payload); err != nil {
-			return nil, size, fmt.Errorf("%w: %s: %w", ErrMalformed, t.Name, err)
+			return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, t.Name, err)
 		}
-		return v, size, nil
+		return v, nil
 	}
 	f, err := DeriveBinary(t.GoType)
 	if err != nil {
-		return nil, size, fmt.Errorf("%w: %s: %w", ErrNoBinaryForm, t.Name, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrNoBinaryForm, t.Name, err)
 	}
 	if err := f.Unmarshal(payload, v); err != nil {
-		return nil, size, fmt.Errorf("%w: %s: %w", ErrMalformed, t.Name, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, t.Name, err)
 	}
-	return v, size, nil
+	return v, nil
 }

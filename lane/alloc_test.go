@@ -1,7 +1,9 @@
 package lane
 
 import (
+	"net"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -68,4 +70,42 @@ func TestNoAllocs(t *testing.T) {
 			t.Fatalf("%v allocs a round of 31 messages, want 0", n)
 		}
 	})
+}
+
+// TestEndpointReadDoesNotAllocate: the endpoint's reader takes a datagram
+// with no allocation (here one that names no lane, the path every datagram
+// starts on).
+func TestEndpointReadDoesNotAllocate(t *testing.T) {
+	lo := net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0"))
+	rc, err := net.ListenUDP("udp4", lo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := NewEndpoint(rc)
+	t.Cleanup(func() { ep.Close() })
+	sc, err := net.ListenUDP("udp4", lo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sc.Close() })
+	to := rc.LocalAddr().(*net.UDPAddr).AddrPort()
+	d := &Datagram{Header: Header{Token: tokB}, Messages: []Message{{Kind: Unreliable, Payload: []byte{1}}}}
+	b, _ := d.AppendBinary(nil)
+	deadline := time.Now().Add(10 * time.Second)
+	one := func() {
+		want := ep.Stats().Unknown + 1
+		if _, err := sc.WriteToUDPAddrPort(b, to); err != nil {
+			t.Fatal(err)
+		}
+		for ep.Stats().Unknown < want {
+			if time.Now().After(deadline) {
+				t.Fatal("the endpoint did not read the datagrams")
+			}
+			runtime.Gosched()
+		}
+	}
+	one()
+	if n := testing.AllocsPerRun(200, one); n != 0 {
+		t.Errorf("%v allocs a datagram read", n)
+	}
 }

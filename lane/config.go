@@ -33,7 +33,7 @@ type Config struct {
 	UnreliableQueue int
 	// PingInterval is how often the lane pings the peer. Default 500 ms.
 	// Shorter notices a blocked lane sooner and measures RTT more often, at
-	// 26 to 42 bytes a ping.
+	// 23 to 39 bytes a ping.
 	PingInterval time.Duration
 	// BlockedPings and BlockedAfter: the lane is Blocked when at least
 	// BlockedPings pings have gone unanswered and no pong has come for
@@ -42,6 +42,13 @@ type Config struct {
 	// noticed within about 2 s.
 	BlockedPings int
 	BlockedAfter time.Duration
+	// PaceDelay: a round trip longer than the smallest seen by more than
+	// this is a queue on the path, and the lane slows to what the path
+	// delivers (SPEC.md section 11.9). Default 10 ms: well under the
+	// shortest queue a slow link keeps (a tbf of 50 ms), above a LAN's
+	// jitter. Shorter keeps queues shorter but mistakes more jitter (or a
+	// receiver that reads late) for a queue; 0 turns pacing off.
+	PaceDelay time.Duration
 }
 
 // DefaultConfig returns the defaults documented on each field.
@@ -52,6 +59,7 @@ func DefaultConfig() Config {
 		PingInterval:    500 * time.Millisecond,
 		BlockedPings:    4,
 		BlockedAfter:    2 * time.Second,
+		PaceDelay:       10 * time.Millisecond,
 	}
 }
 
@@ -66,6 +74,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: PingInterval %v (want more than 0)", ErrConfig, c.PingInterval)
 	case c.BlockedPings < 1:
 		return fmt.Errorf("%w: BlockedPings %d (want at least 1)", ErrConfig, c.BlockedPings)
+	case c.PaceDelay < 0:
+		return fmt.Errorf("%w: PaceDelay %v (want 0, off, or more)", ErrConfig, c.PaceDelay)
 	case c.BlockedAfter < c.PingInterval:
 		return fmt.Errorf("%w: BlockedAfter %v is shorter than PingInterval %v", ErrConfig, c.BlockedAfter, c.PingInterval)
 	}
@@ -75,9 +85,13 @@ func (c Config) Validate() error {
 // MaxPayload is the largest message payload one datagram of this lane
 // carries, keyed or not.
 func (c Config) MaxPayload(keyed bool) int {
-	n := c.MTU - HeaderSize - ItemHeaderSize
+	room := c.MTU - HeaderSize
 	if keyed {
-		n -= TagSize
+		room -= TagSize
 	}
-	return min(n, 0xFFFF)
+	n := min(room-MinItemHeader, maxLength)
+	for ItemSize(n) > room {
+		n--
+	}
+	return n
 }

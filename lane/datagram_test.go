@@ -12,20 +12,23 @@ func goldenDatagram() *Datagram {
 	return &Datagram{
 		Header: Header{Token: tokB, Counter: 0x0102030405060708},
 		Messages: []Message{
-			{Kind: Sequenced, Channel: 3, Seq: 0xFFFFFFFE, Payload: []byte{0x04, 0x07, 0xAA, 0xBB}},
-			{Kind: Unreliable, Channel: 0, Seq: 1, Payload: []byte{}},
+			// A message's Seq is its datagram's counter, low 32 bits.
+			{Kind: Sequenced, Channel: 3, Seq: 0x05060708, Payload: []byte{0x04, 0x07, 0xAA, 0xBB}},
+			{Kind: Unreliable, Channel: 0, Seq: 0x05060708, Payload: []byte{}},
 			{Kind: Ping, Seq: 9, Payload: []byte{}},
 			{Kind: Pong, Seq: 8, Payload: []byte{0, 0, 0x03, 0xE8}},
+			{Kind: Ack, Seq: 7, Payload: []byte{0, 0, 0, 0xFA, 0, 0, 0x04, 0}},
 		},
 	}
 }
 
 // The golden bytes are the example of SPEC.md section 11.8, byte for byte.
-const goldenHex = "01" + "00" + "b1b2b3b4b5b6b7b8" + "0102030405060708" +
-	"01" + "03" + "fffffffe" + "0004" + "0407aabb" +
-	"02" + "00" + "00000001" + "0000" +
-	"03" + "00" + "00000009" + "0000" +
-	"04" + "00" + "00000008" + "0004" + "000003e8"
+const goldenHex = "02" + "00" + "b1b2b3b4b5b6b7b8" + "0102030405060708" +
+	"01" + "03" + "04" + "0407aabb" +
+	"02" + "00" + "00" +
+	"03" + "00000009" +
+	"04" + "00000008" + "000003e8" +
+	"05" + "00000007" + "000000fa" + "00000400"
 
 func TestDatagramGolden(t *testing.T) {
 	b, err := goldenDatagram().AppendBinary(nil)
@@ -50,7 +53,7 @@ func TestDatagramGolden(t *testing.T) {
 func TestDatagramEveryTruncation(t *testing.T) {
 	b, _ := goldenDatagram().AppendBinary(nil)
 	// Cutting at an item boundary leaves a shorter, valid datagram.
-	boundaries := map[int]bool{HeaderSize + 12: true, HeaderSize + 20: true, HeaderSize + 28: true}
+	boundaries := map[int]bool{HeaderSize + 7: true, HeaderSize + 10: true, HeaderSize + 15: true, HeaderSize + 24: true}
 	for n := 0; n < len(b); n++ {
 		var d Datagram
 		err := ParseDatagram(b[:n], &d)
@@ -77,21 +80,28 @@ func TestDatagramBadInput(t *testing.T) {
 		return b
 	}
 	item := HeaderSize // the first item
+	withItem := func(item ...byte) []byte {
+		return append(bytes.Clone(good[:HeaderSize]), item...)
+	}
 	tests := []struct {
 		name string
 		b    []byte
 		want error
 	}{
 		{"version 0", edit(func(b []byte) { b[0] = 0 }), ErrVersion},
-		{"version 2", edit(func(b []byte) { b[0] = 2 }), ErrVersion},
+		{"version 1", edit(func(b []byte) { b[0] = 1 }), ErrVersion},
 		{"unknown flag", edit(func(b []byte) { b[1] = 0x02 }), ErrMalformed},
 		{"sealed flag", edit(func(b []byte) { b[1] = FlagSealed }), ErrMode},
 		{"item kind 0", edit(func(b []byte) { b[item] = 0 }), ErrMalformed},
-		{"item kind 5", edit(func(b []byte) { b[item] = 5 }), ErrMalformed},
-		{"length past the end", edit(func(b []byte) { b[item+6], b[item+7] = 0xFF, 0xFF }), ErrTruncated},
-		{"length one short", edit(func(b []byte) { b[item+7] = 3 }), ErrTruncated},
-		{"ping with a channel", edit(func(b []byte) { b[item+20+1] = 1 }), ErrMalformed},
-		{"pong, 3 payload bytes", edit(func(b []byte) { b[len(b)-5] = 3 })[:len(good)-1], ErrMalformed},
+		{"item kind 6", edit(func(b []byte) { b[item] = 6 }), ErrMalformed},
+		{"length past the end", edit(func(b []byte) { b[item+2] = 0x7F }), ErrTruncated},
+		{"length ends past the end", withItem(1, 0, 0x80), ErrTruncated},
+		{"length not minimal", withItem(1, 0, 0x84, 0x00, 1, 2, 3, 4), ErrMalformed},
+		{"length over 65535", withItem(1, 0, 0x80, 0x80, 0x04), ErrMalformed},
+		{"length of 11 bytes", withItem(1, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01), ErrMalformed},
+		{"a message header cut", withItem(2, 0), ErrTruncated},
+		{"ping cut", withItem(3, 0, 0, 0), ErrTruncated},
+		{"ack cut", good[:len(good)-1], ErrTruncated},
 		{"header only", good[:HeaderSize], ErrMalformed},
 		{"empty", nil, ErrTruncated},
 	}
@@ -111,6 +121,8 @@ func TestAppendRefuses(t *testing.T) {
 		{Messages: []Message{{Kind: 7}}},
 		{Messages: []Message{{Kind: Ping, Channel: 1}}},
 		{Messages: []Message{{Kind: Pong}}},
+		{Messages: []Message{{Kind: Ack, Payload: make([]byte, 4)}}},
+		{Messages: []Message{{Kind: Ack, Channel: 2, Payload: make([]byte, 8)}}},
 		{Messages: []Message{{Kind: Unreliable, Payload: make([]byte, 0x10000)}}},
 	} {
 		dst := []byte{1, 2}

@@ -1,7 +1,10 @@
 // Package lane is the UDP game lane beside each link: datagrams that carry
 // sequenced and unreliable messages between two peers, sealed when the mesh
-// is keyed, with a replay window, and a liveness check that says whether UDP
-// gets through or the link's stream must carry them instead.
+// is keyed, with a replay window, a liveness check that says whether UDP
+// gets through or the link's stream must carry them instead, and pacing: a
+// Lane sends no faster than the path delivers (its peer acks what came),
+// so that what cannot go waits in the sender, where a newer message of its
+// channel replaces it, and never in a queue on the path.
 //
 // It knows nothing of nodes, links or codecs: it moves payloads (a codec's
 // frames) for a session that the link handshake agreed (each side's token

@@ -24,6 +24,14 @@ var _ PacketConn = (*net.UDPConn)(nil)
 // MTU is never cut short.
 const readBuffer = 64 << 10
 
+// SocketReadBuffer is the receive buffer NewEndpoint asks the kernel for
+// (SO_RCVBUF; the kernel may give less: Linux caps it at net.core.rmem_max).
+// A tick's datagrams from every peer arrive together, and the default
+// (about 200 KiB on Linux, under a hundred full datagrams) overflows when
+// the reader runs a millisecond or two late: a lost datagram, which no
+// retransmission brings back.
+const SocketReadBuffer = 1 << 20
+
 // maxReadErrors ends the reader after this many read errors in a row with no
 // datagram between (a socket that fails for good).
 const maxReadErrors = 100
@@ -62,7 +70,12 @@ type EndpointStats struct {
 }
 
 // NewEndpoint starts reading conn; Close stops the reader and closes conn.
+// It asks for a receive buffer of SocketReadBuffer when conn has
+// SetReadBuffer (as *net.UDPConn does); a smaller one is no error.
 func NewEndpoint(conn PacketConn) *Endpoint {
+	if c, ok := conn.(interface{ SetReadBuffer(int) error }); ok {
+		_ = c.SetReadBuffer(SocketReadBuffer) // best effort: the kernel's cap applies
+	}
 	e := &Endpoint{conn: conn, lanes: map[Token]*route{}}
 	e.wg.Add(1)
 	go e.read()
@@ -156,8 +169,11 @@ func (e *Endpoint) read() {
 			}
 			e.readErrors.Add(1)
 			if fails++; fails >= maxReadErrors {
-				err = fmt.Errorf("lane: endpoint reader stopped after %d read errors: %w", fails, err)
-				e.err.Store(&err)
+				// A variable of its own: taking err's address would move
+				// every iteration's err to the heap (an allocation a
+				// datagram).
+				stopped := fmt.Errorf("lane: endpoint reader stopped after %d read errors: %w", fails, err)
+				e.err.Store(&stopped)
 				return
 			}
 			time.Sleep(time.Millisecond) // a transient error: do not spin

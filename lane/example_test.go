@@ -39,7 +39,7 @@ func Example() {
 	}
 	fmt.Println(len(wire), "datagram")
 	// Output:
-	// sequenced channel 0 seq 2: x=3
+	// sequenced channel 0 seq 0: x=3
 	// unreliable channel 0 seq 0: bang
 	// 1 datagram
 }

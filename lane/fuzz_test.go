@@ -16,6 +16,7 @@ func fuzzSeeds(f *testing.F) {
 		s, _ := NewSender(testConfig(), a, c.send)
 		s.Enqueue(Sequenced, 1, []byte{1, 2, 3})
 		s.Enqueue(Unreliable, 2, []byte("event"))
+		s.Enqueue(Unreliable, 3, make([]byte, 200)) // a two-byte length
 		s.Flush()
 		f.Add(c.dgrams[0])
 	}

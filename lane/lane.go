@@ -2,6 +2,7 @@ package lane
 
 import (
 	"encoding/binary"
+	"math"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -25,9 +26,15 @@ type Lane struct {
 	recvMu sync.Mutex // guards rcv: Receive and AcceptFallback come from different readers
 	rcv    *Receiver
 
-	liveMu sync.Mutex // guards live
+	liveMu sync.Mutex // guards live, pace and the ack owed
 	live   liveness
+	pace   pacer
 	state  atomic.Int32
+	// The ack owed to the peer: the newest counter of a datagram with
+	// messages accepted since the last Flush, and when it came.
+	ackOwed    bool
+	ackCounter uint64
+	ackAt      time.Time
 
 	rcvNow time.Time // the time of the datagram Receive is opening; guarded by recvMu
 }
@@ -35,11 +42,12 @@ type Lane struct {
 // New returns the lane of session s; send writes one datagram to the peer's
 // lane address (see NewSender).
 func New(cfg Config, s Session, send func([]byte) error) (*Lane, error) {
-	l := &Lane{sess: s, live: newLiveness(cfg)}
+	l := &Lane{sess: s, live: newLiveness(cfg), pace: pacer{delay: cfg.PaceDelay}}
 	snd, err := newSender(cfg, s, send, &l.c)
 	if err != nil {
 		return nil, err
 	}
+	snd.log = true
 	l.snd = snd
 	l.rcv = newReceiver(s, &l.c)
 	l.rcv.control = l.control
@@ -47,32 +55,61 @@ func New(cfg Config, s Session, send func([]byte) error) (*Lane, error) {
 }
 
 // Enqueue queues a message for the next Flush; see Sender.Enqueue.
-func (l *Lane) Enqueue(kind Kind, channel byte, payload []byte) (uint32, error) {
+func (l *Lane) Enqueue(kind Kind, channel byte, payload []byte) error {
 	return l.snd.Enqueue(kind, channel, payload)
 }
 
 // MaxPayload is the largest payload Enqueue accepts.
 func (l *Lane) MaxPayload() int { return l.snd.maxPayload }
 
-// Flush sends a ping when one is due and the pong owed to the peer, moves
-// the lane's State when pings go unanswered, and, while the lane is Up,
-// sends every queued message. While it is Probing or Blocked, messages stay
-// queued (a sequenced one still superseded by a newer) for Drain to hand to
-// the link's stream. now is the caller's clock (time.Now()).
+// Flush sends a ping when one is due, the pong and the ack owed to the
+// peer, moves the lane's State when pings go unanswered, and, while the
+// lane is Up, sends the queued messages, as many as its pacing lets go
+// (SPEC.md section 11.9; what it holds back waits for the next Flush, a
+// sequenced message still superseded by a newer). While the lane is
+// Probing or Blocked, messages stay queued for Drain to hand to the link's
+// stream. now is the caller's clock (time.Now()).
 func (l *Lane) Flush(now time.Time) error {
 	l.liveMu.Lock()
 	id, ping := l.live.tick(now)
 	pid, held, pong := l.live.takePong(now)
+	ack, ackHeld, owed := l.ackCounter, micros(now.Sub(l.ackAt)), l.ackOwed
+	l.ackOwed = false
 	l.state.Store(int32(l.live.h.State))
+	up := l.live.h.State == Up
+	budget := -1
+	if up {
+		budget = l.pace.budget(now)
+	}
 	l.liveMu.Unlock()
 	if pong {
-		l.snd.addControl(Pong, pid, held)
+		l.snd.addControl(Pong, pid, held, 0)
 	}
 	if ping {
-		l.snd.addControl(Ping, id, 0)
+		l.snd.addControl(Ping, id, 0, 0)
 		l.c.pingsSent.Add(1)
 	}
-	return l.snd.flush(State(l.state.Load()) == Up)
+	if owed {
+		l.snd.addControl(Ack, uint32(ack), ackHeld, uint32(l.c.recvBytes.Load()))
+	}
+	bound := l.snd.flush(up, budget)
+	if bound || len(l.snd.emits) > 0 {
+		l.liveMu.Lock()
+		for _, e := range l.snd.emits {
+			l.pace.emitted(e.counter, e.size, now)
+		}
+		if bound {
+			l.pace.bound(now)
+			l.c.paced.Add(1)
+		}
+		l.liveMu.Unlock()
+	}
+	return l.snd.flushErr
+}
+
+// micros is d in microseconds, saturating to uint32.
+func micros(d time.Duration) uint32 {
+	return uint32(min(max(d.Microseconds(), 0), math.MaxUint32))
 }
 
 // Drain hands queued messages to the link's stream while the lane is not
@@ -88,7 +125,19 @@ func (l *Lane) Receive(b []byte, from netip.AddrPort, now time.Time, out []Messa
 	l.recvMu.Lock()
 	l.rcvNow = now
 	out, err := l.rcv.Open(b, from, out)
+	app, counter := l.rcv.lastApp, l.rcv.lastCounter
 	l.recvMu.Unlock()
+	if err == nil && app {
+		// Owe an ack of the newest datagram with messages: its sender's
+		// pacing takes its round trip. (Datagrams of control items alone
+		// get none, so that two lanes never ack each other's acks.)
+		l.liveMu.Lock()
+		if !l.ackOwed || counter > l.ackCounter {
+			l.ackCounter, l.ackAt = counter, now
+		}
+		l.ackOwed = true
+		l.liveMu.Unlock()
+	}
 	return out, err
 }
 
@@ -102,7 +151,7 @@ func (l *Lane) AcceptFallback(channel byte, seq uint32) bool {
 	return l.rcv.Accept(channel, seq)
 }
 
-// control takes a ping or pong under recvMu, from Receive.
+// control takes a ping, pong or ack under recvMu, from Receive.
 func (l *Lane) control(m *Message) {
 	l.liveMu.Lock()
 	defer l.liveMu.Unlock()
@@ -117,6 +166,10 @@ func (l *Lane) control(m *Message) {
 			l.c.pongsStale.Add(1)
 		}
 		l.state.Store(int32(l.live.h.State))
+	case Ack:
+		held := time.Duration(binary.BigEndian.Uint32(m.Payload)) * time.Microsecond
+		l.pace.ack(m.Seq, held, binary.BigEndian.Uint32(m.Payload[4:]), l.rcvNow)
+		l.c.acksRecv.Add(1)
 	}
 }
 
@@ -134,4 +187,10 @@ func (l *Lane) Health() Health {
 }
 
 // Stats returns the lane's counters.
-func (l *Lane) Stats() Stats { return l.c.snapshot() }
+func (l *Lane) Stats() Stats {
+	st := l.c.snapshot()
+	l.liveMu.Lock()
+	st.PaceCuts, st.PaceRate = l.pace.cuts, uint64(l.pace.rate)
+	l.liveMu.Unlock()
+	return st
+}

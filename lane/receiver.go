@@ -28,8 +28,14 @@ type Receiver struct {
 	newest [256]uint32
 	seen   [4]uint64
 
-	// control, when set, takes the pings and pongs (Lane's liveness).
+	// control, when set, takes the pings, pongs and acks (Lane's liveness
+	// and pacing).
 	control func(m *Message)
+
+	// The last datagram accepted: its counter, and whether it carried
+	// messages (Lane acks those).
+	lastCounter uint64
+	lastApp     bool
 }
 
 // NewReceiver returns a receiver of the session's datagrams.
@@ -86,7 +92,7 @@ func (r *Receiver) Open(b []byte, from netip.AddrPort, out []Message) ([]Message
 		}
 	}
 	start := len(out)
-	out, err = ParseItems(body, out)
+	out, err = ParseItems(body, h.Counter, out)
 	if err != nil {
 		r.c.dropMalformed.Add(1)
 		return out, err
@@ -97,16 +103,20 @@ func (r *Receiver) Open(b []byte, from netip.AddrPort, out []Message) ([]Message
 	}
 	r.c.recvDatagrams.Add(1)
 	r.c.recvBytes.Add(uint64(len(b)))
+	r.lastCounter, r.lastApp = h.Counter, false
 	// Keep the messages to deliver, in place.
 	keep := start
 	for i := start; i < len(out); i++ {
 		m := &out[i]
 		switch m.Kind {
 		case Sequenced:
+			r.lastApp = true
 			if !r.Accept(m.Channel, m.Seq) {
 				continue
 			}
-		case Ping, Pong:
+		case Unreliable:
+			r.lastApp = true
+		case Ping, Pong, Ack:
 			if r.control != nil {
 				r.control(m)
 			}

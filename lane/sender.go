@@ -2,6 +2,7 @@ package lane
 
 import (
 	"crypto/cipher"
+	"encoding/binary"
 	"fmt"
 	"math"
 
@@ -27,8 +28,6 @@ type Sender struct {
 	send       func([]byte) error
 	c          *counters
 
-	nextSeq [2][256]uint32 // by kind-1, channel: the seq of the next message
-
 	// Sequenced: the newest queued message of each channel, and the
 	// channels that have one, in the order they were first queued.
 	slots   [256]slot
@@ -38,10 +37,16 @@ type Sender struct {
 	ring       []ringEntry
 	head, size int
 
-	// Control items for the next Flush (Lane's pings and pongs).
-	ctl    [2]Message
+	// Control items for the next Flush (Lane's pings, pongs and acks).
+	ctl    [3]Message
 	nctl   int
 	ctlBuf [pongPayload]byte
+	ackBuf [ackPayload]byte
+
+	// log, when set, has flush list the datagrams it sent in emits (for
+	// Lane's pacing).
+	log   bool
+	emits []emitRec
 
 	buf []byte // the datagram being packed
 	// Packing state of the datagram in buf.
@@ -51,13 +56,16 @@ type Sender struct {
 
 type slot struct {
 	queued bool
-	seq    uint32
 	buf    []byte
+}
+
+type emitRec struct {
+	counter uint64
+	size    int
 }
 
 type ringEntry struct {
 	ch  byte
-	seq uint32
 	buf []byte
 }
 
@@ -95,26 +103,25 @@ func (s *Sender) Stats() Stats { return s.c.snapshot() }
 
 // Enqueue queues a copy of payload (the codec's frame) for the next Flush.
 // kind is Sequenced or Unreliable; channel numbers each kind's channels
-// apart. It returns the message's sequence number on its channel.
+// apart. The message's sequence number is given when it leaves: its
+// datagram's counter (SPEC.md section 11.6).
 //
 // A payload larger than MaxPayload is refused with ErrTooLarge. A sequenced
 // message replaces the one queued on its channel, if any. An unreliable
 // message that finds the queue full is dropped: ErrQueueFull, counted.
-func (s *Sender) Enqueue(kind Kind, channel byte, payload []byte) (uint32, error) {
+func (s *Sender) Enqueue(kind Kind, channel byte, payload []byte) error {
 	if kind != Sequenced && kind != Unreliable {
-		return 0, fmt.Errorf("%w: Enqueue of a %v message (want sequenced or unreliable)", ErrConfig, kind)
+		return fmt.Errorf("%w: Enqueue of a %v message (want sequenced or unreliable)", ErrConfig, kind)
 	}
 	if len(payload) > s.maxPayload {
 		s.c.refusedLarge.Add(1)
-		return 0, fmt.Errorf("%w: %d bytes on %v channel %d, a datagram holds %d (send it reliably, or split it)",
+		return fmt.Errorf("%w: %d bytes on %v channel %d, a datagram holds %d (send it reliably, or split it)",
 			ErrTooLarge, len(payload), kind, channel, s.maxPayload)
 	}
 	if kind == Unreliable && s.size == len(s.ring) {
 		s.c.dropQueueFull.Add(1)
-		return 0, fmt.Errorf("%w: %d messages wait for Flush", ErrQueueFull, s.size)
+		return fmt.Errorf("%w: %d messages wait for Flush", ErrQueueFull, s.size)
 	}
-	seq := s.nextSeq[kind-1][channel]
-	s.nextSeq[kind-1][channel]++
 	if kind == Sequenced {
 		sl := &s.slots[channel]
 		if sl.queued {
@@ -123,27 +130,31 @@ func (s *Sender) Enqueue(kind Kind, channel byte, payload []byte) (uint32, error
 			sl.queued = true
 			s.pending = append(s.pending, channel)
 		}
-		sl.seq = seq
 		sl.buf = append(sl.buf[:0], payload...)
-		return seq, nil
+		return nil
 	}
 	e := &s.ring[(s.head+s.size)%len(s.ring)]
-	e.ch, e.seq = channel, seq
+	e.ch = channel
 	e.buf = append(e.buf[:0], payload...)
 	s.size++
-	return seq, nil
+	return nil
 }
 
 // Queued reports how many messages wait for Flush.
 func (s *Sender) Queued() (sequenced, unreliable int) { return len(s.pending), s.size }
 
-// addControl queues a ping or pong for the next Flush; the newest of each
-// kind wins.
-func (s *Sender) addControl(k Kind, id uint32, held uint32) {
+// addControl queues a ping, pong or ack for the next Flush; the newest of
+// each kind wins. held is a pong's or ack's, received an ack's.
+func (s *Sender) addControl(k Kind, id uint32, held, received uint32) {
 	m := Message{Kind: k, Seq: id}
-	if k == Pong {
-		s.ctlBuf = [pongPayload]byte{byte(held >> 24), byte(held >> 16), byte(held >> 8), byte(held)}
+	switch k {
+	case Pong:
+		binary.BigEndian.PutUint32(s.ctlBuf[:], held)
 		m.Payload = s.ctlBuf[:]
+	case Ack:
+		binary.BigEndian.PutUint32(s.ackBuf[:], held)
+		binary.BigEndian.PutUint32(s.ackBuf[4:], received)
+		m.Payload = s.ackBuf[:]
 	}
 	for i := 0; i < s.nctl; i++ {
 		if s.ctl[i].Kind == k {
@@ -159,12 +170,18 @@ func (s *Sender) addControl(k Kind, id uint32, held uint32) {
 // hands each to the send function. Messages are sent once, never again,
 // whether or not their datagram arrives. It returns the first error of the
 // send function (the other datagrams are still tried) or ErrCounterExhausted.
-func (s *Sender) Flush() error { return s.flush(true) }
+func (s *Sender) Flush() error {
+	s.flush(true, -1)
+	return s.flushErr
+}
 
 // flush sends the control items queued and, when messages is set, the
-// messages.
-func (s *Sender) flush(messages bool) error {
+// messages, as many as budget bytes of items allow (-1: all; 0: none; the
+// first always goes when there is any). It reports whether the budget held
+// a message back; the error is in flushErr.
+func (s *Sender) flush(messages bool, budget int) (held bool) {
 	s.flushErr = nil
+	s.emits = s.emits[:0]
 	for i := 0; i < s.nctl; i++ {
 		m := &s.ctl[i]
 		s.add(m.Kind, 0, m.Seq, m.Payload, false)
@@ -172,22 +189,46 @@ func (s *Sender) flush(messages bool) error {
 	s.nctl = 0
 	if !messages {
 		s.emit()
-		return s.flushErr
+		return false
 	}
+	spent := 0
+	fits := func(need int) bool {
+		switch {
+		case budget < 0:
+		case budget == 0 || (spent > 0 && spent+need > budget):
+			return false
+		}
+		spent += need
+		return true
+	}
+	n := 0
 	for _, ch := range s.pending {
 		sl := &s.slots[ch]
-		s.add(Sequenced, ch, sl.seq, sl.buf, true)
+		if !fits(ItemSize(len(sl.buf))) {
+			held = true
+			break
+		}
+		s.add(Sequenced, ch, 0, sl.buf, true)
 		sl.queued = false
+		n++
 	}
-	s.pending = s.pending[:0]
-	for ; s.size > 0; s.size-- {
+	// What the budget held back keeps its place: the channels that waited
+	// longest go first next time.
+	s.pending = s.pending[:copy(s.pending, s.pending[n:])]
+	for ; !held && s.size > 0; s.size-- {
 		e := &s.ring[s.head]
-		s.add(Unreliable, e.ch, e.seq, e.buf, true)
+		if !fits(ItemSize(len(e.buf))) {
+			held = true
+			break
+		}
+		s.add(Unreliable, e.ch, 0, e.buf, true)
 		s.head = (s.head + 1) % len(s.ring)
 	}
-	s.head = 0
+	if s.size == 0 {
+		s.head = 0
+	}
 	s.emit()
-	return s.flushErr
+	return held
 }
 
 // Drain hands the queued messages to fn, for a lane that has fallen back to
@@ -195,11 +236,24 @@ func (s *Sender) flush(messages bool) error {
 // unreliable, each with its sequence number. When fn returns false, Drain
 // stops and that message and the rest stay queued (a sequenced one can
 // still be superseded).
+//
+// The messages of one Drain share a sequence number: a counter value that
+// no datagram will carry (SPEC.md section 11.7), so that a message that
+// goes over the link and one that goes over the lane are ordered on their
+// channel whichever way each went.
 func (s *Sender) Drain(fn func(kind Kind, channel byte, seq uint32, payload []byte) bool) {
+	if len(s.pending) == 0 && s.size == 0 {
+		return
+	}
+	if s.counter == math.MaxUint64 {
+		return
+	}
+	seq := uint32(s.counter)
+	s.counter++
 	n := 0
 	for _, ch := range s.pending {
 		sl := &s.slots[ch]
-		if !fn(Sequenced, ch, sl.seq, sl.buf) {
+		if !fn(Sequenced, ch, seq, sl.buf) {
 			break
 		}
 		sl.queued = false
@@ -211,7 +265,7 @@ func (s *Sender) Drain(fn func(kind Kind, channel byte, seq uint32, payload []by
 	}
 	for ; s.size > 0; s.size-- {
 		e := &s.ring[s.head]
-		if !fn(Unreliable, e.ch, e.seq, e.buf) {
+		if !fn(Unreliable, e.ch, seq, e.buf) {
 			return
 		}
 		s.head = (s.head + 1) % len(s.ring)
@@ -221,7 +275,7 @@ func (s *Sender) Drain(fn func(kind Kind, channel byte, seq uint32, payload []by
 // add appends one item to the datagram being packed, sending that one first
 // when the item does not fit.
 func (s *Sender) add(k Kind, ch byte, seq uint32, payload []byte, app bool) {
-	need := ItemHeaderSize + len(payload)
+	need := itemSize(k, payload)
 	if len(s.buf) > 0 && len(s.buf)+need > s.limit {
 		s.emit()
 	}
@@ -230,10 +284,7 @@ func (s *Sender) add(k Kind, ch byte, seq uint32, payload []byte, app bool) {
 		if s.aead != nil {
 			flags = FlagSealed
 		}
-		s.buf = append(s.buf, Version, flags)
-		s.buf = append(s.buf, s.token[:]...)
-		s.buf = append(s.buf, byte(s.counter>>56), byte(s.counter>>48), byte(s.counter>>40), byte(s.counter>>32),
-			byte(s.counter>>24), byte(s.counter>>16), byte(s.counter>>8), byte(s.counter))
+		s.buf = appendHeader(s.buf, flags, s.token, s.counter)
 	}
 	s.buf = appendItem(s.buf, k, ch, seq, payload)
 	if app {
@@ -267,7 +318,16 @@ func (s *Sender) emit() {
 		}
 		return
 	}
+	if s.log {
+		s.emits = append(s.emits, emitRec{s.counter - 1, len(b)})
+	}
 	s.c.sentDatagrams.Add(1)
 	s.c.sentBytes.Add(uint64(len(b)))
 	s.c.sentMessages.Add(uint64(msgs))
+}
+
+// itemSize is the size of an item of kind k with payload.
+func itemSize(k Kind, payload []byte) int {
+	m := Message{Kind: k, Payload: payload}
+	return m.Size()
 }

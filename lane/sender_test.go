@@ -34,16 +34,16 @@ func TestRoundTrip(t *testing.T) {
 		var want []Message
 		for ch := byte(0); ch < 3; ch++ {
 			p := []byte{'s', ch}
-			seq, err := s.Enqueue(Sequenced, ch, p)
-			if err != nil {
+			if err := s.Enqueue(Sequenced, ch, p); err != nil {
 				t.Fatal(err)
 			}
-			want = append(want, Message{Kind: Sequenced, Channel: ch, Seq: seq, Payload: p})
+			// A message's seq is its datagram's counter: 0, the first.
+			want = append(want, Message{Kind: Sequenced, Channel: ch, Seq: 0, Payload: p})
 		}
 		for i := 0; i < 3; i++ {
 			p := []byte{'u', byte(i)}
-			seq, _ := s.Enqueue(Unreliable, 7, p)
-			want = append(want, Message{Kind: Unreliable, Channel: 7, Seq: seq, Payload: p})
+			s.Enqueue(Unreliable, 7, p)
+			want = append(want, Message{Kind: Unreliable, Channel: 7, Seq: 0, Payload: p})
 		}
 		if err := s.Flush(); err != nil {
 			t.Fatal(err)
@@ -86,10 +86,10 @@ func TestSealedGolden(t *testing.T) {
 	s.Enqueue(Sequenced, 1, []byte{0x04, 0x07, 0xAA, 0xBB})
 	s.Flush()
 	got := hex.EncodeToString(c.dgrams[0])
-	if got[:36] != "0101"+"b1b2b3b4b5b6b7b8"+"0000000000000000" {
+	if got[:36] != "0201"+"b1b2b3b4b5b6b7b8"+"0000000000000000" {
 		t.Fatalf("clear header %s", got[:36])
 	}
-	if len(c.dgrams[0]) != HeaderSize+ItemHeaderSize+4+TagSize {
+	if len(c.dgrams[0]) != HeaderSize+ItemSize(4)+TagSize {
 		t.Fatalf("sealed datagram of %d bytes", len(c.dgrams[0]))
 	}
 	if hex.EncodeToString(i2r[:]) != goldenI2R || hex.EncodeToString(r2i[:]) != goldenR2I || got != goldenSealed {
@@ -102,8 +102,8 @@ func TestSealedGolden(t *testing.T) {
 const (
 	goldenI2R    = "603d0881a292a6c4b16022290bf4960b3e19e0e0ab40b3fd05460e1d204bd20a"
 	goldenR2I    = "5f8999d7590604de9248e3bc6fee46c01696660ec35e5813d4ee145281ffe4d9"
-	goldenSealed = "0101b1b2b3b4b5b6b7b80000000000000000" +
-		"bf583047b1f577f1602d807795828d255cb2ffca7630b0ab4bd04dac"
+	goldenSealed = "0201b1b2b3b4b5b6b7b80000000000000000" +
+		"bf583443b65fcc9543ab4704bf235e9164804d467c53c7"
 )
 
 func TestSequencedKeepsNewest(t *testing.T) {
@@ -117,7 +117,7 @@ func TestSequencedKeepsNewest(t *testing.T) {
 	}
 	s.Flush()
 	got := openAll(t, r, c.take())
-	if len(got) != 2 || got[0].Payload[0] != 9 || got[0].Seq != 9 || got[1].Payload[0] != 109 {
+	if len(got) != 2 || got[0].Payload[0] != 9 || got[0].Seq != 0 || got[1].Payload[0] != 109 {
 		t.Fatalf("got %v, want only the newest of each channel", got)
 	}
 	if st := s.Stats(); st.Superseded != 18 || st.SentMessages != 2 {
@@ -130,7 +130,7 @@ func TestUnreliableQueueBound(t *testing.T) {
 	cfg.UnreliableQueue = 4
 	s, r, c := newPair(t, false, cfg)
 	for i := 0; i < 6; i++ {
-		_, err := s.Enqueue(Unreliable, 0, []byte{byte(i)})
+		err := s.Enqueue(Unreliable, 0, []byte{byte(i)})
 		if (i < 4) != (err == nil) || (err != nil && !errors.Is(err, ErrQueueFull)) {
 			t.Fatalf("enqueue %d: %v", i, err)
 		}
@@ -145,7 +145,7 @@ func TestUnreliableQueueBound(t *testing.T) {
 	// The ring wraps cleanly after a flush.
 	for round := 0; round < 3; round++ {
 		for i := 0; i < 3; i++ {
-			if _, err := s.Enqueue(Unreliable, 0, []byte{byte(10*round + i)}); err != nil {
+			if err := s.Enqueue(Unreliable, 0, []byte{byte(10*round + i)}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -161,17 +161,17 @@ func TestTooLargeAtEnqueue(t *testing.T) {
 	forBoth(t, func(t *testing.T, keyed bool) {
 		s, r, c := newPair(t, keyed, testConfig())
 		max := s.MaxPayload()
-		wantMax := DefaultMTU - HeaderSize - ItemHeaderSize
+		wantMax := DefaultMTU - HeaderSize - 4 // kind, channel, a 2-byte length
 		if keyed {
 			wantMax -= TagSize
 		}
 		if max != wantMax {
 			t.Fatalf("MaxPayload %d, want %d", max, wantMax)
 		}
-		if _, err := s.Enqueue(Sequenced, 0, make([]byte, max+1)); !errors.Is(err, ErrTooLarge) {
+		if err := s.Enqueue(Sequenced, 0, make([]byte, max+1)); !errors.Is(err, ErrTooLarge) {
 			t.Fatalf("enqueue of %d bytes: %v, want ErrTooLarge", max+1, err)
 		}
-		if _, err := s.Enqueue(Unreliable, 0, make([]byte, max)); err != nil {
+		if err := s.Enqueue(Unreliable, 0, make([]byte, max)); err != nil {
 			t.Fatal(err)
 		}
 		s.Flush()
@@ -183,7 +183,7 @@ func TestTooLargeAtEnqueue(t *testing.T) {
 		if st := s.Stats(); st.RefusedLarge != 1 {
 			t.Fatalf("RefusedLarge %d", st.RefusedLarge)
 		}
-		if _, err := s.Enqueue(Ping, 0, nil); err == nil {
+		if err := s.Enqueue(Ping, 0, nil); err == nil {
 			t.Fatal("Enqueue accepted a ping")
 		}
 	})
@@ -200,7 +200,7 @@ func TestPacking(t *testing.T) {
 		for i := 0; i < 500; i++ {
 			p := bytes.Repeat([]byte{byte(i)}, i%61)
 			s.Enqueue(Unreliable, byte(i%3), p)
-			total += ItemHeaderSize + len(p)
+			total += ItemSize(len(p))
 		}
 		s.Flush()
 		d := c.take()
@@ -222,7 +222,7 @@ func TestPacking(t *testing.T) {
 			t.Fatalf("%d messages, want 500", len(got))
 		}
 		for i, m := range got {
-			if m.Seq != uint32(i/3) || len(m.Payload) != i%61 || m.Channel != byte(i%3) {
+			if len(m.Payload) != i%61 || m.Channel != byte(i%3) || (len(m.Payload) > 0 && m.Payload[0] != byte(i)) {
 				t.Fatalf("message %d: %v", i, m)
 			}
 		}
@@ -372,12 +372,14 @@ func TestDrain(t *testing.T) {
 		got = append(got, fmt.Sprintf("%v/%d/%d/%s", k, ch, seq, p))
 		return true
 	})
-	if fmt.Sprint(got) != "[sequenced/0/1/new sequenced/1/0/one]" {
+	// One counter value for the drain: 0; no datagram carries it.
+	if fmt.Sprint(got) != "[sequenced/0/0/new sequenced/1/0/one]" {
 		t.Fatalf("drained %v", got)
 	}
-	// What was refused stays queued and still goes out at Flush.
+	// What was refused stays queued and still goes out at Flush, in a
+	// datagram numbered after the drain.
 	s.Flush()
-	if m := openAll(t, r, c.take()); len(m) != 2 || string(m[1].Payload) != "u1" {
+	if m := openAll(t, r, c.take()); len(m) != 2 || string(m[1].Payload) != "u1" || m[0].Seq != 1 {
 		t.Fatalf("flushed %v", m)
 	}
 }

@@ -28,8 +28,20 @@ func simulate(t *testing.T, keyed bool, seed uint64) {
 		b   []byte
 	}
 	var net []inFlight
+	sentIn := map[uint32]uint64{} // id -> the counter of the datagram that carried it
 	s, r, _ := newPair(t, keyed, testConfig())
 	s.send = func(b []byte) error {
+		if !keyed {
+			var d Datagram
+			if err := ParseDatagram(b, &d); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range d.Messages {
+				if m.Kind == Sequenced || m.Kind == Unreliable {
+					sentIn[binary.BigEndian.Uint32(m.Payload)] = d.Counter
+				}
+			}
+		}
 		if rng.IntN(100) < 10 { // 10% lost
 			return nil
 		}
@@ -45,7 +57,8 @@ func simulate(t *testing.T, keyed bool, seed uint64) {
 	const channels, ticks = 4, 3000
 	newest := map[byte]uint32{}
 	seenNewest := map[byte]bool{}
-	delivered := map[[2]uint32]bool{} // kind<<8|channel, seq
+	delivered := map[uint32]bool{} // the id each payload carries
+	id := 0
 	var replays [][]byte
 	var out []Message
 	gotSeq, gotUnrel := 0, 0
@@ -54,16 +67,17 @@ func simulate(t *testing.T, keyed bool, seed uint64) {
 			// Sometimes several updates a tick: only the newest goes out.
 			for k := 0; k <= rng.IntN(3); k++ {
 				var p [8]byte
-				seq := s.nextSeq[Sequenced-1][ch]
-				binary.BigEndian.PutUint32(p[:], seq)
+				binary.BigEndian.PutUint32(p[:], uint32(id))
+				id++
 				p[4] = ch
-				if _, err := s.Enqueue(Sequenced, ch, p[:]); err != nil {
+				if err := s.Enqueue(Sequenced, ch, p[:]); err != nil {
 					t.Fatal(err)
 				}
 			}
 		}
 		var p [8]byte
-		binary.BigEndian.PutUint32(p[:], s.nextSeq[Unreliable-1][9])
+		binary.BigEndian.PutUint32(p[:], uint32(id))
+		id++
 		s.Enqueue(Unreliable, 9, p[:])
 		if err := s.Flush(); err != nil {
 			t.Fatal(err)
@@ -86,13 +100,12 @@ func simulate(t *testing.T, keyed bool, seed uint64) {
 				t.Fatalf("open: %v", err)
 			}
 			for _, m := range out {
-				seq := binary.BigEndian.Uint32(m.Payload)
-				if seq != m.Seq {
-					t.Fatalf("payload of seq %d carries %d", m.Seq, seq)
+				key := binary.BigEndian.Uint32(m.Payload)
+				if c, ok := sentIn[key]; !keyed && (!ok || uint32(c) != m.Seq) {
+					t.Fatalf("message %d: seq %d, sent in datagram %d (%v)", key, m.Seq, c, ok)
 				}
-				key := [2]uint32{uint32(m.Kind)<<8 | uint32(m.Channel), m.Seq}
 				if delivered[key] {
-					t.Fatalf("%v channel %d seq %d delivered twice", m.Kind, m.Channel, m.Seq)
+					t.Fatalf("%v channel %d message %d delivered twice", m.Kind, m.Channel, key)
 				}
 				delivered[key] = true
 				if m.Kind == Sequenced {

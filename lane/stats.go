@@ -31,6 +31,14 @@ type Stats struct {
 	PingsSent  uint64
 	PongsRecv  uint64
 	PongsStale uint64 // a pong for no ping in flight (too late, or never asked)
+
+	// Pacing (SPEC.md section 11.9).
+	AcksRecv uint64 // acks of this side's datagrams
+	Paced    uint64 // flushes that held messages back to keep to the path's rate
+	PaceCuts uint64 // times a queue on the path made the sender slow down
+	// PaceRate is the sending limit now, in bytes a second; 0 when none
+	// (the path has shown no queue, or the limit has not bound lately).
+	PaceRate uint64
 }
 
 // counters is Stats as atomics, shared by a lane's sender and receiver.
@@ -41,6 +49,7 @@ type counters struct {
 	dropReplay, dropTooOld                             atomic.Uint64
 	dropStale, dropQueueFull, superseded, refusedLarge atomic.Uint64
 	pingsSent, pongsRecv, pongsStale                   atomic.Uint64
+	acksRecv, paced                                    atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -55,5 +64,6 @@ func (c *counters) snapshot() Stats {
 		DropStale: c.dropStale.Load(), DropQueueFull: c.dropQueueFull.Load(),
 		Superseded: c.superseded.Load(), RefusedLarge: c.refusedLarge.Load(),
 		PingsSent: c.pingsSent.Load(), PongsRecv: c.pongsRecv.Load(), PongsStale: c.pongsStale.Load(),
+		AcksRecv: c.acksRecv.Load(), Paced: c.paced.Load(),
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,7 +74,7 @@ func (d Delivery) String() string {
 }
 
 // ErrTooLargeForLane: a sequenced or unreliable message's frame does not fit
-// one lane datagram (at the default MTU, 1174 bytes, 1158 keyed). It is
+// one lane datagram (at the default MTU, 1178 bytes, 1162 keyed). It is
 // never split: send it Reliable.
 var ErrTooLargeForLane = errors.New("mesh: message too large for one lane datagram")
 
@@ -218,6 +220,7 @@ type linkLane struct {
 	seen   [4]uint64
 	newest [256]uint32
 	one    [1]Message // the link's reader alone
+	recvT  typeCache  // deliver's
 
 	// mu guards the sending side of ln (Enqueue, Flush, Drain) and the
 	// fields below.
@@ -230,6 +233,29 @@ type linkLane struct {
 	markLen int
 	dec     frameDecoder // the endpoint's reader alone
 	batch   []Message    // the endpoint's reader alone
+	sendT   typeCache
+}
+
+// typeCache remembers the registered type of the last Go type looked up: a
+// game sends and receives one type after another, and a registry look-up
+// (a map keyed by reflect.Type) costs more than the rest of a message's
+// bookkeeping. A registered type never changes, so the entry never goes
+// stale. Not safe for concurrent use: each user holds its own lock.
+type typeCache struct {
+	rt reflect.Type
+	t  *codec.Type
+}
+
+func (c *typeCache) of(r *message.Registry, msg any) (*codec.Type, error) {
+	rt := reflect.TypeOf(msg)
+	if rt != nil && rt == c.rt {
+		return c.t, nil
+	}
+	t, err := r.TypeOf(msg)
+	if err == nil {
+		c.rt, c.t = rt, t
+	}
+	return t, err
 }
 
 // newLinkLane returns the lane state of a link about to start, or nil when
@@ -359,7 +385,7 @@ func (ll *linkLane) deliver(l *link, msgs []lane.Message) {
 			ll.dropped.Add(1)
 			continue
 		}
-		t, err := n.link.registry().TypeOf(msg)
+		t, err := ll.recvT.of(n.link.registry(), msg)
 		if err != nil || message.IsControl(t.Code) {
 			ll.dropped.Add(1) // the link's control messages never ride the lane
 			continue
@@ -371,21 +397,32 @@ func (ll *linkLane) deliver(l *link, msgs []lane.Message) {
 		n.traffic.note(l, In, msg, len(lm.Payload))
 		ll.batch = append(ll.batch, Message{From: remote.NodeID, FromName: remote.Name, Msg: msg, link: l, Via: via})
 	}
-	if len(ll.batch) > 0 {
-		if k := n.inbox.push(ll.batch, closedCh); k < len(ll.batch) {
-			ll.dropped.Add(uint64(len(ll.batch) - k))
-		}
-		clear(ll.batch)
-		ll.batch = ll.batch[:0]
+	if len(ll.batch) == 0 {
+		return
+	}
+	if k := n.inbox.push(ll.batch, closedCh); k < len(ll.batch) {
+		ll.dropped.Add(uint64(len(ll.batch) - k))
+	}
+	clear(ll.batch)
+	ll.batch = ll.batch[:0]
+	if n.inbox.len() > n.cfg.Limits.ReceiveQueue/2 {
+		// The program falls behind: a reader that always has a datagram
+		// to read never blocks, and a pump on its CPU would wait for the
+		// scheduler's time slice (10 ms: more datagrams than the queue
+		// holds). Yield it the CPU before the queue overflows; the
+		// socket's buffer holds what comes meanwhile.
+		runtime.Gosched()
 	}
 }
 
 // frameDecoder decodes one frame at a time from lane payloads with the
-// link's codec: one decoder, fed each payload whole, so that decoding costs
-// the message value alone. A payload that is not exactly one frame gets an
-// error, and a fresh decoder.
+// link's codec: the binary codec decodes the payload in place
+// (codec.Binary.DecodeFrame); the others get one stream decoder, fed each
+// payload whole, so that decoding costs the message value alone. A payload
+// that is not exactly one frame gets an error (and a fresh stream decoder).
 type frameDecoder struct {
 	l   *link
+	bin *codec.Binary
 	in  frameFeed
 	dec codec.Decoder
 }
@@ -402,10 +439,14 @@ func (f *frameFeed) Read(p []byte) (int, error) {
 
 func (d *frameDecoder) init(l *link) {
 	d.l = l
+	d.bin, _ = l.codec.(*codec.Binary)
 	d.dec = l.codec.NewDecoder(&d.in)
 }
 
 func (d *frameDecoder) decode(frame []byte) (any, error) {
+	if d.bin != nil {
+		return d.bin.DecodeFrame(frame)
+	}
 	d.in.b = frame
 	msg, size, err := d.dec.Decode()
 	if err == nil && (size != len(frame) || len(d.in.b) != 0) {
@@ -519,13 +560,18 @@ func (n *Node) sendLane(l *link, msg any, d Delivery, channel int) error {
 	if err := l.Err(); err != nil {
 		return err
 	}
-	t, err := n.link.registry().TypeOf(msg)
+	ll.mu.Lock()
+	defer ll.mu.Unlock()
+	t, err := ll.sendT.of(n.link.registry(), msg)
 	if err != nil {
 		return err
 	}
-	ll.mu.Lock()
-	defer ll.mu.Unlock()
-	buf, err := l.codec.AppendFrame(ll.buf[:0], msg)
+	var buf []byte
+	if bc, ok := l.codec.(*codec.Binary); ok {
+		buf, err = bc.AppendFrameOf(ll.buf[:0], t, msg) // t is msg's: no second look-up
+	} else {
+		buf, err = l.codec.AppendFrame(ll.buf[:0], msg)
+	}
 	ll.buf = buf[:0]
 	if err != nil {
 		return err
@@ -550,7 +596,7 @@ func (n *Node) sendLane(l *link, msg any, d Delivery, channel int) error {
 	if channel >= 0 {
 		ch = byte(channel)
 	}
-	if _, err := ln.Enqueue(kind, ch, buf); err != nil {
+	if err := ln.Enqueue(kind, ch, buf); err != nil {
 		if errors.Is(err, lane.ErrQueueFull) {
 			return fmt.Errorf("%w: %w", ErrBackpressure, err)
 		}

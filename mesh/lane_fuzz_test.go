@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/lanmesh/lanmesh/codec"
@@ -33,6 +34,17 @@ func FuzzLanePayload(f *testing.F) {
 		msg, err := d.decode(payload)
 		if err == nil && msg == nil {
 			t.Fatal("no message and no error")
+		}
+		if d.bin != nil {
+			// The binary codec decodes in place: it must agree with its
+			// stream decoder fed the payload alone.
+			var s frameDecoder
+			s.init(&link{codec: c})
+			s.bin = nil
+			smsg, serr := s.decode(payload)
+			if (err == nil) != (serr == nil) || (err == nil && fmt.Sprint(msg) != fmt.Sprint(smsg)) {
+				t.Fatalf("%x: in place %v, %v; stream %v, %v", payload, msg, err, smsg, serr)
+			}
 		}
 		good, _ := c.AppendFrame(nil, &Msg32{Seq: 9})
 		msg, err = d.decode(good)

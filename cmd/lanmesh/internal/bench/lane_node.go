@@ -25,6 +25,8 @@ type nodePosLink struct {
 
 	refused int // sends refused (ErrBackpressure): the game would drop those
 	notUp   int // ticks while the lane was not up (its messages went over the link)
+
+	paced, cuts uint64 // the lane's pacing counters at the last note
 }
 
 var _ posLink = (*nodePosLink)(nil)
@@ -62,6 +64,14 @@ func (l *nodePosLink) note() string {
 	}
 	if l.notUp > 0 {
 		notes = append(notes, fmt.Sprintf("the lane was not up for %d ticks (its messages went over the link)", l.notUp))
+	}
+	if p, err := l.n.Peer(l.peer); err == nil && l.kind != mesh.Reliable {
+		st := p.Lane.Stats
+		if st.Paced > l.paced {
+			notes = append(notes, fmt.Sprintf("the lane's pacing held messages back at %d ticks (%d slow-downs; limit at the end %s)",
+				st.Paced-l.paced, st.PaceCuts-l.cuts, paceRate(st.PaceRate)))
+		}
+		l.paced, l.cuts = st.Paced, st.PaceCuts
 	}
 	l.refused, l.notUp = 0, 0
 	if len(notes) == 0 {
@@ -159,4 +169,11 @@ func (p *nodePosPair) waitUp(ctx context.Context) error {
 func (p *nodePosPair) close() {
 	p.a.Close()
 	p.b.Close()
+}
+
+func paceRate(bytesPerSec uint64) string {
+	if bytesPerSec == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%d kbit/s", bytesPerSec*8/1000)
 }

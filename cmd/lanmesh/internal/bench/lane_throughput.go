@@ -15,17 +15,16 @@ import (
 // The lane part's throughput figure: one-way unreliable messages of 24
 // bytes over loopback, as fast as one goroutine sends them, from Node to
 // Node (SendChannel Unreliable, an Xfer a datagram's worth, Receive at the
-// other node) and through plain UDP sockets that batch as many messages a
-// datagram as a lane datagram holds, each with a 2-byte length.
+// other node) and through plain UDP sockets that batch the same number of
+// messages a datagram, each the same 24 bytes behind a 2-byte length (as a
+// binary frame's header), read through a socket with the lane endpoint's
+// receive buffer. Both run in the same rep, one after the other.
 
-// lanePerDatagram is how many 24-byte messages one lane datagram holds.
-var lanePerDatagram = (lane.DefaultMTU - lane.HeaderSize) / (lane.ItemHeaderSize + lanePosSize)
+// nodePerDatagram is how many 24-byte messages a Node's lane datagram
+// holds: each is a binary frame (2 bytes of header) in a lane item.
+var nodePerDatagram = (lane.DefaultMTU - lane.HeaderSize) / lane.ItemSize(lanePosSize+binHeader)
 
-// nodePerDatagram is how many a Node's lane datagram holds: each message
-// is a binary frame (2 bytes of header more).
-var nodePerDatagram = (lane.DefaultMTU - lane.HeaderSize) / (lane.ItemHeaderSize + lanePosSize + binHeader)
-
-const rawUDPName = "raw UDP, same batching (2-byte length a message)"
+const rawUDPName = "raw UDP, same batching (as many a datagram, 2-byte length a message)"
 
 // unreliableThroughput sends for d and returns the messages delivered a
 // second, through the lane (raw false) or raw UDP.
@@ -41,6 +40,7 @@ func unreliableThroughput(ctx context.Context, raw bool, d time.Duration) (float
 		return 0, err
 	}
 	defer sc.Close()
+	rc.SetReadBuffer(lane.SocketReadBuffer) // as a lane endpoint's
 	to := rc.LocalAddr().(*net.UDPAddr).AddrPort()
 	var got atomic.Int64
 	payload := make([]byte, lanePosSize)
@@ -67,7 +67,7 @@ func unreliableThroughput(ctx context.Context, raw bool, d time.Duration) (float
 		dgram := make([]byte, 0, lane.DefaultMTU)
 		send = func() error {
 			dgram = dgram[:0]
-			for range lanePerDatagram {
+			for range nodePerDatagram {
 				dgram = binary.BigEndian.AppendUint16(dgram, uint16(len(payload)))
 				dgram = append(dgram, payload...)
 			}
