@@ -147,3 +147,23 @@ func TestRedact(t *testing.T) {
 		t.Fatalf("redact: %s", got)
 	}
 }
+
+// TestStartServerPortInUse: a port in use is an error at once, naming the
+// address, not after the readiness timeout.
+func TestStartServerPortInUse(t *testing.T) {
+	leaktest.Check(t)
+	srv := startServer(t, ServerOptions{})
+	addr := strings.TrimPrefix(srv.URL(), "nats://")
+	for _, o := range []ServerOptions{{Listen: addr}, {Listen: "127.0.0.1:0", LeafListen: addr}} {
+		start := time.Now()
+		s, err := StartServer(o)
+		if err == nil {
+			s.Close()
+			t.Fatalf("%+v: started on a port in use", o)
+		}
+		if d := time.Since(start); d > readyTimeout/2 || !strings.Contains(err.Error(), addr) {
+			t.Fatalf("%+v: after %v: %v", o, d, err)
+		}
+		t.Logf("%v: %v", time.Since(start), err)
+	}
+}
