@@ -178,8 +178,10 @@ type member struct {
 // remote is a peer of another site, as rosters and its messages say.
 type remote struct {
 	mesh.RemotePeer
-	seen time.Time
-	bye  bool // it said goodbye (for this session)
+	seen  time.Time
+	bye   bool      // it said goodbye (for this session)
+	byeAt time.Time // when it first did
+	final bool      // its goodbye came on this node's subject: nothing follows
 }
 
 // Join connects node n to the hub at opts.URL and attaches the bridge to

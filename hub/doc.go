@@ -37,7 +37,10 @@
 //     heartbeat makes the gateway publish at once; 7-15 ms across a router
 //     in the namespace test);
 //   - a node that leaves (Close of the bridge or of its node) is seen
-//     leaving at once: its bridge says goodbye (mesh PeerLeft with ErrLeft);
+//     leaving at once: its bridge flushes what it sent and says goodbye
+//     after it (mesh PeerLeft with ErrLeft, after every message it sent
+//     before Close that the hub carried; a node it did not know of sees
+//     it leave a heartbeat later);
 //   - a gateway that dies is out of its site after 3 heartbeats, and the
 //     next node takes over at once (1.5-1.6 s measured); remote sites keep a
 //     peer no roster lists for 8 heartbeats (4 s), so the site's other peers

@@ -167,3 +167,36 @@ func TestStartServerPortInUse(t *testing.T) {
 		t.Logf("%v: %v", time.Since(start), err)
 	}
 }
+
+// TestHubCloseAfterSend: messages sent just before the bridge closes
+// arrive, all of them before the sender's PeerLeft (the goodbye comes
+// after the data).
+func TestHubCloseAfterSend(t *testing.T) {
+	leaktest.Check(t)
+	srv := startServer(t, ServerOptions{})
+	b := testNode(t, mesh.NewMemNetwork(), "b", nil, meshkey.Keyring{})
+	join(t, b, srv.URL(), "B", testHB)
+	const rounds, msgs = 8, 3
+	for i := range rounds {
+		a := testNode(t, mesh.NewMemNetwork(), fmt.Sprintf("a%d", i), nil, meshkey.Keyring{})
+		ba := join(t, a, srv.URL(), "A", testHB)
+		waitFor(t, 10*time.Second, "b and "+a.Name()+" to see each other", func() bool {
+			return len(b.eventsOf(a.ID())) == 1 && len(a.eventsOf(b.ID())) == 1
+		})
+		for j := range msgs {
+			if err := a.Send(b.ID(), &Text{S: fmt.Sprintf("%s-%d", a.Name(), j)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ba.Close()
+		waitFor(t, 5*time.Second, "b to see "+a.Name()+" leave", func() bool { return len(b.eventsOf(a.ID())) == 2 })
+		if evs := b.eventsOf(a.ID()); !errors.Is(evs[1].Err, ErrLeft) {
+			t.Fatalf("%s left with %v", a.Name(), evs[1].Err)
+		}
+		for j := range msgs {
+			if s := fmt.Sprintf("%s-%d", a.Name(), j); b.count(s) != 1 {
+				t.Errorf("round %d: b received %q %d times before the PeerLeft", i, s, b.count(s))
+			}
+		}
+	}
+}

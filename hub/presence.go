@@ -127,11 +127,26 @@ func (b *Bridge) publishRoster(r wire.RosterBody) {
 	}
 }
 
-// bye tells the site and the others that this node leaves.
+// bye tells the remote peers, the site and the others that this node
+// leaves. What the node sent goes first: it is flushed, and each remote
+// peer gets its goodbye on its own node subject, after the messages to it
+// (NATS keeps one publisher's order on one subject, not across subjects),
+// so that it reports this node left only after taking them.
 func (b *Bridge) bye() {
-	mb := wire.MemberBody{Site: b.site, Name: b.name}
-	for _, subj := range []string{b.subjMembers, b.subjRoster} {
-		if err := b.pub(subj, b.envelope(wire.KindBye, subj, mb.Append(nil))); err != nil {
+	b.nc.FlushTimeout(time.Second)
+	mbody := wire.MemberBody{Site: b.site, Name: b.name}
+	mb := mbody.Append(nil)
+	b.mu.Lock()
+	subjs := make([]string, 0, len(b.view)+2)
+	for id, v := range b.view {
+		if !v.bye {
+			subjs = append(subjs, wire.SubjectNode(b.port.Mesh(), id))
+		}
+	}
+	b.mu.Unlock()
+	subjs = append(subjs, b.subjMembers, b.subjRoster)
+	for _, subj := range subjs {
+		if err := b.pub(subj, b.envelope(wire.KindBye, subj, mb)); err != nil {
 			return
 		}
 	}
@@ -188,7 +203,7 @@ func (b *Bridge) handlePresence(m *nats.Msg) {
 		news := false
 		for _, e := range r.Entries {
 			old := b.view[e.ID]
-			if v := b.heardLocked(e.ID, e.Session, e.Name, r.Site, now); v != nil && (old == nil || old.bye) {
+			if v := b.heardLocked(e.ID, e.Session, e.Name, r.Site, now, false); v != nil && (old == nil || old.bye) {
 				news = true
 			}
 		}
@@ -202,9 +217,12 @@ func (b *Bridge) handlePresence(m *nats.Msg) {
 			signal(b.publish)
 		}
 	case h.Kind == wire.KindBye && m.Subject == b.subjRoster:
+		// The peer is reported left once its goodbye on this node's own
+		// subject comes, after its messages; a peer that did not know this
+		// node sends none there, so one heartbeat later at the latest.
 		b.mu.Lock()
 		if v := b.view[h.Sender]; v != nil && v.Instance == h.Session {
-			v.bye, v.seen = true, now
+			v.sayBye(now)
 		}
 		b.mu.Unlock()
 		signal(b.notify)
@@ -214,9 +232,10 @@ func (b *Bridge) handlePresence(m *nats.Msg) {
 }
 
 // heardLocked records that a peer of another site was listed or sent
-// something: it returns its entry, or nil if it is not taken (this node, a
-// member of this site, gone for this session, or over a bound).
-func (b *Bridge) heardLocked(id, session uuid.UUID, name, site string, now time.Time) *remote {
+// something (data: a message): it returns its entry, or nil if it is not
+// taken (this node, a member of this site, gone for this session, or over
+// a bound).
+func (b *Bridge) heardLocked(id, session uuid.UUID, name, site string, now time.Time, data bool) *remote {
 	if id == b.n.ID() || site == b.site || b.members[id] != nil {
 		return nil
 	}
@@ -229,10 +248,21 @@ func (b *Bridge) heardLocked(id, session uuid.UUID, name, site string, now time.
 		v = &remote{RemotePeer: mesh.RemotePeer{ID: id}}
 		b.view[id] = v
 	} else if v.bye && v.Instance == session {
+		if data && !v.final {
+			return v // a message sent before its goodbye to this node
+		}
 		return nil // a roster sent before its goodbye
 	}
-	v.Instance, v.Name, v.Site, v.seen, v.bye = session, name, site, now, false
+	v.Instance, v.Name, v.Site, v.seen, v.bye, v.final = session, name, site, now, false, false
 	return v
+}
+
+// sayBye records that the peer said goodbye (for its current session).
+func (v *remote) sayBye(now time.Time) {
+	if !v.bye {
+		v.bye, v.byeAt = true, now
+	}
+	v.seen = now
 }
 
 // roomLocked reports whether a new peer of site fits the bounds.
@@ -286,6 +316,9 @@ func (b *Bridge) reconcile(told map[uuid.UUID]mesh.RemotePeer) {
 	var downs []down
 	b.mu.Lock()
 	for id, v := range b.view {
+		if v.bye && !v.final && now.Sub(v.byeAt) < b.hb {
+			continue // its last messages may still be on their way
+		}
 		live := !v.bye && now.Sub(v.seen) < remoteBeats*b.hb
 		if live {
 			if told[id] != v.RemotePeer {
@@ -332,6 +365,21 @@ func (b *Bridge) handleData(m *nats.Msg, told map[uuid.UUID]mesh.RemotePeer) {
 	if !ok {
 		return
 	}
+	if m.Subject == b.subjSelf && h.Kind == wire.KindBye {
+		// The sender's goodbye, after every message it sent this node.
+		if _, err := wire.ParseMember(body); err != nil {
+			b.c.badDrop.Add(1)
+			return
+		}
+		b.mu.Lock()
+		if v := b.view[h.Sender]; v != nil && v.Instance == h.Session {
+			v.sayBye(time.Now())
+			v.final = true
+		}
+		b.mu.Unlock()
+		b.reconcile(told)
+		return
+	}
 	d, err := wire.ParseData(body)
 	if err != nil || !h.Kind.IsData() || m.Subject != b.subjSelf {
 		b.c.badDrop.Add(1)
@@ -343,14 +391,19 @@ func (b *Bridge) handleData(m *nats.Msg, told map[uuid.UUID]mesh.RemotePeer) {
 		return
 	}
 	b.mu.Lock()
-	v := b.heardLocked(h.Sender, h.Session, d.Name, d.Site, time.Now())
+	v := b.heardLocked(h.Sender, h.Session, d.Name, d.Site, time.Now(), true)
 	var rp mesh.RemotePeer
+	var bye bool
 	if v != nil {
-		rp = v.RemotePeer
+		rp, bye = v.RemotePeer, v.bye
 	}
 	b.mu.Unlock()
 	if v == nil {
 		b.c.badDrop.Add(1)
+		return
+	}
+	if _, ok := told[rp.ID]; bye && !ok {
+		b.c.badDrop.Add(1) // already reported left: no second PeerJoined
 		return
 	}
 	if told[rp.ID] != rp && !b.up(rp, told) {
