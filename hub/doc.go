@@ -71,9 +71,13 @@
 // PeerLeft. A nil from Send means the message was handed to the NATS
 // client, not that it arrived; Request gives an end-to-end answer, and a
 // program that needs every message acknowledges (or numbers) them itself.
-// The UDP lane's kinds (SendKind, BroadcastKind with Sequenced or
-// Unreliable) are LAN only: remote peers are reached with Send, Broadcast
-// and Request.
+// The UDP lane's kinds (SendKind, SendChannel, BroadcastKind,
+// BroadcastChannel with Sequenced or Unreliable) reach remote peers as
+// messages through the hub, each published at once (not kept to the
+// newest per channel), at most once and in the sender's order; so
+// Sequenced's rule holds across the hub (never an older after a newer on a
+// channel: none is older) and Unreliable's (never twice). They come with
+// Message.Via set to mesh.Relayed.
 //
 // # Keys and the hub's claims
 //
