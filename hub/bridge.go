@@ -39,9 +39,10 @@ type Options struct {
 	// Heartbeat is how often a bridge tells its site it lives and the
 	// site's gateway publishes the site's roster. Default 500 ms. A member
 	// silent for 3 heartbeats is out of its site (and a gateway that is
-	// loses the role to the next); a remote peer no roster has listed for 8
-	// heartbeats is reported left. Shorter is quicker, and costs one small
-	// message per node and per site per heartbeat.
+	// loses the role to the next, and the other sites report it left); a
+	// remote peer no roster has listed for 6 heartbeats is reported left.
+	// Shorter is quicker, and costs one small message per node and per
+	// site per heartbeat.
 	Heartbeat time.Duration
 	// Dial, if set, opens the connections to the hub, the first and every
 	// reconnection, instead of a plain TCP dial (a source address, a proxy,
@@ -73,9 +74,10 @@ const (
 // Errors a PeerLeft of a remote peer carries (with mesh.ErrRelayDetached
 // when the bridge or the node closes).
 var (
-	// ErrExpired: no roster listed the peer, and no message came from it,
-	// for 8 heartbeats (its node, its site's gateway or its connection to
-	// the hub died, or this node's).
+	// ErrExpired: the gateway of the peer's site left it out of its roster
+	// (it heard nothing from it for 3 heartbeats), or no roster listed the
+	// peer, and no message came from it, for 6 heartbeats (its node, its
+	// site's gateway or its connection to the hub died, or this node's).
 	ErrExpired = errors.New("hub: peer no longer heard of through the hub")
 	// ErrLeft: the peer's bridge said goodbye (its node or bridge closed).
 	ErrLeft = errors.New("hub: peer left the hub")
@@ -178,10 +180,15 @@ type member struct {
 // remote is a peer of another site, as rosters and its messages say.
 type remote struct {
 	mesh.RemotePeer
-	seen  time.Time
-	bye   bool      // it said goodbye (for this session)
-	byeAt time.Time // when it first did
-	final bool      // its goodbye came on this node's subject: nothing follows
+	seen time.Time
+	// lister is the gateway (id and session) whose roster last listed the
+	// peer: when a later roster of that gateway leaves it out, the
+	// gateway has dropped it (silent for 3 heartbeats) and so does this
+	// node, at once.
+	lister [2]uuid.UUID
+	bye    bool      // it said goodbye (for this session)
+	byeAt  time.Time // when it first did
+	final  bool      // its goodbye came on this node's subject: nothing follows
 }
 
 // Join connects node n to the hub at opts.URL and attaches the bridge to

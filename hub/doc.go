@@ -41,17 +41,22 @@
 //     after it (mesh PeerLeft with ErrLeft, after every message it sent
 //     before Close that the hub carried; a node it did not know of sees
 //     it leave a heartbeat later);
+//   - a node that dies (no goodbye) and is not its site's gateway is out of
+//     its site after 3 heartbeats; the gateway's next roster leaves it out,
+//     and the other sites report it left at once (ErrExpired): 1.5-2 s
+//     after its death, 3 to 4 heartbeats;
 //   - a gateway that dies is out of its site after 3 heartbeats, and the
 //     next node takes over at once (1.5-1.6 s measured); remote sites keep a
-//     peer no roster lists for 8 heartbeats (4 s), so the site's other peers
-//     stay, with no PeerLeft; the dead node itself is reported left 4 s
-//     after its last roster (ErrExpired), any other node that dies within
-//     about 6 s (3 heartbeats until its gateway drops it, then 8);
+//     peer no roster lists for 6 heartbeats (3 s), so the site's other peers
+//     stay, with no PeerLeft; the dead gateway itself is reported left 3 s
+//     after its last roster (ErrExpired), as are the peers of a site that
+//     falls silent as a whole (its last node dead, its link to the hub
+//     down);
 //   - traffic to a site's other nodes never passes through its gateway, so
 //     it does not stop when the gateway dies;
 //   - a hub that goes away and comes back: the bridges reconnect (every
 //     250 ms, without end) and publish at once; peers that were reported
-//     left (after 4 s without the hub) join again.
+//     left (after 3 s without the hub) join again.
 //
 // # Delivery across the hub
 //

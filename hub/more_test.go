@@ -111,6 +111,11 @@ func TestHubBounds(t *testing.T) {
 	seq := uint64(0)
 	publish := func(r wire.RosterBody) {
 		seq++
+		if r.Site == "s0" {
+			// Each roster of s0 from a gateway of its own: from the same
+			// one, the big roster would drop the peer it leaves out.
+			sender = uuid.New()
+		}
 		h := wire.Header{Kind: wire.KindRoster, Sender: sender, Session: session, Start: 1, Seq: seq}
 		if err := liar.Publish(subj, wire.Seal(nil, h, subj, r.Append(nil), nil)); err != nil {
 			t.Fatal(err)
@@ -198,5 +203,44 @@ func TestHubCloseAfterSend(t *testing.T) {
 				t.Errorf("round %d: b received %q %d times before the PeerLeft", i, s, b.count(s))
 			}
 		}
+	}
+}
+
+// TestHubMemberDies: a node that dies while not its site's gateway is
+// reported left in the other site once its gateway's roster leaves it out
+// (3 heartbeats and at most one more), not 6 heartbeats after that; its
+// gateway and the other site's peers see no other event.
+func TestHubMemberDies(t *testing.T) {
+	leaktest.Check(t)
+	const hb = 300 * time.Millisecond
+	srv := startServer(t, ServerOptions{})
+	lanA := mesh.NewMemNetwork()
+	a1 := testNode(t, lanA, "a1", nil, meshkey.Keyring{})
+	a2 := testNode(t, lanA, "a2", []string{"a1:1"}, meshkey.Keyring{})
+	b1 := testNode(t, mesh.NewMemNetwork(), "b1", nil, meshkey.Keyring{})
+	ba1, ba2 := join(t, a1, srv.URL(), "A", hb), join(t, a2, srv.URL(), "A", hb)
+	join(t, b1, srv.URL(), "B", hb)
+	waitLinked(t, 10*time.Second, map[*watched][]string{a1: {"a2", "b1@B"}, a2: {"a1", "b1@B"}, b1: {"a1@A", "a2@A"}})
+	waitFor(t, 5*time.Second, "one gateway in site A", func() bool { return gateways(ba1, ba2) == 1 })
+	member, memberW, gw := ba2, a2, a1
+	if ba2.Gateway() {
+		member, memberW, gw = ba1, a1, a2
+	}
+	member.crash()
+	// Before, the peer stayed until 6 heartbeats after the last roster
+	// that listed it, itself at least 2 heartbeats after the crash.
+	d := waitFor(t, (remoteBeats+2)*hb, "b1 to see the dead member leave", func() bool {
+		evs := b1.eventsOf(memberW.ID())
+		return len(evs) == 2 && evs[1].Kind == mesh.PeerLeft
+	})
+	t.Logf("a member that died reported left in the other site after %v (heartbeat %v)", d, hb)
+	if ev := b1.eventsOf(memberW.ID())[1]; !errors.Is(ev.Err, ErrExpired) {
+		t.Fatalf("the dead member left with %v", ev.Err)
+	}
+	if evs := b1.eventsOf(gw.ID()); len(evs) != 1 {
+		t.Fatalf("b1 saw the gateway: %v", evs)
+	}
+	if evs := gw.eventsOf(b1.ID()); len(evs) != 1 {
+		t.Fatalf("the gateway saw b1: %v", evs)
 	}
 }

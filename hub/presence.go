@@ -14,15 +14,20 @@ import (
 // Presence. Every bridge publishes a heartbeat to its own site's subject;
 // the bridged node of a site with the lowest id among those heard (the
 // gateway) publishes the site's roster to every site. A node takes the
-// peers of other sites' rosters as its remote peers, and keeps one no
-// roster has listed (and that sent nothing) for 8 heartbeats before it
-// reports it left. A gateway that dies is out of the site after 3
-// heartbeats; the next takes over at once, well within the 8 that remote
-// sites wait: its site's peers stay.
+// peers of other sites' rosters as its remote peers. It reports one left
+// when the gateway that listed it leaves it out (the gateway heard nothing
+// from it for 3 heartbeats), or when no roster has listed it (and it sent
+// nothing) for 6 heartbeats: a dead gateway, a site gone. A gateway that
+// dies is out of its site after 3 heartbeats; the next takes over at
+// once, well within the 6 that remote sites wait: its site's peers stay.
 
 const (
 	memberBeats = 3 // heartbeats after which a silent member is out
-	remoteBeats = 8 // heartbeats after which an unlisted remote peer left
+	// remoteBeats: heartbeats after which a remote peer no roster listed
+	// is gone. A site's gateway that dies is replaced after memberBeats
+	// and a fifth (when the successor's roster lists the site's other
+	// peers again): this must be well above that, or they would flap.
+	remoteBeats = 6
 )
 
 // presenceLoop publishes this node's heartbeat and, as the gateway, its
@@ -201,10 +206,25 @@ func (b *Bridge) handlePresence(m *nats.Msg) {
 		}
 		b.mu.Lock()
 		news := false
+		lister := [2]uuid.UUID{h.Sender, h.Session}
+		listed := make(map[uuid.UUID]bool, len(r.Entries))
 		for _, e := range r.Entries {
 			old := b.view[e.ID]
-			if v := b.heardLocked(e.ID, e.Session, e.Name, r.Site, now, false); v != nil && (old == nil || old.bye) {
+			v := b.heardLocked(e.ID, e.Session, e.Name, r.Site, now, false)
+			if v == nil {
+				continue
+			}
+			if old == nil || old.bye {
 				news = true
+			}
+			v.lister, listed[e.ID] = lister, true
+		}
+		// What this gateway listed before and no longer does, it dropped:
+		// a member silent for memberBeats. Another gateway's roster (a
+		// newcomer's, still partial, or a successor's) drops nothing.
+		for id, v := range b.view {
+			if v.lister == lister && v.Site == r.Site && !listed[id] && !v.bye {
+				v.lister, v.seen = [2]uuid.UUID{}, now.Add(-remoteBeats*b.hb)
 			}
 		}
 		gw := b.gateway
