@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -242,5 +243,70 @@ func TestHubMemberDies(t *testing.T) {
 	}
 	if evs := gw.eventsOf(b1.ID()); len(evs) != 1 {
 		t.Fatalf("the gateway saw b1: %v", evs)
+	}
+}
+
+// TestHubSlowReceiverLastMessages: a receiver whose program is slow (its
+// stream full) still takes every message a peer sent before leaving, then
+// its PeerLeft, however long after the goodbye it reads them.
+func TestHubSlowReceiverLastMessages(t *testing.T) {
+	leaktest.Check(t)
+	srv := startServer(t, ServerOptions{})
+	cfg := mesh.DefaultNodeConfig()
+	cfg.Name, cfg.Mesh, cfg.Registry = "b", "hubtest", testRegistry
+	cfg.Link.Transport = mesh.NewMemNetwork()
+	cfg.Net.Listen = []string{"b:1"}
+	cfg.Discovery.Off = true
+	cfg.Limits.ReceiveQueue = 4
+	b, err := mesh.NewNode(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	bb, err := Join(b, Options{URL: srv.URL(), Site: "B", Heartbeat: testHB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bb.Close() })
+	a := testNode(t, mesh.NewMemNetwork(), "a", nil, meshkey.Keyring{})
+	ba := join(t, a, srv.URL(), "A", testHB)
+	waitFor(t, 10*time.Second, "a and b to see each other", func() bool {
+		_, err := b.Peer(a.ID())
+		return err == nil && len(a.eventsOf(b.ID())) == 1
+	})
+	const msgs = 300 // well past what b's stream holds
+	for i := range msgs {
+		if err := a.Send(b.ID(), &Text{S: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ba.Close()
+	waitFor(t, 5*time.Second, "b's bridge to have heard a's goodbye 3 heartbeats ago", func() bool {
+		bb.mu.Lock()
+		defer bb.mu.Unlock()
+		v := bb.view[a.ID()]
+		return v != nil && v.bye && time.Since(v.byeAt) > 3*testHB
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got := 0
+	for {
+		m, err := b.Receive(ctx)
+		if err != nil {
+			t.Fatalf("after %d messages: %v", got, err)
+		}
+		if ev, ok := m.Msg.(*mesh.PeerEvent); ok {
+			if ev.Peer.ID == a.ID() && ev.Kind == mesh.PeerLeft {
+				break
+			}
+			continue
+		}
+		if txt, ok := m.Msg.(*Text); !ok || txt.S != fmt.Sprint(got) {
+			t.Fatalf("message %d: %+v", got, m.Msg)
+		}
+		got++
+	}
+	if got != msgs {
+		t.Fatalf("b took %d of %d messages before a's PeerLeft", got, msgs)
 	}
 }

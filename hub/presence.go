@@ -318,9 +318,26 @@ func (b *Bridge) applyLoop() {
 		case m := <-b.dataCh:
 			b.handleData(m, told)
 		case <-b.notify:
+			b.drainData(told)
 			b.reconcile(told)
 		case <-t.C:
+			b.drainData(told)
 			b.reconcile(told)
+		}
+	}
+}
+
+// drainData takes the messages already queued before a reconciliation,
+// so that a peer that said goodbye on the roster subject a while ago (this
+// node's program being slow) is not reported left before its last
+// messages, queued here, are delivered.
+func (b *Bridge) drainData(told map[uuid.UUID]mesh.RemotePeer) {
+	for k := len(b.dataCh); k > 0; k-- {
+		select {
+		case m := <-b.dataCh:
+			b.handleData(m, told)
+		case <-b.done:
+			return
 		}
 	}
 }
