@@ -75,7 +75,8 @@ const (
 // when the bridge or the node closes).
 var (
 	// ErrExpired: the gateway of the peer's site left it out of its roster
-	// (it heard nothing from it for 3 heartbeats), or no roster listed the
+	// (it heard nothing from it for 3 heartbeats; or, for a dead gateway,
+	// its successor did), or no roster listed the
 	// peer, and no message came from it, for 6 heartbeats (its node, its
 	// site's gateway or its connection to the hub died, or this node's).
 	ErrExpired = errors.New("hub: peer no longer heard of through the hub")
@@ -160,9 +161,10 @@ type Bridge struct {
 	// mu guards the presence state below, shared by the presence loop and
 	// the applier.
 	mu        sync.Mutex
-	members   map[uuid.UUID]*member // of this site, itself not included
-	view      map[uuid.UUID]*remote // peers of other sites, as heard
-	told      int                   // remote peers the node was told of
+	members   map[uuid.UUID]*member      // of this site, itself not included
+	view      map[uuid.UUID]*remote      // peers of other sites, as heard
+	told      int                        // remote peers the node was told of
+	listers   map[[2]uuid.UUID]time.Time // gateways (id, session): their last roster
 	gateway   bool
 	connected bool
 	warned    map[string]bool // warnings given once
@@ -182,10 +184,12 @@ type remote struct {
 	mesh.RemotePeer
 	seen time.Time
 	// lister is the gateway (id and session) whose roster last listed the
-	// peer: when a later roster of that gateway leaves it out, the
-	// gateway has dropped it (silent for 3 heartbeats) and so does this
-	// node, at once.
+	// peer: when a later roster of that gateway leaves it out, or a
+	// successor's after that gateway fell silent, the peer was dropped
+	// from its site (silent for 3 heartbeats), and this node drops it at
+	// once, unless the peer spoke to it since.
 	lister [2]uuid.UUID
+	spoke  time.Time // when its last message to this node came
 	bye    bool      // it said goodbye (for this session)
 	byeAt  time.Time // when it first did
 	final  bool      // its goodbye came on this node's subject: nothing follows
@@ -217,6 +221,7 @@ func Join(n *mesh.Node, opts Options) (*Bridge, error) {
 		dataCh: make(chan *nats.Msg, 1024), presCh: make(chan *nats.Msg, 256),
 		notify: make(chan struct{}, 1), publish: make(chan struct{}, 1), done: make(chan struct{}),
 		members: map[uuid.UUID]*member{}, view: map[uuid.UUID]*remote{}, warned: map[string]bool{},
+		listers: map[[2]uuid.UUID]time.Time{},
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)

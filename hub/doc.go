@@ -46,12 +46,14 @@
 //     and the other sites report it left at once (ErrExpired): 1.5-2 s
 //     after its death, 3 to 4 heartbeats;
 //   - a gateway that dies is out of its site after 3 heartbeats, and the
-//     next node takes over at once (1.5-1.6 s measured); remote sites keep a
-//     peer no roster lists for 6 heartbeats (3 s), so the site's other peers
-//     stay, with no PeerLeft; the dead gateway itself is reported left 3 s
-//     after its last roster (ErrExpired), as are the peers of a site that
-//     falls silent as a whole (its last node dead, its link to the hub
-//     down);
+//     next node takes over at once (1.5-1.6 s measured): its roster lists
+//     the site's other peers, which stay, with no PeerLeft, and the other
+//     sites report the dead gateway left as it comes (ErrExpired), as for
+//     any other node;
+//   - a remote peer no roster lists and that sends nothing is reported left
+//     after 6 heartbeats (3 s): the peers of a site that falls silent as a
+//     whole (its last node dead, its link to the hub down), or all of them
+//     when this node's own link to the hub is down;
 //   - traffic to a site's other nodes never passes through its gateway, so
 //     it does not stop when the gateway dies;
 //   - a hub that goes away and comes back: the bridges reconnect (every

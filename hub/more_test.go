@@ -209,9 +209,17 @@ func TestHubCloseAfterSend(t *testing.T) {
 
 // TestHubMemberDies: a node that dies while not its site's gateway is
 // reported left in the other site once its gateway's roster leaves it out
-// (3 heartbeats and at most one more), not 6 heartbeats after that; its
-// gateway and the other site's peers see no other event.
+// (3 heartbeats and at most one more), not 6 heartbeats after that; a
+// gateway that dies, once its successor's roster comes (not 6 heartbeats
+// after its own last one); the site's surviving node and the other site's
+// peer see no other event.
 func TestHubMemberDies(t *testing.T) {
+	for _, gateway := range []bool{false, true} {
+		t.Run(fmt.Sprintf("gateway=%v", gateway), func(t *testing.T) { testHubMemberDies(t, gateway) })
+	}
+}
+
+func testHubMemberDies(t *testing.T, gateway bool) {
 	leaktest.Check(t)
 	const hb = 300 * time.Millisecond
 	srv := startServer(t, ServerOptions{})
@@ -223,18 +231,26 @@ func TestHubMemberDies(t *testing.T) {
 	join(t, b1, srv.URL(), "B", hb)
 	waitLinked(t, 10*time.Second, map[*watched][]string{a1: {"a2", "b1@B"}, a2: {"a1", "b1@B"}, b1: {"a1@A", "a2@A"}})
 	waitFor(t, 5*time.Second, "one gateway in site A", func() bool { return gateways(ba1, ba2) == 1 })
-	member, memberW, gw := ba2, a2, a1
-	if ba2.Gateway() {
-		member, memberW, gw = ba1, a1, a2
+	member, memberW, gw, gwB := ba2, a2, a1, ba1
+	if ba2.Gateway() != gateway {
+		member, memberW, gw, gwB = ba1, a1, a2, ba2
 	}
 	member.crash()
+	start := time.Now()
+	deadline := (remoteBeats + 2) * hb
+	if gateway {
+		// Before, the peer stayed until 6 heartbeats after its last
+		// roster, about 3 after its successor took over.
+		waitFor(t, 10*time.Second, "the other node to take over", gwB.Gateway)
+		deadline = 3 * hb / 2
+	}
 	// Before, the peer stayed until 6 heartbeats after the last roster
 	// that listed it, itself at least 2 heartbeats after the crash.
-	d := waitFor(t, (remoteBeats+2)*hb, "b1 to see the dead member leave", func() bool {
+	waitFor(t, deadline, "b1 to see the dead node leave", func() bool {
 		evs := b1.eventsOf(memberW.ID())
 		return len(evs) == 2 && evs[1].Kind == mesh.PeerLeft
 	})
-	t.Logf("a member that died reported left in the other site after %v (heartbeat %v)", d, hb)
+	t.Logf("a node that died (gateway: %v) reported left in the other site after %v (heartbeat %v)", gateway, time.Since(start), hb)
 	if ev := b1.eventsOf(memberW.ID())[1]; !errors.Is(ev.Err, ErrExpired) {
 		t.Fatalf("the dead member left with %v", ev.Err)
 	}
@@ -308,5 +324,54 @@ func TestHubSlowReceiverLastMessages(t *testing.T) {
 	}
 	if got != msgs {
 		t.Fatalf("b took %d of %d messages before a's PeerLeft", got, msgs)
+	}
+}
+
+// TestHubNewcomerGateway: a node that joins a site with an id below the
+// others' becomes its gateway, its first rosters listing only what it has
+// heard so far: the other site sees it join and nothing else; when it
+// dies, the other site sees it leave, and nothing else.
+func TestHubNewcomerGateway(t *testing.T) {
+	leaktest.Check(t)
+	id := func(b byte) func(*mesh.NodeConfig) {
+		return func(c *mesh.NodeConfig) { c.NodeID = uuid.UUID{b, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15} }
+	}
+	srv := startServer(t, ServerOptions{})
+	lanA := mesh.NewMemNetwork()
+	var site []*watched
+	var bridges []*Bridge
+	for i := range 4 {
+		w := testNode(t, lanA, fmt.Sprintf("a%d", i+1), nil, meshkey.Keyring{}, id(byte(0xf0+i)))
+		site = append(site, w)
+		bridges = append(bridges, join(t, w, srv.URL(), "A", testHB))
+	}
+	b1 := testNode(t, mesh.NewMemNetwork(), "b1", nil, meshkey.Keyring{})
+	join(t, b1, srv.URL(), "B", testHB)
+	waitFor(t, 10*time.Second, "b1 to see site A", func() bool { return len(b1.linked()) == 4 })
+	a0 := testNode(t, lanA, "a0", nil, meshkey.Keyring{}, id(0x01))
+	b0 := join(t, a0, srv.URL(), "A", testHB)
+	waitFor(t, 10*time.Second, "a0 to be site A's gateway", func() bool { return b0.Gateway() && gateways(bridges...) == 0 })
+	// Rosters for a few heartbeats: a0's, complete.
+	waitFor(t, 10*time.Second, "b1 to see a0", func() bool { return len(b1.eventsOf(a0.ID())) == 1 })
+	deadline := time.Now().Add(remoteBeats * testHB)
+	for time.Now().Before(deadline) {
+		for _, w := range site {
+			if evs := b1.eventsOf(w.ID()); len(evs) != 1 {
+				t.Fatalf("b1 saw %s: %v", w.Name(), evs)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b0.crash()
+	waitFor(t, 10*time.Second, "b1 to see a0 leave", func() bool { return len(b1.eventsOf(a0.ID())) == 2 })
+	waitFor(t, 10*time.Second, "a1 to take over", bridges[0].Gateway)
+	deadline = time.Now().Add(remoteBeats * testHB)
+	for time.Now().Before(deadline) {
+		for _, w := range site {
+			if evs := b1.eventsOf(w.ID()); len(evs) != 1 {
+				t.Fatalf("after the failover b1 saw %s: %v", w.Name(), evs)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

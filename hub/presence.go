@@ -16,10 +16,11 @@ import (
 // gateway) publishes the site's roster to every site. A node takes the
 // peers of other sites' rosters as its remote peers. It reports one left
 // when the gateway that listed it leaves it out (the gateway heard nothing
-// from it for 3 heartbeats), or when no roster has listed it (and it sent
-// nothing) for 6 heartbeats: a dead gateway, a site gone. A gateway that
-// dies is out of its site after 3 heartbeats; the next takes over at
-// once, well within the 6 that remote sites wait: its site's peers stay.
+// from it for 3 heartbeats), or a successor does after that gateway fell
+// silent (a dead gateway), or when no roster has listed it (and it sent
+// nothing) for 6 heartbeats (a site gone). A gateway that dies is out of
+// its site after 3 heartbeats; the next takes over at once, well within
+// the 6 that remote sites wait: its site's peers stay.
 
 const (
 	memberBeats = 3 // heartbeats after which a silent member is out
@@ -28,6 +29,10 @@ const (
 	// and a fifth (when the successor's roster lists the site's other
 	// peers again): this must be well above that, or they would flap.
 	remoteBeats = 6
+	// takeoverBeats: a gateway silent for as many heartbeats (it publishes
+	// every one) has been replaced when another publishes its site's
+	// roster; a live one has not.
+	takeoverBeats = 2
 )
 
 // presenceLoop publishes this node's heartbeat and, as the gateway, its
@@ -219,11 +224,20 @@ func (b *Bridge) handlePresence(m *nats.Msg) {
 			}
 			v.lister, listed[e.ID] = lister, true
 		}
+		b.noteListerLocked(lister, now)
 		// What this gateway listed before and no longer does, it dropped:
-		// a member silent for memberBeats. Another gateway's roster (a
-		// newcomer's, still partial, or a successor's) drops nothing.
+		// a member silent for memberBeats. So did a successor, what a
+		// gateway silent for takeoverBeats listed and it does not list (a
+		// dead gateway, itself). Another gateway's roster while the one
+		// that listed a peer still publishes (a newcomer's, whose first
+		// rosters list only what it has heard so far) drops nothing. A
+		// peer that spoke to this node within memberBeats stays.
 		for id, v := range b.view {
-			if v.lister == lister && v.Site == r.Site && !listed[id] && !v.bye {
+			if v.Site != r.Site || listed[id] || v.bye || v.lister == ([2]uuid.UUID{}) || now.Sub(v.spoke) < memberBeats*b.hb {
+				continue
+			}
+			at, known := b.listers[v.lister]
+			if v.lister == lister || (known && now.Sub(at) >= takeoverBeats*b.hb) {
 				v.lister, v.seen = [2]uuid.UUID{}, now.Add(-remoteBeats*b.hb)
 			}
 		}
@@ -274,7 +288,27 @@ func (b *Bridge) heardLocked(id, session uuid.UUID, name, site string, now time.
 		return nil // a roster sent before its goodbye
 	}
 	v.Instance, v.Name, v.Site, v.seen, v.bye, v.final = session, name, site, now, false, false
+	if data {
+		v.spoke = now
+	}
 	return v
+}
+
+// noteListerLocked records a roster of lister now, forgetting gateways
+// silent for remoteBeats; past MaxRemotePeers gateways it records no new
+// one (whose peers then expire after remoteBeats, as before any roster).
+func (b *Bridge) noteListerLocked(lister [2]uuid.UUID, now time.Time) {
+	if _, ok := b.listers[lister]; !ok && len(b.listers) >= MaxRemotePeers {
+		for l, at := range b.listers {
+			if now.Sub(at) >= remoteBeats*b.hb {
+				delete(b.listers, l)
+			}
+		}
+		if len(b.listers) >= MaxRemotePeers {
+			return
+		}
+	}
+	b.listers[lister] = now
 }
 
 // sayBye records that the peer said goodbye (for its current session).
