@@ -143,6 +143,9 @@ func (b *Bridge) publishRoster(r wire.RosterBody) {
 // (NATS keeps one publisher's order on one subject, not across subjects),
 // so that it reports this node left only after taking them.
 func (b *Bridge) bye() {
+	if !b.nc.IsConnected() {
+		return // nothing would leave: the others expire this node
+	}
 	b.nc.FlushTimeout(time.Second)
 	mbody := wire.MemberBody{Site: b.site, Name: b.name}
 	mb := mbody.Append(nil)
