@@ -39,9 +39,10 @@ type Options struct {
 	// Heartbeat is how often a bridge tells its site it lives and the
 	// site's gateway publishes the site's roster. Default 500 ms. A member
 	// silent for 3 heartbeats is out of its site (and a gateway that is
-	// loses the role to the next); a remote peer no roster has listed for 8
-	// heartbeats is reported left. Shorter is quicker, and costs one small
-	// message per node and per site per heartbeat.
+	// loses the role to the next, and the other sites report it left); a
+	// remote peer no roster has listed for 6 heartbeats is reported left.
+	// Shorter is quicker, and costs one small message per node and per
+	// site per heartbeat.
 	Heartbeat time.Duration
 	// Dial, if set, opens the connections to the hub, the first and every
 	// reconnection, instead of a plain TCP dial (a source address, a proxy,
@@ -73,9 +74,11 @@ const (
 // Errors a PeerLeft of a remote peer carries (with mesh.ErrRelayDetached
 // when the bridge or the node closes).
 var (
-	// ErrExpired: no roster listed the peer, and no message came from it,
-	// for 8 heartbeats (its node, its site's gateway or its connection to
-	// the hub died, or this node's).
+	// ErrExpired: the gateway of the peer's site left it out of its roster
+	// (it heard nothing from it for 3 heartbeats; or, for a dead gateway,
+	// its successor did), or no roster listed the
+	// peer, and no message came from it, for 6 heartbeats (its node, its
+	// site's gateway or its connection to the hub died, or this node's).
 	ErrExpired = errors.New("hub: peer no longer heard of through the hub")
 	// ErrLeft: the peer's bridge said goodbye (its node or bridge closed).
 	ErrLeft = errors.New("hub: peer left the hub")
@@ -158,9 +161,10 @@ type Bridge struct {
 	// mu guards the presence state below, shared by the presence loop and
 	// the applier.
 	mu        sync.Mutex
-	members   map[uuid.UUID]*member // of this site, itself not included
-	view      map[uuid.UUID]*remote // peers of other sites, as heard
-	told      int                   // remote peers the node was told of
+	members   map[uuid.UUID]*member      // of this site, itself not included
+	view      map[uuid.UUID]*remote      // peers of other sites, as heard
+	told      int                        // remote peers the node was told of
+	listers   map[[2]uuid.UUID]time.Time // gateways (id, session): their last roster
 	gateway   bool
 	connected bool
 	warned    map[string]bool // warnings given once
@@ -179,7 +183,16 @@ type member struct {
 type remote struct {
 	mesh.RemotePeer
 	seen time.Time
-	bye  bool // it said goodbye (for this session)
+	// lister is the gateway (id and session) whose roster last listed the
+	// peer: when a later roster of that gateway leaves it out, or a
+	// successor's after that gateway fell silent, the peer was dropped
+	// from its site (silent for 3 heartbeats), and this node drops it at
+	// once, unless the peer spoke to it since.
+	lister [2]uuid.UUID
+	spoke  time.Time // when its last message to this node came
+	bye    bool      // it said goodbye (for this session)
+	byeAt  time.Time // when it first did
+	final  bool      // its goodbye came on this node's subject: nothing follows
 }
 
 // Join connects node n to the hub at opts.URL and attaches the bridge to
@@ -208,6 +221,7 @@ func Join(n *mesh.Node, opts Options) (*Bridge, error) {
 		dataCh: make(chan *nats.Msg, 1024), presCh: make(chan *nats.Msg, 256),
 		notify: make(chan struct{}, 1), publish: make(chan struct{}, 1), done: make(chan struct{}),
 		members: map[uuid.UUID]*member{}, view: map[uuid.UUID]*remote{}, warned: map[string]bool{},
+		listers: map[[2]uuid.UUID]time.Time{},
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)

@@ -37,18 +37,28 @@
 //     heartbeat makes the gateway publish at once; 7-15 ms across a router
 //     in the namespace test);
 //   - a node that leaves (Close of the bridge or of its node) is seen
-//     leaving at once: its bridge says goodbye (mesh PeerLeft with ErrLeft);
+//     leaving at once: its bridge flushes what it sent and says goodbye
+//     after it (mesh PeerLeft with ErrLeft, after every message it sent
+//     before Close that the hub carried; a node it did not know of sees
+//     it leave a heartbeat later);
+//   - a node that dies (no goodbye) and is not its site's gateway is out of
+//     its site after 3 heartbeats; the gateway's next roster leaves it out,
+//     and the other sites report it left at once (ErrExpired): 1.5-2 s
+//     after its death, 3 to 4 heartbeats;
 //   - a gateway that dies is out of its site after 3 heartbeats, and the
-//     next node takes over at once (1.5-1.6 s measured); remote sites keep a
-//     peer no roster lists for 8 heartbeats (4 s), so the site's other peers
-//     stay, with no PeerLeft; the dead node itself is reported left 4 s
-//     after its last roster (ErrExpired), any other node that dies within
-//     about 6 s (3 heartbeats until its gateway drops it, then 8);
+//     next node takes over at once (1.5-1.6 s measured): its roster lists
+//     the site's other peers, which stay, with no PeerLeft, and the other
+//     sites report the dead gateway left as it comes (ErrExpired), as for
+//     any other node;
+//   - a remote peer no roster lists and that sends nothing is reported left
+//     after 6 heartbeats (3 s): the peers of a site that falls silent as a
+//     whole (its last node dead, its link to the hub down), or all of them
+//     when this node's own link to the hub is down;
 //   - traffic to a site's other nodes never passes through its gateway, so
 //     it does not stop when the gateway dies;
 //   - a hub that goes away and comes back: the bridges reconnect (every
 //     250 ms, without end) and publish at once; peers that were reported
-//     left (after 4 s without the hub) join again.
+//     left (after 3 s without the hub) join again.
 //
 // # Delivery across the hub
 //
@@ -68,9 +78,13 @@
 // PeerLeft. A nil from Send means the message was handed to the NATS
 // client, not that it arrived; Request gives an end-to-end answer, and a
 // program that needs every message acknowledges (or numbers) them itself.
-// The UDP lane's kinds (SendKind, BroadcastKind with Sequenced or
-// Unreliable) are LAN only: remote peers are reached with Send, Broadcast
-// and Request.
+// The UDP lane's kinds (SendKind, SendChannel, BroadcastKind,
+// BroadcastChannel with Sequenced or Unreliable) reach remote peers as
+// messages through the hub, each published at once (not kept to the
+// newest per channel), at most once and in the sender's order; so
+// Sequenced's rule holds across the hub (never an older after a newer on a
+// channel: none is older) and Unreliable's (never twice). They come with
+// Message.Via set to mesh.Relayed.
 //
 // # Keys and the hub's claims
 //

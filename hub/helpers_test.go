@@ -68,7 +68,7 @@ type watched struct {
 
 // testNode starts a node on network (discovery off; it dials peers),
 // watched, and closes it (and waits for its watcher) on cleanup.
-func testNode(t *testing.T, network mesh.Transport, name string, peers []string, kr meshkey.Keyring) *watched {
+func testNode(t *testing.T, network mesh.Transport, name string, peers []string, kr meshkey.Keyring, adjust ...func(*mesh.NodeConfig)) *watched {
 	t.Helper()
 	cfg := mesh.DefaultNodeConfig()
 	cfg.Name = name
@@ -79,6 +79,9 @@ func testNode(t *testing.T, network mesh.Transport, name string, peers []string,
 	cfg.Net.Listen = []string{name + ":1"}
 	cfg.Net.Peers = peers
 	cfg.Discovery.Off = true
+	for _, f := range adjust {
+		f(&cfg)
+	}
 	n, err := mesh.NewNode(cfg)
 	if err != nil {
 		t.Fatal(err)

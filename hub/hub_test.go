@@ -111,6 +111,17 @@ func TestHubTwoSites(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "b1 to get a message sent by name", func() bool { return s.b1.count("by name") == 1 })
+	// The lane's kinds reach the other site too.
+	if err := s.a1.SendKind(s.b1.ID(), &Text{S: "sequenced"}, mesh.Sequenced); err != nil {
+		t.Fatalf("SendKind across the hub: %v", err)
+	}
+	if k, err := s.a1.BroadcastKind(&Text{S: "unreliable"}, mesh.Unreliable); k != 3 || err != nil {
+		t.Fatalf("BroadcastKind: %d, %v", k, err)
+	}
+	s.a1.Xfer()
+	waitFor(t, 5*time.Second, "the lane's kinds across the hub", func() bool {
+		return s.b1.count("sequenced") == 1 && s.b1.count("unreliable") == 1 && s.b2.count("unreliable") == 1 && s.a2.count("unreliable") == 1
+	})
 	for _, m := range s.b1.msgs {
 		if m.From == s.a1.ID() && m.Via != mesh.Relayed {
 			t.Fatalf("a message from a1 came %v", m.Via)

@@ -14,15 +14,25 @@ import (
 // Presence. Every bridge publishes a heartbeat to its own site's subject;
 // the bridged node of a site with the lowest id among those heard (the
 // gateway) publishes the site's roster to every site. A node takes the
-// peers of other sites' rosters as its remote peers, and keeps one no
-// roster has listed (and that sent nothing) for 8 heartbeats before it
-// reports it left. A gateway that dies is out of the site after 3
-// heartbeats; the next takes over at once, well within the 8 that remote
-// sites wait: its site's peers stay.
+// peers of other sites' rosters as its remote peers. It reports one left
+// when the gateway that listed it leaves it out (the gateway heard nothing
+// from it for 3 heartbeats), or a successor does after that gateway fell
+// silent (a dead gateway), or when no roster has listed it (and it sent
+// nothing) for 6 heartbeats (a site gone). A gateway that dies is out of
+// its site after 3 heartbeats; the next takes over at once, well within
+// the 6 that remote sites wait: its site's peers stay.
 
 const (
 	memberBeats = 3 // heartbeats after which a silent member is out
-	remoteBeats = 8 // heartbeats after which an unlisted remote peer left
+	// remoteBeats: heartbeats after which a remote peer no roster listed
+	// is gone. A site's gateway that dies is replaced after memberBeats
+	// and a fifth (when the successor's roster lists the site's other
+	// peers again): this must be well above that, or they would flap.
+	remoteBeats = 6
+	// takeoverBeats: a gateway silent for as many heartbeats (it publishes
+	// every one) has been replaced when another publishes its site's
+	// roster; a live one has not.
+	takeoverBeats = 2
 )
 
 // presenceLoop publishes this node's heartbeat and, as the gateway, its
@@ -127,11 +137,29 @@ func (b *Bridge) publishRoster(r wire.RosterBody) {
 	}
 }
 
-// bye tells the site and the others that this node leaves.
+// bye tells the remote peers, the site and the others that this node
+// leaves. What the node sent goes first: it is flushed, and each remote
+// peer gets its goodbye on its own node subject, after the messages to it
+// (NATS keeps one publisher's order on one subject, not across subjects),
+// so that it reports this node left only after taking them.
 func (b *Bridge) bye() {
-	mb := wire.MemberBody{Site: b.site, Name: b.name}
-	for _, subj := range []string{b.subjMembers, b.subjRoster} {
-		if err := b.pub(subj, b.envelope(wire.KindBye, subj, mb.Append(nil))); err != nil {
+	if !b.nc.IsConnected() {
+		return // nothing would leave: the others expire this node
+	}
+	b.nc.FlushTimeout(time.Second)
+	mbody := wire.MemberBody{Site: b.site, Name: b.name}
+	mb := mbody.Append(nil)
+	b.mu.Lock()
+	subjs := make([]string, 0, len(b.view)+2)
+	for id, v := range b.view {
+		if !v.bye {
+			subjs = append(subjs, wire.SubjectNode(b.port.Mesh(), id))
+		}
+	}
+	b.mu.Unlock()
+	subjs = append(subjs, b.subjMembers, b.subjRoster)
+	for _, subj := range subjs {
+		if err := b.pub(subj, b.envelope(wire.KindBye, subj, mb)); err != nil {
 			return
 		}
 	}
@@ -186,10 +214,34 @@ func (b *Bridge) handlePresence(m *nats.Msg) {
 		}
 		b.mu.Lock()
 		news := false
+		lister := [2]uuid.UUID{h.Sender, h.Session}
+		listed := make(map[uuid.UUID]bool, len(r.Entries))
 		for _, e := range r.Entries {
 			old := b.view[e.ID]
-			if v := b.heardLocked(e.ID, e.Session, e.Name, r.Site, now); v != nil && (old == nil || old.bye) {
+			v := b.heardLocked(e.ID, e.Session, e.Name, r.Site, now, false)
+			if v == nil {
+				continue
+			}
+			if old == nil || old.bye {
 				news = true
+			}
+			v.lister, listed[e.ID] = lister, true
+		}
+		b.noteListerLocked(lister, now)
+		// What this gateway listed before and no longer does, it dropped:
+		// a member silent for memberBeats. So did a successor, what a
+		// gateway silent for takeoverBeats listed and it does not list (a
+		// dead gateway, itself). Another gateway's roster while the one
+		// that listed a peer still publishes (a newcomer's, whose first
+		// rosters list only what it has heard so far) drops nothing. A
+		// peer that spoke to this node within memberBeats stays.
+		for id, v := range b.view {
+			if v.Site != r.Site || listed[id] || v.bye || v.lister == ([2]uuid.UUID{}) || now.Sub(v.spoke) < memberBeats*b.hb {
+				continue
+			}
+			at, known := b.listers[v.lister]
+			if v.lister == lister || (known && now.Sub(at) >= takeoverBeats*b.hb) {
+				v.lister, v.seen = [2]uuid.UUID{}, now.Add(-remoteBeats*b.hb)
 			}
 		}
 		gw := b.gateway
@@ -202,9 +254,12 @@ func (b *Bridge) handlePresence(m *nats.Msg) {
 			signal(b.publish)
 		}
 	case h.Kind == wire.KindBye && m.Subject == b.subjRoster:
+		// The peer is reported left once its goodbye on this node's own
+		// subject comes, after its messages; a peer that did not know this
+		// node sends none there, so one heartbeat later at the latest.
 		b.mu.Lock()
 		if v := b.view[h.Sender]; v != nil && v.Instance == h.Session {
-			v.bye, v.seen = true, now
+			v.sayBye(now)
 		}
 		b.mu.Unlock()
 		signal(b.notify)
@@ -214,9 +269,10 @@ func (b *Bridge) handlePresence(m *nats.Msg) {
 }
 
 // heardLocked records that a peer of another site was listed or sent
-// something: it returns its entry, or nil if it is not taken (this node, a
-// member of this site, gone for this session, or over a bound).
-func (b *Bridge) heardLocked(id, session uuid.UUID, name, site string, now time.Time) *remote {
+// something (data: a message): it returns its entry, or nil if it is not
+// taken (this node, a member of this site, gone for this session, or over
+// a bound).
+func (b *Bridge) heardLocked(id, session uuid.UUID, name, site string, now time.Time, data bool) *remote {
 	if id == b.n.ID() || site == b.site || b.members[id] != nil {
 		return nil
 	}
@@ -229,10 +285,41 @@ func (b *Bridge) heardLocked(id, session uuid.UUID, name, site string, now time.
 		v = &remote{RemotePeer: mesh.RemotePeer{ID: id}}
 		b.view[id] = v
 	} else if v.bye && v.Instance == session {
+		if data && !v.final {
+			return v // a message sent before its goodbye to this node
+		}
 		return nil // a roster sent before its goodbye
 	}
-	v.Instance, v.Name, v.Site, v.seen, v.bye = session, name, site, now, false
+	v.Instance, v.Name, v.Site, v.seen, v.bye, v.final = session, name, site, now, false, false
+	if data {
+		v.spoke = now
+	}
 	return v
+}
+
+// noteListerLocked records a roster of lister now, forgetting gateways
+// silent for remoteBeats; past MaxRemotePeers gateways it records no new
+// one (whose peers then expire after remoteBeats, as before any roster).
+func (b *Bridge) noteListerLocked(lister [2]uuid.UUID, now time.Time) {
+	if _, ok := b.listers[lister]; !ok && len(b.listers) >= MaxRemotePeers {
+		for l, at := range b.listers {
+			if now.Sub(at) >= remoteBeats*b.hb {
+				delete(b.listers, l)
+			}
+		}
+		if len(b.listers) >= MaxRemotePeers {
+			return
+		}
+	}
+	b.listers[lister] = now
+}
+
+// sayBye records that the peer said goodbye (for its current session).
+func (v *remote) sayBye(now time.Time) {
+	if !v.bye {
+		v.bye, v.byeAt = true, now
+	}
+	v.seen = now
 }
 
 // roomLocked reports whether a new peer of site fits the bounds.
@@ -268,9 +355,26 @@ func (b *Bridge) applyLoop() {
 		case m := <-b.dataCh:
 			b.handleData(m, told)
 		case <-b.notify:
+			b.drainData(told)
 			b.reconcile(told)
 		case <-t.C:
+			b.drainData(told)
 			b.reconcile(told)
+		}
+	}
+}
+
+// drainData takes the messages already queued before a reconciliation,
+// so that a peer that said goodbye on the roster subject a while ago (this
+// node's program being slow) is not reported left before its last
+// messages, queued here, are delivered.
+func (b *Bridge) drainData(told map[uuid.UUID]mesh.RemotePeer) {
+	for k := len(b.dataCh); k > 0; k-- {
+		select {
+		case m := <-b.dataCh:
+			b.handleData(m, told)
+		case <-b.done:
+			return
 		}
 	}
 }
@@ -286,6 +390,9 @@ func (b *Bridge) reconcile(told map[uuid.UUID]mesh.RemotePeer) {
 	var downs []down
 	b.mu.Lock()
 	for id, v := range b.view {
+		if v.bye && !v.final && now.Sub(v.byeAt) < b.hb {
+			continue // its last messages may still be on their way
+		}
 		live := !v.bye && now.Sub(v.seen) < remoteBeats*b.hb
 		if live {
 			if told[id] != v.RemotePeer {
@@ -332,6 +439,21 @@ func (b *Bridge) handleData(m *nats.Msg, told map[uuid.UUID]mesh.RemotePeer) {
 	if !ok {
 		return
 	}
+	if m.Subject == b.subjSelf && h.Kind == wire.KindBye {
+		// The sender's goodbye, after every message it sent this node.
+		if _, err := wire.ParseMember(body); err != nil {
+			b.c.badDrop.Add(1)
+			return
+		}
+		b.mu.Lock()
+		if v := b.view[h.Sender]; v != nil && v.Instance == h.Session {
+			v.sayBye(time.Now())
+			v.final = true
+		}
+		b.mu.Unlock()
+		b.reconcile(told)
+		return
+	}
 	d, err := wire.ParseData(body)
 	if err != nil || !h.Kind.IsData() || m.Subject != b.subjSelf {
 		b.c.badDrop.Add(1)
@@ -343,14 +465,19 @@ func (b *Bridge) handleData(m *nats.Msg, told map[uuid.UUID]mesh.RemotePeer) {
 		return
 	}
 	b.mu.Lock()
-	v := b.heardLocked(h.Sender, h.Session, d.Name, d.Site, time.Now())
+	v := b.heardLocked(h.Sender, h.Session, d.Name, d.Site, time.Now(), true)
 	var rp mesh.RemotePeer
+	var bye bool
 	if v != nil {
-		rp = v.RemotePeer
+		rp, bye = v.RemotePeer, v.bye
 	}
 	b.mu.Unlock()
 	if v == nil {
 		b.c.badDrop.Add(1)
+		return
+	}
+	if _, ok := told[rp.ID]; bye && !ok {
+		b.c.badDrop.Add(1) // already reported left: no second PeerJoined
 		return
 	}
 	if told[rp.ID] != rp && !b.up(rp, told) {

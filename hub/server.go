@@ -74,7 +74,6 @@ func StartServer(opts ServerOptions) (*Server, error) {
 		Password:              opts.Password,
 		Authorization:         opts.Token,
 		NoSigs:                true,
-		NoLog:                 opts.Logger == nil,
 		MaxPayload:            MaxEnvelope,
 		DisableShortFirstPing: true,
 	}
@@ -97,14 +96,20 @@ func StartServer(opts ServerOptions) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
-	if opts.Logger != nil {
-		ns.SetLoggerV2(slogAdapter{opts.Logger}, true, false, false)
+	// The server reports a listener it cannot open only to its log (and
+	// would have ReadyForConnections wait its whole timeout): the adapter
+	// catches it, so that a port in use is an error at once.
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
+	sa := slogAdapter{l: log, fatal: make(chan string, 4)}
+	ns.SetLoggerV2(sa, opts.Logger != nil, false, false)
 	ns.Start()
-	if !ns.ReadyForConnections(readyTimeout) {
+	if err := waitReady(ns, sa.fatal); err != nil {
 		ns.Shutdown()
 		ns.WaitForShutdown()
-		return nil, fmt.Errorf("hub: the NATS server did not start within %v (is %s free?)", readyTimeout, opts.Listen)
+		return nil, fmt.Errorf("hub: the NATS server on %s did not start: %w", opts.Listen, err)
 	}
 	s := &Server{ns: ns}
 	if a, ok := ns.Addr().(*net.TCPAddr); ok {
@@ -119,6 +124,22 @@ func StartServer(opts ServerOptions) (*Server, error) {
 		s.leafURL = "nats-leaf://" + net.JoinHostPort(hostOf(so.LeafNode.Host, a), strconv.Itoa(a.Port))
 	}
 	return s, nil
+}
+
+// waitReady waits until ns accepts clients, or its log reports a fatal
+// error (a listener that cannot open), or readyTimeout passes.
+func waitReady(ns *server.Server, fatal <-chan string) error {
+	for deadline := time.Now().Add(readyTimeout); time.Now().Before(deadline); {
+		select {
+		case msg := <-fatal:
+			return errors.New(msg)
+		default:
+		}
+		if ns.ReadyForConnections(20 * time.Millisecond) {
+			return nil
+		}
+	}
+	return fmt.Errorf("not ready within %v", readyTimeout)
 }
 
 // hostOf is the host to put in a URL: the one configured, or for a
@@ -165,12 +186,23 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// slogAdapter is nats-server's Logger on a *slog.Logger.
-type slogAdapter struct{ l *slog.Logger }
+// slogAdapter is nats-server's Logger on a *slog.Logger; it also hands
+// what the server logs as fatal to StartServer.
+type slogAdapter struct {
+	l     *slog.Logger
+	fatal chan string
+}
 
 func (a slogAdapter) Noticef(format string, v ...any) { a.l.Info("nats: " + fmt.Sprintf(format, v...)) }
 func (a slogAdapter) Warnf(format string, v ...any)   { a.l.Warn("nats: " + fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Fatalf(format string, v ...any)  { a.l.Error("nats: " + fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Errorf(format string, v ...any)  { a.l.Error("nats: " + fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Debugf(format string, v ...any)  { a.l.Debug("nats: " + fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Tracef(format string, v ...any)  { a.l.Debug("nats: " + fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	a.l.Error("nats: " + msg)
+	select {
+	case a.fatal <- msg:
+	default:
+	}
+}
+func (a slogAdapter) Errorf(format string, v ...any) { a.l.Error("nats: " + fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Debugf(format string, v ...any) { a.l.Debug("nats: " + fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Tracef(format string, v ...any) { a.l.Debug("nats: " + fmt.Sprintf(format, v...)) }

@@ -46,7 +46,8 @@ import (
 // stream, still with the rules above (one newest per channel queued, never
 // an older after a newer). A peer that agreed no lane (an older lanmesh,
 // cable_car, a node with Lane.Off) gets every kind Reliable. Lanes are a
-// Node's: a Messenger's direct link has none.
+// Node's: a Messenger's direct link has none. A remote peer (through a
+// relay: AttachRelay) gets every kind as a relayed message (see Relayed).
 type Delivery uint8
 
 const (
@@ -498,6 +499,9 @@ func (n *Node) SendChannel(id uuid.UUID, msg any, d Delivery, channel uint8) err
 func (n *Node) sendChannel(id uuid.UUID, msg any, d Delivery, channel int) error {
 	l, err := n.linkTo(id)
 	if err != nil {
+		if p, _, ok := n.remoteRoute(id, err); ok {
+			return n.relayKind(p, id, msg, d) // a remote peer (relay.go)
+		}
 		return n.typeErr(msg, err)
 	}
 	if err := n.sendLane(l, msg, d, channel); err != nil {
@@ -525,7 +529,7 @@ func (n *Node) BroadcastChannel(msg any, d Delivery, channel uint8) (int, error)
 
 func (n *Node) broadcastChannel(msg any, d Delivery, channel int) (int, error) {
 	t := n.links.Load()
-	if len(t.all) == 0 {
+	if len(t.all) == 0 && !n.hasRemote() {
 		return 0, n.typeErr(msg, nil)
 	}
 	sent := 0
@@ -540,7 +544,8 @@ func (n *Node) broadcastChannel(msg any, d Delivery, channel int) (int, error) {
 		}
 		sent++
 	}
-	return sent, errors.Join(errs...)
+	k, rerrs := n.relayBroadcastKind(t, msg, d) // remote peers (relay.go)
+	return sent + k, errors.Join(append(errs, rerrs...)...)
 }
 
 // sendLane queues msg for l's lane on channel (-1: the type's code), or for

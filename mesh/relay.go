@@ -32,9 +32,17 @@ import (
 //
 // What a relay promises is the relay's to say (see package hub); the node
 // adds nothing to it: a message handed to RelaySend may be lost.
+//
+// SendKind, SendChannel, BroadcastKind and BroadcastChannel with Sequenced
+// or Unreliable reach remote peers too: the relay carries each as a
+// message, sent at once (not kept to the newest per channel as for a
+// lane), with no datagram size limit but the relay's, and it arrives with
+// Via Relayed. A relay that delivers one sender's messages at most once
+// and in the order sent (package hub does) thus keeps both kinds' rules:
+// never twice, and never an older after a newer.
 
 // Relayed is the Delivery of a message that came through a relay (package
-// hub) from a peer in another site.
+// hub) from a peer in another site, whichever kind it was sent with.
 const Relayed Delivery = 8
 
 // RelayKind says what a RelayFrame carries.
@@ -444,6 +452,23 @@ func (n *Node) relayBroadcast(t *linkTable, msg any) (int, []error) {
 		sent++
 	}
 	return sent, errs
+}
+
+// relayKind is SendKind (Sequenced or Unreliable) to a remote peer: the
+// relay carries it as a message (see Delivery for what that promises).
+func (n *Node) relayKind(p *RelayPort, id uuid.UUID, msg any, d Delivery) error {
+	if d != Sequenced && d != Unreliable {
+		return fmt.Errorf("mesh: unknown delivery kind %d", d)
+	}
+	return n.relaySend(p, id, RelayMessage, 0, msg)
+}
+
+// relayBroadcastKind is BroadcastKind's part for remote peers.
+func (n *Node) relayBroadcastKind(t *linkTable, msg any, d Delivery) (int, []error) {
+	if d != Sequenced && d != Unreliable {
+		return 0, []error{fmt.Errorf("mesh: unknown delivery kind %d", d)}
+	}
+	return n.relayBroadcast(t, msg)
 }
 
 // hasRemote reports whether any remote peer is visible.

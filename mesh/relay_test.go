@@ -345,3 +345,41 @@ func TestRelaySendError(t *testing.T) {
 		t.Fatal("Send of an unregistered type: nil")
 	}
 }
+
+// TestRelayKinds: SendKind, SendChannel, BroadcastKind and
+// BroadcastChannel with Sequenced or Unreliable reach a remote peer through
+// the relay, in the order sent; an unknown kind is an error.
+func TestRelayKinds(t *testing.T) {
+	leaktest.Check(t)
+	a := relayNode(t, "ra", nil)
+	b := relayNode(t, "rb", nil)
+	joinRelay(t, &pipeRelay{}, a, b)
+	mustEvent(t, a, PeerJoined)
+	mustEvent(t, b, PeerJoined)
+	for _, d := range []Delivery{Sequenced, Unreliable} {
+		if err := a.SendKind(b.ID(), &Text{S: d.String() + "-send"}, d); err != nil {
+			t.Fatalf("SendKind %v: %v", d, err)
+		}
+		if err := a.SendChannel(b.ID(), &Text{S: d.String() + "-channel"}, d, 7); err != nil {
+			t.Fatalf("SendChannel %v: %v", d, err)
+		}
+		if k, err := a.BroadcastKind(&Text{S: d.String() + "-broadcast"}, d); k != 1 || err != nil {
+			t.Fatalf("BroadcastKind %v: %d %v", d, k, err)
+		}
+		if k, err := a.BroadcastChannel(&Text{S: d.String() + "-bchannel"}, d, 7); k != 1 || err != nil {
+			t.Fatalf("BroadcastChannel %v: %d %v", d, k, err)
+		}
+		for _, want := range []string{"-send", "-channel", "-broadcast", "-bchannel"} {
+			m := nextMessage(t, b)
+			if txt, ok := m.Msg.(*Text); !ok || txt.S != d.String()+want || m.Via != Relayed {
+				t.Fatalf("got %+v (%v), want %q via relay", m.Msg, m.Via, d.String()+want)
+			}
+		}
+	}
+	if err := a.SendKind(b.ID(), &Text{S: "x"}, Delivery(9)); err == nil {
+		t.Fatal("SendKind with an unknown kind")
+	}
+	if k, err := a.BroadcastKind(&Text{S: "x"}, Delivery(9)); k != 0 || err == nil {
+		t.Fatalf("BroadcastKind with an unknown kind: %d %v", k, err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -193,5 +194,28 @@ func TestBrowser(t *testing.T) {
 	if _, err := b.waitFor(ctx, 10*time.Second, "the page to reconnect",
 		`document.getElementById("status").textContent.startsWith("live")`); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBrowserRemoteSite: a peer in another site is drawn with its site,
+// as text, in the address column.
+func TestBrowserRemoteSite(t *testing.T) {
+	leaktest.Check(t)
+	b := startBrowser(t)
+	n, id := remoteNode(t, hostile)
+	srv, err := Serve(n, Options{Addr: "127.0.0.1:0", Sample: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	b.open(srv.URL(), 1280, 1000)
+	want := "site " + hostile + " (through the hub)"
+	if _, err := b.waitFor(t.Context(), 10*time.Second, "the remote peer's site in the table",
+		`document.querySelector('#peers tr[data-id="`+id.String()+`"] td.site')?.textContent === `+strconv.Quote(want)); err != nil {
+		t.Fatal(err)
+	}
+	var imgs int
+	if err := b.eval(`document.querySelectorAll("img").length`, &imgs); err != nil || imgs != 0 {
+		t.Fatalf("%d img elements from the site (%v)", imgs, err)
 	}
 }

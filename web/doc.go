@@ -12,7 +12,11 @@
 // text format at /metrics. The page, its script and its style are embedded:
 // it needs no network but the node's.
 //
-// Names from the LAN are untrusted: the page sets them as text only, under a
+// A peer in another site (through the hub: package hub) is shown with its
+// site where a LAN peer has its address, and "site" in the JSON.
+//
+// Names and sites from the network are untrusted: the page sets them as
+// text only, under a
 // Content-Security-Policy that runs no script but its own, and metric labels
 // are escaped. On loopback the server answers only requests for localhost
 // or a loopback address, so that no web site can read it by DNS rebinding.

@@ -25,6 +25,7 @@ type peerView struct {
 	Instance    string  `json:"instance"`
 	Name        string  `json:"name"`
 	Addr        string  `json:"addr"`
+	Site        string  `json:"site,omitempty"` // a remote peer's site (through the hub)
 	Remote      string  `json:"remote,omitempty"`
 	State       string  `json:"state"`
 	Found       string  `json:"found"`
@@ -50,6 +51,7 @@ type eventView struct {
 	ID     string `json:"id"`
 	Name   string `json:"name"`
 	Addr   string `json:"addr,omitempty"`
+	Site   string `json:"site,omitempty"`
 	Reason string `json:"reason,omitempty"`
 }
 
@@ -154,7 +156,7 @@ func rate(now, at time.Time, base, cur uint64) float64 {
 
 func (t *peerTrack) view(keyed bool) peerView {
 	p := t.last
-	v := peerView{ID: p.ID.String(), Instance: p.Instance.String(), Name: p.Name, Addr: p.Addr, Remote: p.Remote,
+	v := peerView{ID: p.ID.String(), Instance: p.Instance.String(), Name: p.Name, Addr: p.Addr, Site: p.Site, Remote: p.Remote,
 		State: p.State, Found: p.Found, CableCar: p.CableCar, Keyed: keyed && !p.CableCar && p.State == "linked",
 		Since: ms(p.Since), RTTms: durMs(p.RTT), RTTVarMs: durMs(p.RTTVar), BytesIn: p.BytesIn, BytesOut: p.BytesOut,
 		MsgsIn: p.MsgsIn, MsgsOut: p.MsgsOut, Dropped: p.Dropped, LastHeard: ms(t.heard)}
@@ -193,7 +195,7 @@ func (t *tracker) event(now time.Time, kind string, p peerSample, reason string)
 	t.seq++
 	t.counts[kind]++
 	t.events = append(t.events, eventView{Seq: t.seq, Time: ms(now), Kind: kind, ID: p.ID.String(),
-		Name: p.Name, Addr: p.Addr, Reason: reason})
+		Name: p.Name, Addr: p.Addr, Site: p.Site, Reason: reason})
 	if len(t.events) > maxEvents {
 		t.events = slices.Delete(t.events, 0, len(t.events)-maxEvents)
 	}

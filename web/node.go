@@ -26,6 +26,7 @@ type selfInfo struct {
 type peerSample struct {
 	ID, Instance uuid.UUID
 	Name, Addr   string
+	Site         string // a remote peer's site (through a relay: package hub)
 	State        string // "linked", "dialling", "seen"
 	Found        string // how it was found: "broadcast", "mdns+broadcast", "seed", "cable_car", "dialled in"
 	CableCar     bool
@@ -64,9 +65,12 @@ func readPeers(n *mesh.Node) []peerSample {
 		// discovery behind it; a lanmesh peer could claim the name, which
 		// would only make the page call it cable_car.
 		s.CableCar = p.Via == 0 && strings.HasPrefix(p.Name, cableCarPrefix)
+		s.Site = p.Site
 		switch {
 		case s.CableCar:
 			s.Found = "cable_car"
+		case p.Site != "":
+			s.Found = "relay"
 		case p.Via != 0:
 			s.Found = p.Via.String()
 		default:

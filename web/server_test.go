@@ -269,3 +269,53 @@ func TestKeyed(t *testing.T) {
 		t.Errorf("state: %+v", s)
 	}
 }
+
+// nopRelay is a relay that carries nothing: enough to show remote peers.
+type nopRelay struct{}
+
+func (nopRelay) RelaySend(uuid.UUID, mesh.RelayFrame) error { return nil }
+
+// remoteNode starts a node alone with one remote peer, of the given site,
+// as package hub would report it; it returns the node and the peer's id.
+func remoteNode(t *testing.T, site string) (*mesh.Node, uuid.UUID) {
+	t.Helper()
+	n := startNode(t, "webremote"+rand.Text()[:6], freeUDPPort(t), "here")
+	port, err := n.AttachRelay(nopRelay{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.New()
+	if err := port.PeerUp(mesh.RemotePeer{ID: id, Instance: uuid.New(), Name: "far", Site: site}); err != nil {
+		t.Fatal(err)
+	}
+	return n, id
+}
+
+// TestRemoteSite: a peer in another site comes with its site in
+// /api/peers and /api/events, found by the relay, and its site is text.
+func TestRemoteSite(t *testing.T) {
+	leaktest.Check(t)
+	site := `<b>office</b> "2"`
+	n, id := remoteNode(t, site)
+	srv, err := Serve(n, Options{Addr: "127.0.0.1:0", Sample: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var peers []peerView
+	waitUntil(t, 5*time.Second, "the remote peer in /api/peers", func() bool {
+		getJSON(t, srv.URL()+"api/peers", &peers)
+		return len(peers) == 1
+	})
+	if p := peers[0]; p.ID != id.String() || p.Site != site || p.Found != "relay" || p.State != "linked" {
+		t.Errorf("remote peer: %+v", p)
+	}
+	if _, _, body := get(t, srv.URL()+"api/peers"); strings.Contains(body, "<b>") {
+		t.Errorf("the site is not escaped in the JSON: %s", body)
+	}
+	var events []eventView
+	getJSON(t, srv.URL()+"api/events", &events)
+	if len(events) != 1 || events[0].Site != site {
+		t.Errorf("events: %+v", events)
+	}
+}

@@ -266,11 +266,18 @@ func TestHubTwoSites(t *testing.T) {
 		}
 	}
 
+	// A last line and at once the end of input (echo hi | lanmesh chat):
+	// the line arrives, before the chat's leaving.
+	fmt.Fprintln(chat.stdin, "last words")
 	chat.stdin.Close()
 	if code := chat.wait(t); code != 0 {
 		t.Errorf("chat: exit %d: %s", code, chat.err.String())
 	}
 	runner.out.waitFor(t, 10*time.Second, "left      bob (")
+	if o := runner.out.String(); !strings.Contains(o, "ChatLine {Text:last words}") ||
+		strings.Index(o, "ChatLine {Text:last words}") > strings.Index(o, "left      bob (") {
+		t.Errorf("the chat's last line did not arrive before its leaving:\n%s", o)
+	}
 	// A command's own leaving is not news of its peers.
 	if o := chat.out.String(); strings.Contains(o, "detached") {
 		t.Errorf("chat reported its own bridge closing:\n%s", o)

@@ -34,11 +34,18 @@ function fmtAgo(ms, now) {
   return s < 1 ? "now" : s < 60 ? s.toFixed(0) + " s ago" : s < 3600 ? (s / 60).toFixed(0) + " min ago" : (s / 3600).toFixed(1) + " h ago";
 }
 function fmtTime(ms) { return new Date(ms).toLocaleTimeString([], { hour12: false }); }
+// where says where a peer is: its address, or for a remote peer its site.
+function where(p) {
+  if (p.site) return "site " + p.site + " (through the hub)";
+  return p.remote || p.addr || "–";
+}
+
 function foundClass(p) {
   if (p.cablecar) return "n-cablecar";
   if (p.found.indexOf("broadcast") >= 0) return "n-broadcast";
   if (p.found.indexOf("mdns") >= 0) return "n-mdns";
   if (p.found.indexOf("seed") >= 0) return "n-seed";
+  if (p.site) return "n-relay";
   return "n-in";
 }
 
@@ -118,7 +125,7 @@ function drawGraph(s) {
     graph.instances.set(p.id, p.instance);
     n.g.setAttribute("transform", `translate(${x.toFixed(1)},${y.toFixed(1)})`);
     n.x = x; n.y = y;
-    updateNode(n, p.name, p.found, foundClass(p), p.keyed, `${p.name}\n${p.id}\n${p.remote || p.addr}\nfound by ${p.found}`);
+    updateNode(n, p.name, p.found, foundClass(p), p.keyed, `${p.name}\n${p.id}\n${where(p)}\nfound by ${p.found}`);
     let e = graph.edges.get(p.id);
     if (!e) {
       e = { g: sv("g", { class: "link", "data-peer": p.id }) };
@@ -165,7 +172,7 @@ function drawPeers(s) {
     tr.dataset.id = p.id;
     cell(tr, p.name, "name", p.name);
     cell(tr, p.id.slice(0, 8), "mono", p.id);
-    cell(tr, p.remote || p.addr || "–", "mono");
+    cell(tr, where(p), p.site ? "site" : "mono");
     cell(tr, p.state, "state-" + p.state);
     cell(tr, p.found);
     cell(tr, p.cablecar ? "no (cable_car)" : p.state !== "linked" ? "–" : p.keyed ? "yes" : "no");
@@ -187,7 +194,7 @@ function drawTimeline(s) {
     const li = el("li", "ev ev-" + e.kind);
     li.append(el("span", "ev-time mono", fmtTime(e.time)), el("span", "ev-kind", e.kind), el("span", "ev-name", e.name));
     if (e.reason) li.append(el("span", "ev-reason dim", e.reason));
-    li.title = `${e.name}\n${e.id}${e.addr ? "\n" + e.addr : ""}`;
+    li.title = `${e.name}\n${e.id}${e.addr ? "\n" + e.addr : ""}${e.site ? "\nsite " + e.site : ""}`;
     return li;
   });
   $("timeline").replaceChildren(...items);
