@@ -423,3 +423,33 @@ func TestResumeForgedResume(t *testing.T) {
 	}
 	t.Logf("forged Resume refused: %q", bye.Reason)
 }
+
+// TestResumeWithPeerWithout: a node with resumable links and one without
+// (an older version, or Resume.Enabled off) link as before: the Accept's
+// resume item is ignored by one and absent from the other, and messages
+// flow without Resume or Ack frames.
+func TestResumeWithPeerWithout(t *testing.T) {
+	leaktest.Check(t)
+	nodes := startNodes(t, nodeNet{name: "mem", mem: NewMemNetwork()}, 2, func(i int, c *NodeConfig) {
+		c.Resume.Enabled = i == 0
+	})
+	fullMesh(t, nodes)
+	a, b := nodes[0], nodes[1]
+	for _, n := range nodes {
+		for _, l := range n.links.Load().all {
+			if l.rs != nil {
+				t.Fatalf("%s: a resumable link to a peer that does not resume", n.Name())
+			}
+		}
+	}
+	if err := a.Send(b.ID(), &Text{S: "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	a.Xfer()
+	if m := recv(t, b); m.Msg.(*Text).S != "hello" {
+		t.Fatalf("b got %+v", m)
+	}
+	if a.Sequence(b.ID()) != 0 {
+		t.Fatalf("Sequence on a link that does not resume: %d", a.Sequence(b.ID()))
+	}
+}
