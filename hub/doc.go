@@ -104,7 +104,7 @@
 // safetext, and a program shows them only escaped, as a LAN peer's.
 //
 // The wire format (subjects, envelope layout byte by byte, sealing) is
-// SPEC.md section 12.
+// SPEC.md section 13.
 //
 // # Goroutines
 //

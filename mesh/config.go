@@ -95,9 +95,13 @@ type LinkConfig struct {
 	// Silence is how long a link may receive nothing at all before the peer
 	// is suspected: the link then pings it at once and waits one more
 	// Silence; only if nothing at all arrives in that time either is the
-	// peer declared gone (ErrSilence). Default 3 s. So a host that vanishes
-	// (powered off, cable pulled for good) is reported after 2 x Silence
-	// (6 s), while a flap shorter than Silence (a Wi-Fi roam, a switch
+	// link closed (ErrSilence). Default 3 s. On a Node's resumable links
+	// (NodeConfig.Resume) that closed link is not the peer's end: the peer
+	// is resuming (PeerResuming), the node redials, and a new link resumes
+	// the session with nothing lost; only after Resume.Window (or a redial
+	// the peer's host refuses) has it left. Without resumable links, a host
+	// that vanishes (powered off, cable pulled for good) is reported left
+	// after 2 x Silence (6 s). Either way a flap shorter than Silence (a Wi-Fi roam, a switch
 	// port bouncing) keeps the link: TCP's retransmission timer, backed off
 	// to 1.6 s and more during the cut, gets its segments through in the
 	// second Silence. A peer whose process ends (exits, crashes, is

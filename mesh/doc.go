@@ -109,13 +109,24 @@
 //
 // # What a nil from Send promises
 //
-// A nil from Send (and Broadcast, Reply) means the message was queued on
-// the live link to the peer and will be written in order after everything
-// queued before it. It is delivered to the peer program once and in order
-// unless the link ends first: then a PeerLeft (or PeerRestarted) for that
-// peer follows in the stream, and any message queued on that link since the
-// trouble began may be lost (not which: links do not yet resume). No PeerLeft for a peer means nothing sent to it was lost. A Request
-// whose link ends fails at once with ErrPeerGone and the reason.
+// A nil from Send (and Broadcast, Request, Reply) means: delivered unless
+// you are told otherwise. Between two nodes with resumable links on
+// (NodeConfig.Resume.Enabled, unkeyed meshes), the message was numbered and kept for the peer until
+// it acknowledges it; it reaches that peer instance's program exactly once,
+// in order, across cuts of any length up to ResumeConfig.Window while both
+// programs run (a link that ends is redialled, and the next one resends
+// exactly what the peer did not deliver). If it is lost for good (the peer
+// restarted or left, the window passed, the resend budget overflowed), an
+// event says so in the stream, naming the peer, the count and the sequence
+// range (PeerEvent.Lost on PeerLeft, PeerRestarted or PeerResumed; see
+// Node.Sequence), and Stats counts it (MessagesLost). No Lost, nothing lost.
+//
+// With a peer that does not resume (Resume.Enabled off, the default in
+// this version; a keyed mesh; an older lanmesh), the message is delivered once and in
+// order unless the link ends first: then a PeerLeft (or PeerRestarted)
+// follows in the stream, and what was queued on that link since the trouble
+// began may be lost, unnamed. A Request whose peer leaves fails at once with
+// ErrPeerGone and the reason.
 //
 // # Handshake
 //

@@ -76,6 +76,9 @@ var (
 	ErrNoPeer = errors.New("mesh: no such peer")
 	// ErrPeerGone: the peer was linked but has left; the error says why.
 	ErrPeerGone = errors.New("mesh: peer left")
+	// ErrLost: reliable messages that Send had accepted are lost for good
+	// (a *Loss says to whom, which and why; see PeerEvent.Lost).
+	ErrLost = errors.New("mesh: messages lost")
 	// ErrAmbiguousName: several linked peers have that name; send by id.
 	ErrAmbiguousName = errors.New("mesh: several peers have that name")
 	// ErrRefused: the peer answered a request with a refusal; the error

@@ -21,6 +21,9 @@ import (
 // flapRate is how many messages a second each flap node sends its peer.
 const flapRate = 200
 
+// nsFlapSilence is the flap nodes' Silence (the default).
+const nsFlapSilence = 3 * time.Second
+
 // flapHelper is the child side of the flap tests: a node with the default
 // link timers (Silence 3 s, a ping every 500 ms) that sends its one peer
 // Msg32s numbered 1, 2, ... at flapRate and checks what it receives. Lines:
@@ -46,6 +49,7 @@ func flapHelper() {
 	cfg.Name = os.Getenv("NODE_NAME")
 	cfg.Mesh = "flaptest"
 	cfg.Registry = testRegistry
+	cfg.Resume.Enabled = true
 	cfg.Link.AutoFlush = true
 	cfg.Discovery.MDNS = false
 	cfg.Discovery.Interval = nsInterval
@@ -203,14 +207,14 @@ func flapAccount(t *testing.T, nodes []*nsNode) (sent [2]uint64) {
 	return sent
 }
 
-// TestNetnsFlap: cuts shorter than Silence (3 s, the default) by interface
-// down, and 5% packet loss each way, while both nodes send 200 messages a
-// second: the link survives (no PeerLeft on either side) and every message
-// Send accepted arrives once, in order. Before liveness waited a second
-// Silence, the 2 s cut ended the link and lost about 600 messages each way
-// (issue 12).
+// TestNetnsFlap (issue 12): cuts of 0.5, 2, 5 and 20 s by interface down,
+// and 5% packet loss each way, while both nodes send 200 messages a second:
+// every message Send accepted arrives once, in order, and no side reports
+// the peer left. A cut shorter than Silence (3 s, the default) is carried
+// by TCP itself; a longer one ends the link, and the next link resumes the
+// session (each side reports PeerResuming, then PeerResumed, once).
 func TestNetnsFlap(t *testing.T) {
-	for _, cut := range []time.Duration{500 * time.Millisecond, 2 * time.Second} {
+	for _, cut := range []time.Duration{500 * time.Millisecond, 2 * time.Second, 5 * time.Second, 20 * time.Second} {
 		t.Run("cut"+cut.String(), func(t *testing.T) {
 			lab := netlab.New(t, 2)
 			nodes := flapPair(t, lab)
@@ -218,6 +222,7 @@ func TestNetnsFlap(t *testing.T) {
 			for _, n := range nodes {
 				flapWaitGot(t, n, flapRate/2)
 			}
+			m := marks(nodes)
 			if err := lab.Hosts[1].LinkDown(); err != nil {
 				t.Fatal(err)
 			}
@@ -230,7 +235,24 @@ func TestNetnsFlap(t *testing.T) {
 				flapWaitGot(t, n, flapGot(t, n)+flapRate)
 			}
 			sent := flapAccount(t, nodes)
-			t.Logf("cut of %v: sent %d and %d, all delivered once, in order; no PeerLeft", cut, sent[0], sent[1])
+			var events []string
+			for i, n := range nodes {
+				var resuming, resumed int
+				for _, l := range n.lines[m[i]:] {
+					switch l.fields[0] {
+					case "resuming":
+						resuming++
+					case "resumed":
+						resumed++
+					}
+				}
+				if resuming != resumed || resuming > 1 || cut >= 2*nsFlapSilence && resumed != 1 {
+					t.Errorf("%s: %d PeerResuming and %d PeerResumed after a cut of %v", n.name, resuming, resumed, cut)
+				}
+				events = append(events, fmt.Sprintf("%s resumed %d", n.name, resumed))
+			}
+			t.Logf("cut of %v: sent %d and %d, all delivered once, in order (0 lost, 0 duplicated, 0 reordered); no PeerLeft; %v",
+				cut, sent[0], sent[1], events)
 		})
 	}
 	t.Run("loss5pct", func(t *testing.T) {
@@ -273,65 +295,6 @@ func flapWaitGot(t *testing.T, n *nsNode, want uint64) {
 	}
 }
 
-// TestNetnsLongCutReported: a cut far longer than twice Silence ends the
-// link, and each side reports it exactly once: one PeerLeft (ErrSilence),
-// then, when the cable is back, one PeerJoined; never neither, never one
-// side alone. What was lost in the cut is logged (links do not resume yet,
-// so it is not zero, and only the PeerLeft says it may be so).
-func TestNetnsLongCutReported(t *testing.T) {
-	lab := netlab.New(t, 2)
-	nodes := flapPair(t, lab)
-	for _, n := range nodes {
-		flapWaitGot(t, n, flapRate/2)
-	}
-	m := marks(nodes)
-	if err := lab.Hosts[1].LinkDown(); err != nil {
-		t.Fatal(err)
-	}
-	for i, n := range nodes {
-		n.waitEvents(t, 15*time.Second, m[i], "left", nodes)
-	}
-	if err := lab.Hosts[1].LinkUp(); err != nil {
-		t.Fatal(err)
-	}
-	for i, n := range nodes {
-		n.waitEvents(t, 20*time.Second, m[i], "joined", nodes)
-	}
-	var sent [2]uint64
-	for i, n := range nodes {
-		from := n.mark()
-		if err := n.proc.Signal(syscall.SIGUSR1); err != nil {
-			t.Fatal(err)
-		}
-		l := n.waitLine(t, 5*time.Second, from, func(f []string) bool { return f[0] == "sent" })
-		sent[i], _ = strconv.ParseUint(l.fields[1], 10, 64)
-	}
-	for i, n := range nodes {
-		var left, joined int
-		for _, l := range n.lines[m[i]:] {
-			switch l.fields[0] {
-			case "left":
-				left++
-				if !strings.Contains(strings.Join(l.fields, " "), "silent") {
-					t.Errorf("%s: left for another reason: %v", n.name, l.fields)
-				}
-			case "joined":
-				joined++
-			}
-		}
-		if left != 1 || joined != 1 {
-			t.Errorf("%s: after the cut %d PeerLeft and %d PeerJoined, want one of each", n.name, left, joined)
-		}
-		from := n.mark()
-		if err := n.proc.Signal(syscall.SIGUSR2); err != nil {
-			t.Fatal(err)
-		}
-		l := n.waitLine(t, 5*time.Second, from, func(f []string) bool { return f[0] == "got" && len(f) == 5 })
-		t.Logf("%s: its peer's Send accepted %d, %s arrived (the rest lost in the cut, reported only by PeerLeft)",
-			n.name, sent[1-i], l.fields[4])
-	}
-}
-
 // TestNetnsSoakBadWire (issue 12): two nodes on a Wire with a 7 ms round
 // trip and 10% loss in bursts of 4 (a poor Wi-Fi link), with the default
 // link timers: LANMESH_SOAK (a duration, 10m for the issue's figure) idle,
@@ -343,8 +306,13 @@ func TestNetnsLongCutReported(t *testing.T) {
 // idle phase did not: each side saw the other silent 3 times in 10 min (with
 // a 3 s Silence and no grace, about once in 45 s). On an idle link a burst
 // of 4 lost frames is the segment and its retransmissions, so TCP's timer
-// backs off past 2 x Silence; what fixes it is a new connection dialled on
-// suspicion that resumes the session (issue 12's resumption, not done yet).
+// backs off past 2 x Silence. Measured again with resumable links on
+// (LANMESH_SOAK=10m, same machine, 3 other helpers busy): both phases held,
+// 35698 and 35710 messages all once and in order, no PeerLeft (the wire
+// dropped 8996 of 97859 frames). With resumable links such a link is resumed
+// (PeerResuming, PeerResumed: nothing lost, and no PeerLeft, which is what
+// this test checks); dialling the new connection on the first Silence would
+// spare even the pause (SPEC.md section 12.9).
 func TestNetnsSoakBadWire(t *testing.T) {
 	phase, err := time.ParseDuration(os.Getenv("LANMESH_SOAK"))
 	if err != nil || phase <= 0 {

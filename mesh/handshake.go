@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"context"
+	"crypto/ecdh"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/lanmesh/lanmesh/internal/resume"
 	"github.com/lanmesh/lanmesh/meshkey"
 )
 
@@ -160,6 +162,15 @@ func appendReject(dst []byte, code byte, reason string) []byte {
 
 func appendAccept(dst []byte) []byte { return appendHeader(dst, kindAccept) }
 
+// appendAcceptBody appends an Accept whose body is ext, extension items
+// (SPEC.md section 12.4: the resume offer of an unkeyed link).
+func appendAcceptBody(dst, ext []byte) []byte {
+	start := len(dst)
+	dst = appendHeader(dst, kindAccept)
+	binary.BigEndian.PutUint16(dst[start+6:], uint16(len(ext)))
+	return append(dst, ext...)
+}
+
 // parseHello reads a complete Hello frame, header included, rejecting
 // anything it cannot trust: another magic or version, another frame kind,
 // lengths that disagree, bytes after the last field, nil ids, reserved flags,
@@ -259,6 +270,21 @@ type session struct {
 	// laneSecret is the keyed lane's secret: the Split's two keys, the
 	// initiator-to-responder one first (SPEC.md 11.2). Nil unkeyed.
 	laneSecret []byte
+	// resume is what the handshake gave for resumable links (SPEC.md
+	// section 12); ok is false when either side did not offer it.
+	resume hsResume
+	// lr is set by the node before the link starts: the link resumes its
+	// peer's session (nil: it does not).
+	lr *linkResume
+}
+
+// hsResume is an unkeyed handshake's part of the resume exchange: both
+// sides' X25519 shares, from which the link's binding and, if the link
+// begins a session, its secret come.
+type hsResume struct {
+	ok            bool
+	priv          *ecdh.PrivateKey
+	local, remote resume.Share
 }
 
 // hsOptions are a handshake's role and keys.
@@ -272,6 +298,9 @@ type hsOptions struct {
 	hasPrefer bool
 	keyIndex  int
 	rand      io.Reader // the Noise ephemeral keys' source; nil: crypto/rand
+	// resume offers resumable links (SPEC.md section 12); only a Node,
+	// which keeps sessions across links, does.
+	resume bool
 }
 
 func handshake(ctx context.Context, conn net.Conn, local hello, cfg Config, o hsOptions) (session, error) {
@@ -295,7 +324,7 @@ func handshake(ctx context.Context, conn net.Conn, local hello, cfg Config, o hs
 	var err error
 	switch {
 	case o.keys == nil:
-		s.remote, err = h.run(local)
+		s.remote, s.resume, err = h.run(local, o.resume)
 	case o.initiator:
 		s, err = h.initiate(local, o)
 	default:
@@ -321,7 +350,44 @@ type handshaker struct {
 	buf  [handshakeHeader + maxHandshakeBody]byte
 }
 
-func (h *handshaker) run(local hello) (hello, error) {
+func (h *handshaker) run(local hello, offer bool) (hello, hsResume, error) {
+	var rs hsResume
+	remote, err := h.runHello(local)
+	if err != nil {
+		return hello{}, rs, err
+	}
+	var ext []byte
+	if offer {
+		priv, share, err := resume.NewShare(nil)
+		if err != nil {
+			return hello{}, rs, closeErr(ErrHandshake, false, err.Error())
+		}
+		rs.priv, rs.local = priv, share
+		ext = resume.AppendOffer(nil, resume.Offer{Version: resume.Version, Share: share, HasShare: true})
+	}
+	if _, err := h.conn.Write(appendAcceptBody(h.buf[:0], ext)); err != nil {
+		return hello{}, rs, h.ioErr(err)
+	}
+	kind, body, err := h.read()
+	if err != nil {
+		return hello{}, rs, err
+	}
+	if kind != kindAccept {
+		return hello{}, rs, h.reject(ErrHandshake, fmt.Sprintf("expected accept, got frame kind %d", kind))
+	}
+	if offer {
+		// An older peer sends an empty body: it does not speak resume.
+		o, found, err := resume.ParseOffer(body, false)
+		if err != nil {
+			return hello{}, rs, h.reject(ErrHandshake, err.Error())
+		}
+		rs.ok, rs.remote = found, o.Share
+	}
+	return remote, rs, nil
+}
+
+// runHello is the exchange of Hellos of an unkeyed handshake.
+func (h *handshaker) runHello(local hello) (hello, error) {
 	frame, err := local.appendFrame(h.buf[:0])
 	if err != nil {
 		return hello{}, closeErr(ErrHandshake, false, err.Error())
@@ -349,16 +415,6 @@ func (h *handshaker) run(local hello) (hello, error) {
 		return hello{}, h.reject(ErrCodecMismatch, fmt.Sprintf("codec %q, peer speaks %q", local.Codec, remote.Codec))
 	case remote.Suite != local.Suite:
 		return hello{}, h.rejectCode(rejectSuite, ErrHandshake, fmt.Sprintf("key exchange suite %d, peer offers %d", local.Suite, remote.Suite))
-	}
-	if _, err := h.conn.Write(appendAccept(h.buf[:0])); err != nil {
-		return hello{}, h.ioErr(err)
-	}
-	kind, _, err = h.read()
-	if err != nil {
-		return hello{}, err
-	}
-	if kind != kindAccept {
-		return hello{}, h.reject(ErrHandshake, fmt.Sprintf("expected accept, got frame kind %d", kind))
 	}
 	return remote, nil
 }

@@ -57,6 +57,7 @@ func hostileNodeConfig() NodeConfig {
 	cfg.NodeID = uuid.MustParse(os.Getenv("NODE_ID"))
 	cfg.Name = os.Getenv("NODE_NAME")
 	cfg.Mesh = hostileMesh
+	cfg.Resume.Enabled = true
 	cfg.Registry = testRegistry
 	cfg.Link.AutoFlush = true
 	cfg.Link.PingInterval = 100 * time.Millisecond
@@ -644,8 +645,8 @@ func TestNetnsHostileImpersonation(t *testing.T) {
 
 // TestNetnsHostileGrave (issue 14, finding 3): three forged leaving beacons
 // of each of two linked nodes, then their link is cut (its sockets
-// destroyed): they link again, because the claim never put them in the
-// grave.
+// destroyed): they link again (the session resumes), because the claim
+// never put them in the grave.
 func TestNetnsHostileGrave(t *testing.T) {
 	if _, err := exec.LookPath("ss"); err != nil {
 		t.Skip("ss(8) is needed to cut a link")
@@ -671,9 +672,9 @@ func TestNetnsHostileGrave(t *testing.T) {
 	if !strings.Contains(string(out), lab.Hosts[1].Addr.String()) {
 		t.Skipf("ss -K destroyed no socket (a kernel without CONFIG_INET_DIAG_DESTROY?): %q", out)
 	}
-	a.waitEvents(t, 5*time.Second, ma, "left", []*nsNode{b})
-	a.waitEvents(t, 10*time.Second, ma, "joined", []*nsNode{b})
-	b.waitEvents(t, 10*time.Second, mb, "joined", []*nsNode{a})
+	a.waitEvents(t, 5*time.Second, ma, "resuming", []*nsNode{b})
+	a.waitEvents(t, 10*time.Second, ma, "resumed", []*nsNode{b})
+	b.waitEvents(t, 10*time.Second, mb, "resumed", []*nsNode{a})
 }
 
 // TestNetnsHostileDials (issue 14, finding 6): one forged beacon of a new

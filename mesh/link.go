@@ -67,8 +67,9 @@ type link struct {
 	// and no Bye. They are for peers that know none, such as cable_car.
 	quiet bool
 
-	// sendMu guards the outgoing buffer and whether Send may add to it.
-	sendMu  sync.Mutex
+	// sendMu guards the outgoing buffer and whether Send may add to it. A
+	// resumable link shares its peer session's lock (rs.s.mu).
+	sendMu  *sync.Mutex
 	pending []byte
 	closing bool
 	mode    closeMode
@@ -88,7 +89,15 @@ type link struct {
 	// open are the two directions' record ciphers.
 	keyed bool
 	keyID meshkey.ID
-	open  *recordCipher // owned by the reader goroutine
+
+	// rs is the link's part of its peer's resumable session (session.go);
+	// nil for links that do not resume (a Messenger's, cable_car's, an
+	// older peer's).
+	rs *linkResume
+	// byeLater: a graceful close of a resumable link writes its Bye only
+	// after the resend (teardown); set once, by shutdown.
+	byeLater bool
+	open     *recordCipher // owned by the reader goroutine
 
 	// writeMu is held by whoever writes to conn: the writer goroutine, or
 	// Flush writing a small batch itself. It guards the fields below it.
@@ -130,6 +139,7 @@ func newLink(conn net.Conn, cfg Config, local, remote hello, sink linkSink, quie
 		epoch: time.Now(),
 		quiet: quiet,
 
+		sendMu:     new(sync.Mutex),
 		pending:    make([]byte, 0, 4096),
 		spare:      make([]byte, 0, 4096),
 		direct:     newDirectWriter(conn),
@@ -145,6 +155,11 @@ func newLink(conn net.Conn, cfg Config, local, remote hello, sink linkSink, quie
 		l.keyed, l.keyID = true, sec.keyID
 		l.seal, l.open = sec.send, sec.recv
 		l.wire = make([]byte, 0, 4096)
+	}
+	if sec != nil && sec.lr != nil {
+		l.rs = sec.lr
+		l.sendMu = &l.rs.s.mu
+		l.rs.deliverFn = func(skip int) (int, int) { return l.rs.sinkDeliver(l, skip) }
 	}
 	l.wg.Add(2)
 	go l.readLoop()
@@ -168,6 +183,9 @@ func (l *link) Send(msg any) error {
 // send is Send that also returns the size of msg's frame, which the
 // traffic log records.
 func (l *link) send(msg any) (int, error) {
+	if l.rs != nil {
+		return l.rs.s.put(nil, msg, nil)
+	}
 	l.sendMu.Lock()
 	if l.closing {
 		l.sendMu.Unlock()
@@ -183,6 +201,9 @@ func (l *link) send(msg any) (int, error) {
 // marks together, so that no other Send can come between them. It returns
 // the size of msg's frame.
 func (l *link) sendPair(marker, msg any) (int, error) {
+	if l.rs != nil {
+		return l.rs.s.put(marker, msg, nil)
+	}
 	l.sendMu.Lock()
 	if l.closing {
 		l.sendMu.Unlock()
@@ -202,6 +223,10 @@ func (l *link) sendPair(marker, msg any) (int, error) {
 // sendFrame queues a frame already encoded with this link's codec
 // (Broadcast encodes once for every link).
 func (l *link) sendFrame(frame []byte) error {
+	if l.rs != nil {
+		_, err := l.rs.s.put(nil, nil, frame)
+		return err
+	}
 	l.sendMu.Lock()
 	if l.closing {
 		l.sendMu.Unlock()
@@ -264,6 +289,14 @@ func (l *link) flushDirect() bool {
 		return l.flushDirectSealed()
 	}
 	l.sendMu.Lock()
+	if ok, err := l.readyToWrite(); !ok {
+		l.sendMu.Unlock()
+		if err != nil {
+			l.shutdown(closeErr(ErrProtocol, false, err.Error()), closeBadInput)
+			return true
+		}
+		return false
+	}
 	batch := l.pending
 	if len(batch) == 0 || len(batch) > directMax || l.closing {
 		l.sendMu.Unlock()
@@ -296,6 +329,14 @@ func (l *link) flushDirect() bool {
 // writer goroutine, ahead of anything sealed later. l.writeMu is held.
 func (l *link) flushDirectSealed() bool {
 	l.sendMu.Lock()
+	if ok, err := l.readyToWrite(); !ok {
+		l.sendMu.Unlock()
+		if err != nil {
+			l.shutdown(closeErr(ErrProtocol, false, err.Error()), closeBadInput)
+			return true
+		}
+		return false
+	}
 	batch := l.pending
 	if len(batch) == 0 || len(batch) > directMax || l.closing || len(l.wire) > 0 {
 		l.sendMu.Unlock()
@@ -323,6 +364,16 @@ func (l *link) flushDirectSealed() bool {
 	}
 	l.wire = wire[:copy(wire, wire[n:])]
 	return false
+}
+
+// readyToWrite reports whether the pending buffer may be written now, and
+// readies a resumable link's (the resend, the Ack). l.sendMu is held; on
+// an error the caller releases it and ends the link.
+func (l *link) readyToWrite() (bool, error) {
+	if l.rs == nil {
+		return true, nil
+	}
+	return l.rs.prepareWrite(l)
 }
 
 // Close closes the link gracefully with the reason "closed"; see CloseReason.
@@ -388,10 +439,12 @@ func (l *link) shutdown(cause *CloseError, mode closeMode) {
 		l.sendMu.Lock()
 		l.closing = true
 		l.mode = mode
-		if !mode.flush {
+		if !mode.flush || l.rs != nil && l.rs.state == rsUnopened {
+			// A link the node never chose says nothing but Bye.
 			l.pending = l.pending[:0]
 		}
-		if mode.bye {
+		l.byeLater = mode.bye && mode.flush && l.rs != nil && l.rs.state != rsUnopened
+		if mode.bye && !l.byeLater {
 			if b, err := l.codec.AppendFrame(l.pending, &message.Bye{Reason: cause.Reason}); err == nil {
 				l.pending = b
 			}
@@ -453,6 +506,17 @@ func (l *link) readLoop() {
 				if u, ok := l.sink.(unknownNoter); ok {
 					u.noteUnknown(l, size, err)
 				}
+				if l.rs != nil && !l.rs.laneNext {
+					// It uses its sequence number all the same.
+					l.deliver()
+					if err := l.rs.skipUnknown(); err != nil {
+						l.shutdown(closeErr(ErrProtocol, false, err.Error()), closeBadInput)
+						return
+					}
+				}
+				if l.rs != nil {
+					l.rs.laneNext = false
+				}
 				// A newer peer may know types this node does not: skip.
 				l.drop(1, "unknown message type", err)
 				continue
@@ -482,6 +546,14 @@ func (l *link) readLoop() {
 			l.shutdown(closeErr(ErrPeerBye, true, m.Reason), closePeerBye)
 			return
 		}
+		if l.rs != nil {
+			if err := l.readResumable(msg, size); err != nil {
+				l.deliver()
+				l.shutdown(closeErr(ErrProtocol, false, err.Error()), closeBadInput)
+				return
+			}
+			continue
+		}
 		l.batch = append(l.batch, msg)
 		l.sizes = append(l.sizes, size)
 		if len(l.batch) == cap(l.batch) {
@@ -490,10 +562,77 @@ func (l *link) readLoop() {
 	}
 }
 
+// readResumable takes a frame of a resumable link other than Ping, Pong
+// and Bye: the Resume first, then Acks, the lane's frames (not numbered)
+// and numbered frames, which collect in the batch.
+func (l *link) readResumable(msg any, size int) error {
+	rs := l.rs
+	if m, ok := msg.(*message.Resume); ok {
+		return rs.onResume(l, m)
+	}
+	if !rs.seen {
+		return fmt.Errorf("%w: a frame before the Resume", ErrProtocol)
+	}
+	switch m := msg.(type) {
+	case *message.Ack:
+		return rs.onAck(l, m)
+	case *message.LaneOffer:
+		return l.deliverUnnumbered(msg, size)
+	case *message.LaneTag:
+		rs.laneNext = true
+		return l.deliverUnnumbered(msg, size)
+	}
+	if rs.laneNext {
+		// A lane message the link carried: it has its own delivery
+		// (Sequenced or Unreliable) and is never resent.
+		rs.laneNext = false
+		return l.deliverUnnumbered(msg, size)
+	}
+	l.batch = append(l.batch, msg)
+	l.sizes = append(l.sizes, size)
+	if len(l.batch) == cap(l.batch) {
+		return l.deliverErr()
+	}
+	return nil
+}
+
+// deliverUnnumbered hands one frame that has no sequence number to the
+// Sink, after the numbered ones before it.
+func (l *link) deliverUnnumbered(msg any, size int) error {
+	if err := l.deliverErr(); err != nil {
+		return err
+	}
+	l.batch = append(l.batch, msg)
+	l.sizes = append(l.sizes, size)
+	l.stats.msgsIn.Add(1)
+	l.sink.Deliver(l, l.batch, l.closingCh)
+	clear(l.batch)
+	l.batch, l.sizes = l.batch[:0], l.sizes[:0]
+	return nil
+}
+
+// deliverErr is deliver that returns a resumable link's protocol error.
+func (l *link) deliverErr() error {
+	if len(l.batch) == 0 {
+		return nil
+	}
+	err := l.rs.deliver(l)
+	clear(l.batch)
+	l.batch = l.batch[:0]
+	l.sizes = l.sizes[:0]
+	return err
+}
+
 // deliver hands the batch to the Sink. Once closing, what the Sink has no
 // room for is dropped.
 func (l *link) deliver() {
 	if len(l.batch) == 0 {
+		return
+	}
+	if l.rs != nil {
+		if err := l.deliverErr(); err != nil {
+			l.shutdown(closeErr(ErrProtocol, false, err.Error()), closeBadInput)
+		}
 		return
 	}
 	l.stats.msgsIn.Add(uint64(len(l.batch)))
@@ -560,7 +699,14 @@ func (r linkReader) Read(p []byte) (int, error) {
 	l := r.l
 	l.deliver() // before waiting for more bytes
 	if !l.quiet || l.closeDeadline.Load() != 0 {
-		l.arm(l.conn.SetReadDeadline, &l.readArmed, l.cfg.Link.Silence)
+		silence := l.cfg.Link.Silence
+		if l.rs != nil && !l.rs.seen {
+			// The peer writes nothing before its Resume, which waits for
+			// its node to choose the link (a probe of the old one may take
+			// Silence/2 there): the handshake's bound applies until then.
+			silence = max(silence, l.cfg.Link.HandshakeTimeout)
+		}
+		l.arm(l.conn.SetReadDeadline, &l.readArmed, silence)
 	}
 	n, err := l.conn.Read(p)
 	if n == 0 && l.suspect(err) {
@@ -630,6 +776,10 @@ func (l *link) queuePing() {
 		if b, err := l.codec.AppendFrame(l.pending, &l.ping); err == nil {
 			l.pending = b
 		}
+		if l.rs != nil && l.rs.state != rsUnopened {
+			// One-way traffic is acknowledged at least every PingInterval.
+			l.rs.takeAck(l)
+		}
 	}
 	l.sendMu.Unlock()
 }
@@ -640,6 +790,13 @@ func (l *link) writePending() error {
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
 	l.sendMu.Lock()
+	if ok, err := l.readyToWrite(); !ok {
+		l.sendMu.Unlock()
+		if err != nil {
+			l.shutdown(closeErr(ErrProtocol, false, err.Error()), closeBadInput)
+		}
+		return nil
+	}
 	batch := l.pending
 	l.pending = l.spare[:0]
 	l.sendMu.Unlock()
@@ -682,6 +839,17 @@ func (l *link) teardown() {
 	l.sendMu.Lock()
 	mode := l.mode
 	l.sendMu.Unlock()
+	if l.byeLater {
+		// What the session holds for the peer goes before the Bye: wait
+		// (within the close deadline) for the peer's Resume, resend, then
+		// say goodbye.
+		l.finishResend()
+		l.sendMu.Lock()
+		if b, err := l.codec.AppendFrame(l.pending, &message.Bye{Reason: l.cause.Load().Reason}); err == nil {
+			l.pending = b
+		}
+		l.sendMu.Unlock()
+	}
 	if mode.flush || mode.bye {
 		if err := l.writePending(); err == nil {
 			if cw, ok := l.conn.(closeWriter); ok {
@@ -699,4 +867,33 @@ func (l *link) teardown() {
 	l.meter.stop()
 	l.log.Debug("mesh: link closed", "err", l.cause.Load(), "stats", l.stats.snapshot())
 	close(l.done)
+}
+
+// finishResend waits, within the close deadline, until a closing
+// resumable link has sent what its session holds for the peer: the peer's
+// Resume read, the resend written. Writer goroutine.
+func (l *link) finishResend() {
+	deadline := time.NewTimer(time.Until(time.Unix(0, l.closeDeadline.Load())))
+	defer deadline.Stop()
+	for {
+		l.sendMu.Lock()
+		st := l.rs.state
+		l.sendMu.Unlock()
+		switch st {
+		case rsStreaming, rsUnopened:
+			return
+		case rsResending:
+			if err := l.writePending(); err != nil {
+				return
+			}
+			continue
+		}
+		select {
+		case <-l.flushReq:
+		case <-l.readerDone:
+			return
+		case <-deadline.C:
+			return
+		}
+	}
 }

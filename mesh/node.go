@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lanmesh/lanmesh/discovery"
+	"github.com/lanmesh/lanmesh/internal/resume"
 	"github.com/lanmesh/lanmesh/meshkey"
 )
 
@@ -66,8 +67,9 @@ type Node struct {
 	// mu guards the peer table and everything about dialling.
 	mu          sync.Mutex
 	peers       map[uuid.UUID]*peer
-	tombs       map[uuid.UUID]tomb // peers that left recently, for Send's error
-	relay       *relayState        // the attached relay's remote peers (relay.go)
+	sessions    map[uuid.UUID]*peerSession // resumable sessions, by peer
+	tombs       map[uuid.UUID]tomb         // peers that left recently, for Send's error
+	relay       *relayState                // the attached relay's remote peers (relay.go)
 	closed      bool
 	closeReason string
 
@@ -109,6 +111,9 @@ type Node struct {
 type linkTable struct {
 	byID map[uuid.UUID]*link
 	all  []*link
+	// resuming maps the peers whose link is down but whose session is
+	// kept: Send journals for them.
+	resuming map[uuid.UUID]*peerSession
 }
 
 // peer is one node known to this one, by discovery, by a configured address
@@ -136,9 +141,17 @@ type peer struct {
 	notBefore time.Time
 	joined    time.Time
 	lastErr   error // why its last link ended
+	// resuming: its last link ended without ending the session; the node
+	// redials it until window fires (ResumeConfig.Window).
+	resuming bool
+	window   *time.Timer
+	// announced: PeerResuming was pushed for the present resume, so
+	// PeerResumed follows it (a link closed by the one-link rule resumes
+	// in silence, as it ended).
+	announced bool
 }
 
-func (p *peer) wanted() bool { return p.seen || p.static }
+func (p *peer) wanted() bool { return p.seen || p.static || p.resuming }
 
 // tomb is what is kept of a peer that left, so that Send can say so.
 type tomb struct {
@@ -159,6 +172,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	cfg.Net.Listen = slices.Clone(cfg.Net.Listen)
 	cfg.Net.Peers = slices.Clone(cfg.Net.Peers)
 	cfg.Keyring = cfg.Keyring.Clone()
+	cfg.Resume = cfg.Resume.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	hsCtx, hsCancel := context.WithCancel(context.Background())
 	lc := cfg.linkConfig()
@@ -173,6 +187,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		ctx:       ctx,
 		cancel:    cancel,
 		peers:     map[uuid.UUID]*peer{},
+		sessions:  map[uuid.UUID]*peerSession{},
 		tombs:     map[uuid.UUID]tomb{},
 		inbox:     newQueue[Message](cfg.Limits.ReceiveQueue),
 		inboxDone: make(chan struct{}),
@@ -311,7 +326,15 @@ func (n *Node) CloseReason(reason string) error {
 		if p.link != nil {
 			links = append(links, p.link)
 		}
+		n.stopWindowLocked(p)
+		if p.resuming && p.link == nil {
+			// No link to close: its session ends here.
+			p.resuming, p.announced = false, false
+			loss := n.endSessionLocked(p, resume.LossClosed)
+			n.pushEventLocked(PeerEvent{Kind: PeerLeft, Peer: n.infoLocked(p), Err: closeErr(ErrClosed, false, reason), Lost: loss})
+		}
 	}
+	n.publishLocked()
 	n.mu.Unlock()
 	if d != nil {
 		d.Close()
@@ -356,7 +379,7 @@ func (n *Node) CloseReason(reason string) error {
 // handshakeIncoming handshakes a connection the accept loop let in (see
 // AcceptConfig) and attaches it.
 func (n *Node) handshakeIncoming(conn net.Conn, slot *slot) {
-	s, err := handshake(n.hsCtx, conn, n.hello, n.link, hsOptions{keys: n.keys.Load()})
+	s, err := handshake(n.hsCtx, conn, n.hello, n.link, hsOptions{keys: n.keys.Load(), resume: n.cfg.Resume.Enabled})
 	slot.release()
 	if err != nil {
 		n.counters.failedHandshakes.Add(1)
@@ -379,7 +402,7 @@ func (n *Node) dial(ctx context.Context, addr string, o hsOptions) (hello, error
 	if err != nil {
 		return hello{}, fmt.Errorf("mesh: dial %s: %w", addr, err)
 	}
-	o.initiator, o.keys = true, n.keys.Load()
+	o.initiator, o.keys, o.resume = true, n.keys.Load(), n.cfg.Resume.Enabled
 	s, err := handshake(ctx, conn, n.hello, n.link, o)
 	if err != nil {
 		n.counters.failedHandshakes.Add(1)
@@ -414,11 +437,25 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 		return
 	}
 	sink := &nodeSink{n: n, initiator: initiator, attached: make(chan struct{}), lane: n.newLinkLane(&s, initiator)}
+	if s.resume.ok && n.cfg.Resume.Enabled {
+		ps, err := n.sessionFor(remote.NodeID)
+		if err != nil {
+			conn.Close()
+			n.log.Error("mesh: starting a link", "err", err)
+			return
+		}
+		s.lr = n.newLinkResume(ps, s.resume, remote, initiator)
+		sink.st = &ps.sink
+	}
 	l, err := newLink(withBudget(conn, n.budget), n.link, n.hello, remote, sink, false, &s)
 	if err != nil {
 		conn.Close()
 		n.log.Error("mesh: starting a link", "err", err)
+		n.dropIdleSession(remote.NodeID)
 		return
+	}
+	if l.rs != nil {
+		defer n.dropIdleSession(remote.NodeID) // if the link was not taken
 	}
 	n.offerLane(l)
 	release := sync.OnceFunc(func() { close(sink.attached) })
@@ -446,6 +483,15 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 		return
 	}
 	p := n.peers[remote.NodeID]
+	if t, ok := n.tombs[remote.NodeID]; ok && l.rs != nil && p != nil && p.link == nil && !p.resuming &&
+		p.instance == remote.InstanceID && byeForGood(t.err) {
+		// A link of an instance that already said goodbye (it closed this
+		// one as a duplicate before): its end was final.
+		n.mu.Unlock()
+		release()
+		l.CloseReason("peer left")
+		return
+	}
 	if why := n.admitLocked(p, l, conn, initiator); why != "" {
 		n.mu.Unlock()
 		release()
@@ -473,8 +519,17 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 			kind = PeerRestarted
 		}
 		p.link = l
-		if !p.replacing || kind == PeerRestarted {
+		switch {
+		case l.rs != nil && p.resuming && kind != PeerRestarted:
+			// The session goes on: PeerResumed comes once the peer's
+			// Resume is read (Node.resumed), if PeerResuming came before.
+			l.rs.quiet = !p.announced
+		case !p.replacing || kind == PeerRestarted:
 			ev = &PeerEvent{Kind: kind}
+		}
+		if kind == PeerRestarted && p.resuming {
+			p.resuming, p.announced = false, false
+			n.stopWindowLocked(p)
 		}
 		p.replacing = false
 		signal(p.wake)
@@ -483,9 +538,22 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 		// and so do the requests waiting on it: none will be answered.
 		p.link, loser, loserReason = l, old, "peer restarted"
 		ev = &PeerEvent{Kind: PeerRestarted}
+		if l.rs != nil {
+			// Its Sink must return before the session ends.
+			old.shutdown(closeErr(ErrClosed, false, loserReason), closeLocal)
+		}
 		n.reqs.failPeer(p.id, p.name, closeErr(ErrConnLost, true, "peer restarted"))
+	case l.rs != nil && old.rs != nil && !(n.opener(l) != n.opener(old) && time.Since(p.joined) < n.link.Link.HandshakeTimeout):
+		// A redial of the same instance: the new link resumes the session
+		// the old one carried (the old one is fenced when the new opens),
+		// and both sides see PeerResumed. Only two links dialled from both
+		// ends at once are left to the one-link rule below.
+		p.link, loser, loserReason = l, old, reasonReplaced
 	case n.keepNew(l, old):
 		p.link, loser = l, old
+		if l.rs != nil {
+			l.rs.quiet = true // the one-link rule: no news
+		}
 		if n.opener(l) == n.opener(old) {
 			// The node that opened both redialled: it took the old link
 			// for dead, though this side still counted it live. What was
@@ -499,6 +567,20 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 		loser = l
 	}
 	if p.link == l {
+		if l.rs != nil && ev != nil && ev.Kind == PeerRestarted {
+			// What the previous instance never acknowledged is lost.
+			ev.Lost = n.endSessionLocked(p, resume.LossPeerRestarted)
+		}
+		if l.rs != nil {
+			// Sends may come as soon as the table is published: they are
+			// journaled until the link opens.
+			s := l.rs.s
+			s.mu.Lock()
+			if err := s.ensure(); err == nil {
+				s.open = true
+			}
+			s.mu.Unlock()
+		}
 		if replaced != nil {
 			n.reqs.failPeer(p.id, p.name, replaced)
 			n.pushEventLocked(PeerEvent{Kind: PeerLeft, Peer: n.infoLocked(p), Err: replaced})
@@ -512,6 +594,19 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 		if ev != nil {
 			ev.Peer = n.infoLocked(p)
 			n.pushEventLocked(*ev)
+		}
+	}
+	if l.rs != nil {
+	}
+	if l.rs != nil && p.link == l {
+		// Opened under the lock, so that Close finds it open (what Send
+		// journaled goes out before its Bye). The loser's Sink must return
+		// before the new link fences it: it is closing from here.
+		if loser != nil {
+			loser.shutdown(closeErr(ErrClosed, false, loserReason), closeLocal)
+		}
+		if err := l.rs.open(l); err != nil {
+			l.shutdown(closeErr(ErrProtocol, false, "resume: "+err.Error()), closeBadInput)
 		}
 	}
 	n.mu.Unlock()
@@ -560,27 +655,37 @@ func (n *Node) watch(p *peer, l *link) {
 		return // replaced: its end is no news
 	}
 	p.link = nil
-	n.publishLocked()
 	err := l.Err()
+	if l.rs != nil && !n.closed && !byeForGood(err) && n.sessionOpenLocked(p.id) {
+		n.resumingLocked(p, err, l.sink.(*nodeSink).initiator)
+		return
+	}
+	var loss *Loss
+	if l.rs != nil {
+		p.resuming, p.announced = false, false
+		n.stopWindowLocked(p)
+		loss = n.endSessionLocked(p, resume.LossClosed)
+	}
+	n.publishLocked()
 	var ce *CloseError
-	if errors.As(err, &ce) && ce.Remote && ce.Reason == reasonDuplicate && !n.closed {
+	if errors.As(err, &ce) && ce.Remote && ce.Reason == reasonDuplicate && !n.closed && l.rs == nil {
 		// The peer keeps another link to us: wait for it, bounded.
 		p.replacing = true
 		n.wg.Add(1)
 		go n.awaitReplacement(p, err)
 		return
 	}
-	n.leftLocked(p, err)
+	n.leftLocked(p, err, loss)
 }
 
 // leftLocked records that the peer's link ended for good: an event, its
 // requests failed, and a redial if the peer is still wanted.
-func (n *Node) leftLocked(p *peer, err error) {
+func (n *Node) leftLocked(p *peer, err error, loss *Loss) {
 	p.lastErr = err
 	n.tombs[p.id] = tomb{name: p.name, err: err, at: time.Now()}
 	n.trimTombsLocked()
 	n.reqs.failPeer(p.id, p.name, err)
-	n.pushEventLocked(PeerEvent{Kind: PeerLeft, Peer: n.infoLocked(p), Err: err})
+	n.pushEventLocked(PeerEvent{Kind: PeerLeft, Peer: n.infoLocked(p), Err: err, Lost: loss})
 	// The first redial waits out the backoff (RedialMin, jittered), however
 	// the dialler is woken: a peer that just dropped the link gets time to
 	// notice it too.
@@ -591,6 +696,7 @@ func (n *Node) leftLocked(p *peer, err error) {
 		n.startDialLocked(p)
 	default:
 		delete(n.peers, p.id)
+		delete(n.sessions, p.id)
 	}
 }
 
@@ -607,7 +713,7 @@ func (n *Node) awaitReplacement(p *peer, cause error) {
 		}
 		if n.closed || !time.Now().Before(deadline) {
 			p.replacing = false
-			n.leftLocked(p, cause)
+			n.leftLocked(p, cause, nil)
 			n.mu.Unlock()
 			return
 		}
@@ -644,6 +750,11 @@ func (n *Node) publishLocked() {
 		if p.link != nil {
 			t.byID[id] = p.link
 			t.all = append(t.all, p.link)
+		} else if s := n.sessions[id]; p.resuming && s != nil {
+			if t.resuming == nil {
+				t.resuming = map[uuid.UUID]*peerSession{}
+			}
+			t.resuming[id] = s
 		}
 	}
 	n.links.Store(t)
@@ -692,8 +803,9 @@ func (n *Node) onDiscovery(ev discovery.Event) {
 			return
 		}
 		p.seen = false
-		if p.link == nil && !p.static {
+		if p.link == nil && !p.static && !p.resuming {
 			delete(n.peers, p.id)
+			delete(n.sessions, p.id)
 			signal(p.wake)
 		}
 	}
@@ -770,6 +882,9 @@ func (n *Node) dialLoop(p *peer) {
 			n.guard.dialFailed(addr)
 			p.attempts++
 			n.log.Debug("mesh: dial failed", "peer", p.id, "addr", addr, "attempt", p.attempts, "err", err)
+			if p.resuming {
+				n.redialFailedLocked(p, err)
+			}
 		}
 		name := p.name
 		n.mu.Unlock()

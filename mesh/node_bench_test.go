@@ -7,11 +7,15 @@ import (
 )
 
 // benchNodes links two nodes over loopback TCP (one dial, no discovery).
-func benchNodes(b *testing.B) (*Node, *Node) {
+func benchNodes(b *testing.B) (*Node, *Node) { return benchNodesResume(b, false) }
+
+// benchNodesResume is benchNodes with resumable links on or off.
+func benchNodesResume(b *testing.B, resume bool) (*Node, *Node) {
 	b.Helper()
 	mk := func(name string) *Node {
 		cfg := DefaultNodeConfig()
 		setTestConfig(&cfg, b)
+		cfg.Resume.Enabled = resume
 		cfg.Name = name
 		cfg.Net.Listen = []string{"127.0.0.1:0"}
 		cfg.Discovery.Off = true
@@ -39,8 +43,15 @@ func benchNodes(b *testing.B) (*Node, *Node) {
 // 32-byte binary message (a pointer reused, as a game would), Xfer every
 // 64 messages, and Get on the other node. allocs/op counts both ends: the
 // one allocation per message is the received message value.
-func BenchmarkNodeSendGet(b *testing.B) {
-	a, c := benchNodes(b)
+func BenchmarkNodeSendGet(b *testing.B) { benchNodeSendGet(b, false) }
+
+// BenchmarkNodeSendGetResume is BenchmarkNodeSendGet on a resumable link:
+// each message is also journaled, and acknowledgements ride on the pings
+// and writes.
+func BenchmarkNodeSendGetResume(b *testing.B) { benchNodeSendGet(b, true) }
+
+func benchNodeSendGet(b *testing.B, resume bool) {
+	a, c := benchNodesResume(b, resume)
 	to := c.ID()
 	msg := &Msg32{}
 	done := make(chan struct{})
@@ -80,7 +91,13 @@ func BenchmarkNodeSendGet(b *testing.B) {
 // TestNodeSendDoesNotAllocate: the node's Send (table lookup, link buffer,
 // binary encode) allocates nothing, with the traffic log off.
 func TestNodeSendDoesNotAllocate(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { testNodeSendDoesNotAllocate(t, false) })
+	t.Run("resume", func(t *testing.T) { testNodeSendDoesNotAllocate(t, true) })
+}
+
+func testNodeSendDoesNotAllocate(t *testing.T, resume bool) {
 	nodes := startNodes(t, nodeNet{name: "mem", mem: NewMemNetwork()}, 2, func(i int, c *NodeConfig) {
+		c.Resume.Enabled = resume
 		if i == 1 {
 			c.Net.Peers = nil
 		}

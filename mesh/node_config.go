@@ -77,6 +77,64 @@ type NodeConfig struct {
 	// Lane is the UDP lane beside every link, for the Sequenced and
 	// Unreliable delivery kinds (see Delivery). Default on.
 	Lane LaneConfig
+	// Resume keeps reliable messages across a cut: see ResumeConfig.
+	Resume ResumeConfig
+}
+
+// ResumeConfig says how a node keeps what it sent to each peer so that a
+// link that ends while both programs run can be resumed by the next one,
+// with nothing lost and nothing doubled (SPEC.md section 12). Zero fields
+// take their defaults.
+type ResumeConfig struct {
+	// Enabled turns resumable links on: the node offers them in its
+	// unkeyed handshakes, and a link to a peer that offers them too
+	// resumes. Default false in this version: two nodes that dial each
+	// other at once may settle the one-link rule differently on each side
+	// (a link one side still counts live is replaced on the other), and a
+	// resumable link then loses, and reports as lost, what was sent in that
+	// instant; the link lifecycle without resume handles that case by
+	// delivering what the losing link carried. Off, a link that ends loses
+	// what was in flight on it, reported only as PeerLeft.
+	Enabled bool
+	// Window is how long a peer whose link ended without a Bye is kept
+	// (PeerResuming): Sends to it are kept and the node redials it. If no
+	// link resumes the session within it, the peer has left, and what it
+	// never acknowledged is reported lost. Default 30 s. Longer carries
+	// longer cuts; a host that vanished is reported left only after it,
+	// and its journal holds memory (at most the budget) meanwhile.
+	Window time.Duration
+	// MaxFrames and MaxBytes are the resend budget per peer: the most
+	// messages, and bytes of them, kept until the peer acknowledges them.
+	// Defaults 32768 and 4 MiB (more than 100 s of 300 messages a second).
+	// The memory is taken as traffic needs it, up to MaxBytes per peer.
+	MaxFrames, MaxBytes int
+	// RefuseWhenFull: at the budget, Send fails with ErrBackpressure
+	// (nothing is ever lost to the budget) instead of dropping the oldest
+	// unacknowledged messages from the journal (the default: Send never
+	// fails for the budget; a dropped message is lost only if a resume
+	// needs it, and then it is reported with its exact range).
+	RefuseWhenFull bool
+}
+
+// Defaults of ResumeConfig.
+const (
+	defaultResumeWindow    = 30 * time.Second
+	defaultResumeMaxFrames = 32768
+	defaultResumeMaxBytes  = 4 << 20
+)
+
+// withDefaults fills in zero fields.
+func (c ResumeConfig) withDefaults() ResumeConfig {
+	if c.Window == 0 {
+		c.Window = defaultResumeWindow
+	}
+	if c.MaxFrames == 0 {
+		c.MaxFrames = defaultResumeMaxFrames
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = defaultResumeMaxBytes
+	}
+	return c
 }
 
 // NetConfig says where a node listens and whom it dials.
@@ -170,6 +228,11 @@ func DefaultNodeConfig() NodeConfig {
 			TrafficLog:   defaultTrafficLogSize,
 		},
 		CableCar: DefaultCableCarConfig(),
+		Resume: ResumeConfig{
+			Window:    defaultResumeWindow,
+			MaxFrames: defaultResumeMaxFrames,
+			MaxBytes:  defaultResumeMaxBytes,
+		},
 	}
 }
 
@@ -206,6 +269,10 @@ func (c *NodeConfig) Validate() error {
 		return bad("Limits.TrafficLog must be positive")
 	case c.Limits.MaxPeers <= 0:
 		return bad("Limits.MaxPeers must be positive")
+	case c.Resume.Window < 0 || c.Resume.MaxFrames < 0 || c.Resume.MaxBytes < 0:
+		return bad("Resume.Window, MaxFrames and MaxBytes must not be negative")
+	case c.Resume.MaxFrames > 1<<32-1 || c.Resume.MaxBytes > 1<<32-1:
+		return bad("Resume.MaxFrames and MaxBytes must be under 2^32")
 	}
 	if c.CableCar.Enabled {
 		if err := c.CableCar.validate(); err != nil {

@@ -44,6 +44,12 @@ type NodeStats struct {
 	// PartialFrameBytes is what the links buffer now for frames larger
 	// than PartialFrameFree, charged to PartialFrameBudget.
 	PartialFrameBytes int64
+	// MessagesLost counts reliable messages this node sent that are lost
+	// for good (each also named by a PeerEvent's Lost); MessagesLostIn
+	// those of its peers' that it will never receive (PeerEvent.LostIn).
+	MessagesLost, MessagesLostIn uint64
+	// Resumes counts links that resumed a session after a cut.
+	Resumes uint64
 	// CableCar holds the counters of cable_car compatibility (zero when it
 	// is off).
 	CableCar CableCarStats
@@ -53,6 +59,7 @@ type NodeStats struct {
 
 type nodeCounters struct {
 	failedHandshakes, refusedPeers, evictedPeers, refusedIDs, keyClosed atomic.Uint64
+	lost, lostIn, resumes                                               atomic.Uint64
 }
 
 // Stats returns the node's counters.
@@ -68,6 +75,9 @@ func (n *Node) Stats() NodeStats {
 		PartialFrameStalled:    n.budget.stalled.Load(),
 		PartialFrameOverBudget: n.budget.refused.Load(),
 		PartialFrameBytes:      n.budget.used.Load(),
+		MessagesLost:           n.counters.lost.Load(),
+		MessagesLostIn:         n.counters.lostIn.Load(),
+		Resumes:                n.counters.resumes.Load(),
 	}
 	n.mu.Lock()
 	d, cc := n.disc, n.cc

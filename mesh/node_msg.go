@@ -49,8 +49,11 @@ type nodeSink struct {
 	// never receives a message from a peer it cannot yet answer.
 	attached chan struct{}
 
-	marker byte // message.CodeRequest or CodeReply when one came last
-	id     uint32
+	// st is what a request or reply marker leaves for the frame after
+	// it: own, or the peer session's for a resumable link (a marker may
+	// come on one link and its message on the next).
+	st  *sinkState
+	own sinkState
 	// lane is the link's lane (lane.go), nil when the node runs none;
 	// tag is the LaneTag that came last, if tagged.
 	lane   *linkLane
@@ -71,13 +74,17 @@ func (s *nodeSink) Deliver(l *link, msgs []any, stop <-chan struct{}) int {
 		}
 	}
 	remote := l.Remote()
+	st := s.st
+	if st == nil {
+		st = &s.own
+	}
 	for i, msg := range msgs {
 		switch m := msg.(type) {
 		case *message.Request:
-			s.marker, s.id = message.CodeRequest, m.ID
+			st.marker, st.id = message.CodeRequest, m.ID
 			continue
 		case *message.Reply:
-			s.marker, s.id = message.CodeReply, m.ID
+			st.marker, st.id = message.CodeReply, m.ID
 			continue
 		case *message.Refuse:
 			s.n.reqs.resolve(remote.NodeID, m.ID, nil, fmt.Errorf("%w: %s", ErrRefused, m.Reason))
@@ -94,8 +101,8 @@ func (s *nodeSink) Deliver(l *link, msgs []any, stop <-chan struct{}) int {
 			s.tagged = false
 			via = laneVia(s.tag)
 		}
-		marker, id := s.marker, s.id
-		s.marker = 0
+		marker, id := st.marker, st.id
+		st.marker = 0
 		s.n.traffic.note(l, In, msg, l.sizes[i])
 		if marker == message.CodeReply {
 			s.n.reqs.resolve(remote.NodeID, id, msg, nil)
@@ -179,10 +186,20 @@ func (n *Node) linkTo(id uuid.UUID) (*link, error) {
 // Link.AutoFlush). It reads the link table without a lock and, for the
 // binary codec and a message passed as a pointer, does not allocate.
 //
+// A nil from Send means the message will be delivered to the peer, once
+// and in order, unless you are told otherwise: a PeerEvent whose Lost names
+// it (see "What a nil from Send promises" in the package doc). While the
+// peer is resuming (its link cut, PeerResuming), Send keeps the message for
+// the next link, within ResumeConfig's budget.
+//
 // Errors: ErrNoPeer for an id the node has no link to, ErrPeerGone (with the
 // reason) for a peer that left, ErrBackpressure when the peer's send buffer
 // is full, a codec error for a message that cannot be encoded.
 func (n *Node) Send(id uuid.UUID, msg any) error {
+	if s := n.links.Load().resuming[id]; s != nil {
+		_, err := s.put(nil, msg, nil)
+		return err
+	}
 	l, err := n.linkTo(id)
 	if err != nil {
 		if p, _, ok := n.remoteRoute(id, err); ok {
@@ -377,16 +394,33 @@ func backoff(attempt int, lo, hi time.Duration) time.Duration {
 // Send, ctx's, ErrRefused (with the peer's reason), ErrPeerGone if the peer
 // leaves first.
 func (n *Node) Request(ctx context.Context, id uuid.UUID, msg any) (any, error) {
-	l, err := n.linkTo(id)
-	if err != nil {
-		if p, name, ok := n.remoteRoute(id, err); ok {
-			return n.relayRequest(ctx, p, id, name, msg)
+	rs := n.links.Load().resuming[id]
+	var l *link
+	var err error
+	if rs == nil {
+		if l, err = n.linkTo(id); err != nil {
+			if p, name, ok := n.remoteRoute(id, err); ok {
+				return n.relayRequest(ctx, p, id, name, msg)
+			}
+			return nil, n.typeErr(msg, err)
 		}
-		return nil, n.typeErr(msg, err)
 	}
 	w, rid := n.reqs.add(id)
 	defer n.reqs.remove(rid)
-	size, err := l.sendPair(&message.Request{ID: rid}, msg)
+	var size int
+	if l == nil {
+		_, err = rs.put(&message.Request{ID: rid}, msg, nil)
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case r := <-w:
+			return r.msg, r.err
+		case <-ctx.Done():
+			return nil, fmt.Errorf("mesh: request to %s: %w", rs.peerName(), ctx.Err())
+		}
+	}
+	size, err = l.sendPair(&message.Request{ID: rid}, msg)
 	if err != nil {
 		return nil, n.sendErr(l, err)
 	}
@@ -430,7 +464,10 @@ func (n *Node) Refuse(m Message, reason string) error {
 
 func (n *Node) answer(m Message, marker, reply any) error {
 	l := m.link
-	if l == nil || l.Err() != nil {
+	if l != nil && l.rs != nil {
+		// Through the peer's session: a reply given while it resumes is
+		// kept and sent on the next link.
+	} else if l == nil || l.Err() != nil {
 		var err error
 		if l, err = n.linkTo(m.From); err != nil {
 			if p, _, ok := n.remoteRoute(m.From, err); ok {

@@ -51,6 +51,9 @@ func TestHelperProcess(t *testing.T) {
 	case role == "flap":
 		flapHelper()
 		return
+	case role == "mflap":
+		mflapHelper()
+		return
 	case role != "node":
 		return
 	}
@@ -59,6 +62,7 @@ func TestHelperProcess(t *testing.T) {
 	cfg.Name = os.Getenv("NODE_NAME")
 	cfg.Mesh = "nstest"
 	cfg.Registry = testRegistry
+	cfg.Resume.Enabled = true
 	cfg.Link.PingInterval = 100 * time.Millisecond
 	cfg.Link.Silence = nsSilence
 	cfg.Link.HandshakeTimeout = time.Second
@@ -227,7 +231,8 @@ func TestNetnsMesh(t *testing.T) {
 	}
 	nodes[4].waitEvents(t, 10*time.Second, 0, "joined", nodes)
 
-	// Cut a host off: everyone notices, and the mesh heals when it returns.
+	// Cut a host off: everyone notices (the peer is resuming: its session
+	// is kept), and the links resume when it returns.
 	cut := nodes[3]
 	others := []*nsNode{nodes[0], nodes[1], nodes[2], nodes[4]}
 	m = marks(nodes)
@@ -237,13 +242,13 @@ func TestNetnsMesh(t *testing.T) {
 	downAt := time.Now()
 	var seen time.Time
 	for _, n := range others {
-		at := n.waitEvents(t, nsSilence+2*time.Second, m[slices.Index(nodes, n)], "left", []*nsNode{cut})
+		at := n.waitEvents(t, nsSilence+2*time.Second, m[slices.Index(nodes, n)], "resuming", []*nsNode{cut})
 		if at.After(seen) {
 			seen = at
 		}
 	}
-	cut.waitEvents(t, nsSilence+2*time.Second, m[3], "left", others)
-	t.Logf("host cut off: seen as left by all after %v (silence %v)", seen.Sub(downAt).Round(time.Millisecond), nsSilence)
+	cut.waitEvents(t, nsSilence+2*time.Second, m[3], "resuming", others)
+	t.Logf("host cut off: seen as resuming by all after %v (silence %v)", seen.Sub(downAt).Round(time.Millisecond), nsSilence)
 	m = marks(nodes)
 	upAt := time.Now()
 	if err := cut.host.LinkUp(); err != nil {
@@ -251,12 +256,12 @@ func TestNetnsMesh(t *testing.T) {
 	}
 	var healed time.Time
 	for _, n := range others {
-		at := n.waitEvents(t, 15*time.Second, m[slices.Index(nodes, n)], "joined", []*nsNode{cut})
+		at := n.waitEvents(t, 15*time.Second, m[slices.Index(nodes, n)], "resumed", []*nsNode{cut})
 		if at.After(healed) {
 			healed = at
 		}
 	}
-	cut.waitEvents(t, 15*time.Second, m[3], "joined", others)
+	cut.waitEvents(t, 15*time.Second, m[3], "resumed", others)
 	t.Logf("host back: mesh healed %v after the link-up command began", healed.Sub(upAt).Round(time.Millisecond))
 }
 

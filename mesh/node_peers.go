@@ -23,6 +23,9 @@ const (
 	StateDialling
 	// StateLinked: a link is up and handshaken.
 	StateLinked
+	// StateResuming: the link ended but the peer is not known gone; Sends
+	// to it are kept and the node redials (see PeerResuming).
+	StateResuming
 )
 
 func (s LinkState) String() string {
@@ -33,6 +36,8 @@ func (s LinkState) String() string {
 		return "dialling"
 	case StateLinked:
 		return "linked"
+	case StateResuming:
+		return "resuming"
 	}
 	return "unknown"
 }
@@ -63,15 +68,28 @@ type PeerInfo struct {
 	// Site is, for a peer in another site reached through a relay (package
 	// hub), the name of its site; "" for a LAN peer. See AttachRelay.
 	Site string
+	// Unacked is how many reliable messages sent to the peer it has not
+	// yet acknowledged (0 without a resumable session): a program that
+	// must know its last messages arrived waits for 0 before it stops.
+	Unacked uint64
 }
 
 // PeerEventKind says what happened to a peer.
 //
-// Every link that ends is seen, on each side, as a PeerLeft, and a new link
-// after it as PeerJoined (or PeerRestarted, for a new instance of the
-// peer): a peer that redials while this side still counts the old link live
-// is reported left (ErrLinkReplaced) and joined again, never replaced in
-// silence. The one exception is the one-link rule settling two links
+// With resumable links (NodeConfig.Resume.Enabled on both nodes): a link that ends without the peer leaving is seen as
+// PeerResuming, and the link that replaces it as PeerResumed, on both
+// sides (a side that had not yet noticed the end sees PeerResumed alone);
+// nothing Send accepted is lost across it unless an event's Lost says so.
+// A session that ends is seen as PeerLeft (a Bye, the resume window, a
+// peer whose process ended) or PeerRestarted; PeerJoined only begins one.
+//
+// Without them (the default in this version, a keyed mesh, or a peer of an
+// older version):
+// every link that ends is seen, on each side, as a PeerLeft, and a new
+// link after it as PeerJoined (or PeerRestarted, for a new instance of the
+// peer): a peer that redials while this side still counts the old link
+// live is reported left (ErrLinkReplaced) and joined again, never replaced
+// in silence. The one exception is the one-link rule settling two links
 // dialled from both ends at once: the link closed as a duplicate was never
 // the only one, and its end is no event. A PeerLeft is where messages may
 // have been lost (see "What a nil from Send promises" in the package doc);
@@ -87,8 +105,17 @@ const (
 	PeerLeft
 	// PeerRestarted: the peer's program restarted (a new instance id) and is
 	// linked again. What was sent to the old instance and not yet delivered
-	// is lost, and requests waiting on it have failed (ErrPeerGone).
+	// is lost (Lost names it, with a resumable session), and requests
+	// waiting on it have failed (ErrPeerGone).
 	PeerRestarted
+	// PeerResuming: the link to the peer ended (Err says why) but the peer
+	// is not known gone: messages sent to it are kept, within the resend
+	// budget, and the node redials it for up to ResumeConfig.Window.
+	PeerResuming
+	// PeerResumed: a new link resumed the session: what the peer had not
+	// received is sent again, once, in order. Lost and LostIn name what
+	// could not be (the resend budget), if anything.
+	PeerResumed
 )
 
 func (k PeerEventKind) String() string {
@@ -99,6 +126,10 @@ func (k PeerEventKind) String() string {
 		return "left"
 	case PeerRestarted:
 		return "restarted"
+	case PeerResuming:
+		return "resuming"
+	case PeerResumed:
+		return "resumed"
 	}
 	return "unknown"
 }
@@ -107,7 +138,12 @@ func (k PeerEventKind) String() string {
 type PeerEvent struct {
 	Kind PeerEventKind
 	Peer PeerInfo
-	Err  error // for PeerLeft
+	Err  error // for PeerLeft and PeerResuming
+	// Lost names the reliable messages this node sent to the peer that
+	// are lost for good (nil: none), on PeerLeft, PeerRestarted and
+	// PeerResumed. LostIn names the peer's messages this node will never
+	// receive (it told so on resuming), on PeerResumed.
+	Lost, LostIn *Loss
 }
 
 func (n *Node) infoLocked(p *peer) PeerInfo {
@@ -119,9 +155,12 @@ func (n *Node) infoLocked(p *peer) PeerInfo {
 		info.Link = p.link.Stats()
 		info.LocalAddr, info.RemoteAddr = p.link.LocalAddr(), p.link.RemoteAddr()
 		info.Lane = laneInfo(p.link)
+	case p.resuming:
+		info.State = StateResuming
 	case p.dialing:
 		info.State = StateDialling
 	}
+	info.Unacked = n.unackedLocked(p.id)
 	if p.link == nil {
 		info.Err = p.lastErr
 	}

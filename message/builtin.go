@@ -28,6 +28,11 @@ const (
 	CodeRequest byte = 0xE3
 	CodeReply   byte = 0xE4
 	CodeRefuse  byte = 0xE5
+	// Resume and Ack carry resumable links (SPEC.md section 12): Resume is
+	// the first frame of a node's link, Ack the cumulative acknowledgement.
+	// Both are link-local: never numbered, never resent.
+	CodeResume byte = 0xE7
+	CodeAck    byte = 0xE8
 )
 
 var builtins = []func(*Registry) error{
@@ -43,6 +48,8 @@ var builtins = []func(*Registry) error{
 	func(r *Registry) error { return register[Refuse](r, CodeRefuse, ControlPrefix+"Refuse") },
 	func(r *Registry) error { return register[LaneOffer](r, CodeLaneOffer, ControlPrefix+"LaneOffer") },
 	func(r *Registry) error { return register[LaneTag](r, CodeLaneTag, ControlPrefix+"LaneTag") },
+	func(r *Registry) error { return register[Resume](r, CodeResume, ControlPrefix+"Resume") },
+	func(r *Registry) error { return register[Ack](r, CodeAck, ControlPrefix+"Ack") },
 }
 
 // IsControl reports whether code belongs to lanmesh's control range.
@@ -230,4 +237,46 @@ func cutReason(r string, n int) string {
 		r = r[:len(r)-1]
 	}
 	return r
+}
+
+// ResumeSize is the size of a Resume's payload.
+const ResumeSize = 58
+
+// Resume is the first frame of each side on a resumable link: the resume
+// exchange of SPEC.md section 12.6, whose 58 bytes the mesh reads and
+// checks itself.
+type Resume struct {
+	Data [ResumeSize]byte `json:"data" msgpack:"data"`
+}
+
+// AppendBinary appends the 58 bytes.
+func (m Resume) AppendBinary(dst []byte) ([]byte, error) { return append(dst, m.Data[:]...), nil }
+
+// UnmarshalBinary reads exactly 58 bytes.
+func (m *Resume) UnmarshalBinary(p []byte) error {
+	if len(p) != ResumeSize {
+		return fmt.Errorf("message: resume payload is %d bytes, want %d", len(p), ResumeSize)
+	}
+	copy(m.Data[:], p)
+	return nil
+}
+
+// Ack says that the sender delivered every numbered frame of the peer's up
+// to N (SPEC.md section 12.3).
+type Ack struct {
+	N uint64 `json:"n" msgpack:"n"`
+}
+
+// AppendBinary appends N, big-endian: 8 bytes.
+func (m Ack) AppendBinary(dst []byte) ([]byte, error) {
+	return binary.BigEndian.AppendUint64(dst, m.N), nil
+}
+
+// UnmarshalBinary reads exactly 8 bytes.
+func (m *Ack) UnmarshalBinary(p []byte) error {
+	if len(p) != 8 {
+		return fmt.Errorf("message: ack payload is %d bytes, want 8", len(p))
+	}
+	m.N = binary.BigEndian.Uint64(p)
+	return nil
 }

@@ -96,7 +96,7 @@ func TestRegisterRules(t *testing.T) {
 	if _, err := r.TypeOf(nil); !errors.Is(err, codec.ErrNotRegistered) {
 		t.Errorf("nil: %v", err)
 	}
-	if got := r.Types(); len(got) != 15 || got[0].Code != 0x01 || got[len(got)-1].Code != message.CodeLaneTag {
+	if got := r.Types(); len(got) != 17 || got[0].Code != 0x01 || got[len(got)-1].Code != message.CodeLaneTag {
 		t.Errorf("Types() = %d types", len(got))
 	}
 }

@@ -8,7 +8,7 @@
 //
 // It knows nothing of nodes, links or codecs: it moves sequence numbers
 // and frame bytes. The mesh package plugs it in (INTEGRATION.md);
-// SPEC-resume.md has the bytes and the rules.
+// SPEC.md section 12 has the bytes and the rules.
 //
 // The pieces, per peer session:
 //

@@ -385,3 +385,26 @@ func (j *Journal) Reset(reason LossReason) *Loss {
 	j.head, j.count, j.tail, j.used = 0, 0, 0, 0
 	return loss
 }
+
+// Unappend takes back the newest Append, which must have succeeded and be
+// followed by nothing else: a request's marker whose message was then
+// refused, so that the pair is journaled whole or not at all. Frames the
+// Append dropped for the budget stay dropped.
+func (j *Journal) Unappend() {
+	if j.next <= 1 {
+		return
+	}
+	j.next--
+	j.stats.Appended--
+	if j.count == 0 {
+		j.stats.Evicted-- // it was not kept (larger than the budget)
+		return
+	}
+	e := j.ents[(j.head+j.count-1)%len(j.ents)]
+	j.count--
+	j.used -= int(e.n)
+	j.tail = int(e.off)
+	if j.count == 0 {
+		j.head, j.tail = 0, 0
+	}
+}

@@ -30,12 +30,19 @@ const (
 const (
 	// FlagFresh: the sender holds no session for this peer instance and
 	// begins one with this link.
-	FlagFresh  byte = 0x01
-	knownFlags      = FlagFresh
+	FlagFresh byte = 0x01
+	// FlagUntouched, only with FlagFresh: the sender never delivered a
+	// frame of the receiver's instance, nor sent it one that it may have
+	// delivered (it gave up, unused, a session that a link replaced by the
+	// one-link rule had begun). A receiver that holds a session of which
+	// the sender delivered nothing may carry its journal into the new
+	// session instead of losing it.
+	FlagUntouched byte = 0x02
+	knownFlags         = FlagFresh | FlagUntouched
 )
 
 // Message is a resume message: the first frame each side sends on a link
-// that both sides' handshakes said speaks resume (SPEC-resume.md R.4).
+// that both sides' handshakes said speaks resume (SPEC.md section 12.6).
 type Message struct {
 	Flags byte
 	// Session names the session the sender resumes; zero when fresh.
@@ -117,6 +124,8 @@ func (m Message) check() error {
 	switch {
 	case m.Flags&^knownFlags != 0:
 		return bad(fmt.Sprintf("unknown flags 0x%02x", m.Flags&^knownFlags))
+	case m.Flags&FlagUntouched != 0 && !m.Fresh():
+		return bad("untouched without fresh")
 	case m.BudgetFrames == 0 || m.BudgetBytes == 0:
 		return bad("a zero budget")
 	case m.Fresh() && (m.Session != SessionID{} || m.Delivered != 0 || m.Skipped != 0 || m.MAC != [macSize]byte{}):

@@ -51,7 +51,7 @@ func goldenMessage(t testing.TB) Message {
 	return m
 }
 
-// The bytes of SPEC-resume.md's example.
+// The bytes of SPEC.md section 12's example.
 const goldenHex = `
 01 00
 54 e8 c9 aa c3 ca 78 da
@@ -98,7 +98,7 @@ func TestMessageGolden(t *testing.T) {
 }
 
 // goldenMAC was computed independently (Python's hmac and hashlib, from
-// the derivations of SPEC-resume.md), not by this package.
+// the derivations of SPEC.md section 12), not by this package.
 const goldenMAC = "c3593fb245cfb513811169689572a70b"
 
 // A resume is accepted only under the session's secret, on the

@@ -12,7 +12,7 @@ import (
 )
 
 // Labels, each used once, so that no two derivations can give the same
-// bytes (SPEC-resume.md section R.5).
+// bytes (SPEC.md section 12.5).
 const (
 	labelSalt    = "lanmesh resume v1"
 	labelSecret  = "lanmesh resume secret"

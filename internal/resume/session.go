@@ -17,6 +17,11 @@ type Session struct {
 
 	secret Secret
 	has    bool // a session exists: the next Resume is not fresh
+	// touched: frames may have passed between the two instances (a link
+	// reached Accept, or sent at once); the next fresh Resume is not
+	// FlagUntouched. It is never cleared: a session that ended may have
+	// delivered frames.
+	touched bool
 }
 
 // NewSession returns an empty session: its first link begins it.
@@ -47,10 +52,12 @@ type Opening struct {
 	// sequenced before Accept, then from Result.Start.
 	SendNow bool
 
-	pair    Pair
-	binding Binding
-	secret  func() (Secret, error)
-	began   bool // this link began the session, at Open
+	pair          Pair
+	binding       Binding
+	secret        func() (Secret, error)
+	began         bool // this link began the session, at Open
+	accepted      bool // Accept succeeded
+	touchedBefore bool // the session's touched before Open
 }
 
 // Open begins the exchange on a new link, of the connection bound by b,
@@ -77,7 +84,14 @@ func (s *Session) Open(p Pair, b Binding, secret func() (Secret, error)) (*Openi
 		s.secret, s.has, o.began = sec, true, true
 		o.Stream, _ = s.Tracker.Fence()
 		o.Own = NewFresh(s.Journal.cfg, s.Journal.From())
+		if !s.touched {
+			o.Own.Flags |= FlagUntouched
+		}
 		o.SendNow = s.Journal.Next() == 1
+		o.touchedBefore = s.touched
+		if o.SendNow {
+			s.touched = true
+		}
 		if !o.SendNow {
 			s.Journal.Pin(o.Own.From) // frames journaled before any link
 		}
@@ -132,19 +146,33 @@ func (s *Session) Accept(o *Opening, payload []byte) (Result, error) {
 			if err != nil {
 				return Result{}, err
 			}
-			res.Lost = s.Journal.Reset(out.Reason)
+			if peer.Flags&FlagUntouched != 0 && s.Journal.Acked() == 0 && s.Tracker.Delivered() == 0 {
+				// Nothing of the old session reached either side: its
+				// frames carry into the new one, numbered as they were.
+			} else {
+				res.Lost = s.Journal.Reset(out.Reason)
+			}
 			s.Tracker.Reset()
 			o.Stream, _ = s.Tracker.Fence()
 			s.secret = sec
 		}
 		delivered, skipped = 0, 0
 	}
-	start, lost, err := s.Journal.Resume(delivered, skipped)
-	if err != nil {
-		return Result{}, err
-	}
-	if lost != nil {
-		res.Lost = lost
+	var start uint64
+	if o.SendNow {
+		// Every frame since Open went out on this link, after the fresh
+		// Resume: none needs resending, and one the budget dropped from the
+		// journal meanwhile is on its way, not lost.
+		start = s.Journal.Next()
+	} else {
+		var lost *Loss
+		start, lost, err = s.Journal.Resume(delivered, skipped)
+		if err != nil {
+			return Result{}, err
+		}
+		if lost != nil {
+			res.Lost = lost
+		}
 	}
 	gap, err := o.Stream.Start(out.RecvFrom)
 	if err != nil {
@@ -152,9 +180,8 @@ func (s *Session) Accept(o *Opening, payload []byte) (Result, error) {
 	}
 	res.LostIn = gap
 	s.Tracker.SetPeerBudget(peer.BudgetFrames, peer.BudgetBytes)
-	if o.SendNow {
-		start = s.Journal.Next() // what was appended since Open went out as it came
-	}
+	o.accepted = true
+	s.touched = true
 	res.Resumed, res.Start = out.Resumed, start
 	if start == s.Journal.Next() {
 		s.Journal.Pin(0)
@@ -175,7 +202,7 @@ func (s *Session) Detach() { s.Journal.Pin(0) }
 func (s *Session) End(reason LossReason) *Loss {
 	loss := s.Journal.Reset(reason)
 	s.Tracker.Reset()
-	s.secret, s.has = Secret{}, false
+	s.secret, s.has = Secret{}, false // touched stays: the peer may have delivered
 	return loss
 }
 
@@ -185,4 +212,45 @@ func (s *Session) End(reason LossReason) *Loss {
 // is being replaced).
 func IsProtocolError(err error) bool {
 	return err != nil && !errors.Is(err, ErrStale)
+}
+
+// Began reports whether this link's Open began the session (a fresh
+// Resume).
+func (o *Opening) Began() bool { return o.began }
+
+// Unbegin takes back a session that the opening o began and that went no
+// further on its link: the peer's Resume was never accepted there and no
+// numbered frame was sent on it (o was not SendNow). The peer can have
+// delivered nothing of it, so the next link may begin afresh: its Resume is
+// fresh, and the journal's frames, numbered from 1, are resent after it.
+// It reports whether it did (false: the session stands).
+func (s *Session) Unbegin(o *Opening) bool {
+	if !s.has || !o.began || o.SendNow || o.accepted {
+		return false
+	}
+	s.secret, s.has = Secret{}, false
+	s.Tracker.Reset()
+	s.Journal.Pin(0)
+	return true
+}
+
+// Hold makes a fresh opening that may send at once (SendNow) wait for the
+// peer's Resume instead, as any other: for a link that may yet be given
+// up for another (the one-link rule), so that Unbegin remains possible.
+// Call it right after Open.
+func (s *Session) Hold(o *Opening) {
+	if !o.SendNow {
+		return
+	}
+	o.SendNow = false
+	s.touched = o.touchedBefore
+	s.Journal.Pin(o.Own.From)
+}
+
+// ID returns the session's id (zero when there is none).
+func (s *Session) ID() SessionID {
+	if !s.has {
+		return SessionID{}
+	}
+	return s.secret.ID()
 }

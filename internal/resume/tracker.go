@@ -286,3 +286,7 @@ func (s *Stream) Deliver(n int, deliver func(skip int) (taken, bytes int)) (int,
 	}
 	return taken, nil
 }
+
+// AckPending reports, without a lock, whether TakeAck would return a value
+// now: the writer's hot path asks it on every write.
+func (t *Tracker) AckPending() bool { return t.delivered.Load() > t.ackSent.Load() }

@@ -1,4 +1,4 @@
-// Package wire is the hub's wire format (SPEC.md section 12): the
+// Package wire is the hub's wire format (SPEC.md section 13): the
 // envelope every NATS message of package hub is, its bodies, its sealing
 // under a mesh key, the subjects, and the replay window. It knows no NATS
 // and no sockets, so that it can be tested and fuzzed alone.
@@ -145,7 +145,7 @@ type Key struct {
 	}
 }
 
-// Derivation labels of the hub key (SPEC.md section 12).
+// Derivation labels of the hub key (SPEC.md section 13).
 const (
 	sealSalt = "lanmesh hub v1"
 	sealInfo = "lanmesh hub seal"

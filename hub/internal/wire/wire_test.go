@@ -23,7 +23,7 @@ func testHeader() Header {
 	}
 }
 
-// TestHeaderGolden pins the header's bytes (SPEC.md section 12).
+// TestHeaderGolden pins the header's bytes (SPEC.md section 13).
 func TestHeaderGolden(t *testing.T) {
 	h := testHeader()
 	got := hex.EncodeToString(h.Append(nil))

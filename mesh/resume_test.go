@@ -1,0 +1,455 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lanmesh/lanmesh/codec"
+	"github.com/lanmesh/lanmesh/internal/resume"
+	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
+	"github.com/lanmesh/lanmesh/message"
+)
+
+// tally reads a node's stream: it checks that the Msg32 from each peer
+// come numbered 0, 1, 2, ... (so a lost, doubled or reordered message is
+// seen at once), and hands the peer events on.
+type tally struct {
+	n      *Node
+	events chan PeerEvent
+	mu     sync.Mutex
+	next   map[uint16]uint64 // the next Seq expected from each sender
+	bad    []string
+	done   chan struct{}
+}
+
+func newTally(t *testing.T, n *Node) *tally {
+	tl := &tally{n: n, events: make(chan PeerEvent, 1024), next: map[uint16]uint64{}, done: make(chan struct{})}
+	go func() {
+		defer close(tl.done)
+		for {
+			m, err := n.Receive(context.Background())
+			if err != nil {
+				return
+			}
+			switch msg := m.Msg.(type) {
+			case *PeerEvent:
+				select {
+				case tl.events <- *msg:
+				default:
+					tl.fail("event queue overflow")
+				}
+			case *Msg32:
+				tl.mu.Lock()
+				if want := tl.next[msg.Sender]; msg.Seq != want {
+					tl.bad = append(tl.bad, fmt.Sprintf("from %d: got %d, want %d", msg.Sender, msg.Seq, want))
+				}
+				tl.next[msg.Sender] = msg.Seq + 1
+				tl.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() { n.Close(); <-tl.done })
+	return tl
+}
+
+func (tl *tally) fail(s string) {
+	tl.mu.Lock()
+	tl.bad = append(tl.bad, s)
+	tl.mu.Unlock()
+}
+
+func (tl *tally) got(sender uint16) uint64 {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	return tl.next[sender]
+}
+
+func (tl *tally) problems() []string {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	return append([]string(nil), tl.bad...)
+}
+
+// event waits for the next peer event.
+func (tl *tally) event(t *testing.T, d time.Duration) PeerEvent {
+	t.Helper()
+	select {
+	case ev := <-tl.events:
+		return ev
+	case <-time.After(d):
+		t.Fatalf("%s: no peer event within %v", tl.n.Name(), d)
+	}
+	return PeerEvent{}
+}
+
+// sender sends numbered Msg32 from one node to another until stopped,
+// counting those Send accepted (the numbers run on only when it accepts).
+type sender struct {
+	stop chan struct{}
+	done chan struct{}
+	mu   sync.Mutex
+	sent uint64
+	errs map[string]int
+	once sync.Once
+}
+
+func startSender(from *Node, to uuid.UUID, id uint16, every time.Duration) *sender {
+	s := &sender{stop: make(chan struct{}), done: make(chan struct{}), errs: map[string]int{}}
+	go func() {
+		defer close(s.done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-tick.C:
+			}
+			for range 4 {
+				s.mu.Lock()
+				err := from.Send(to, &Msg32{Seq: s.sent, Sender: id})
+				if err == nil {
+					s.sent++
+				} else {
+					s.errs[err.Error()]++
+				}
+				s.mu.Unlock()
+			}
+			from.Xfer()
+		}
+	}()
+	return s
+}
+
+func (s *sender) halt() uint64 {
+	s.once.Do(func() { close(s.stop) })
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sent
+}
+
+// TestResumeFastRedial is the fast-redial race of issue 12, made
+// repeatable (TestFastRedialReplacesLiveLink's cut, with resumable links):
+// b's link is cut so that b's silence check ends it while a still counts
+// it live; b redials, and the new link reaches a while the old one is live
+// there. Nothing Send accepted on either side is lost, doubled or
+// reordered; b sees PeerResuming then PeerResumed, a sees PeerResumed; a
+// request pending across the cut is answered, not failed.
+func TestResumeFastRedial(t *testing.T) {
+	leaktest.Check(t)
+	mem := NewMemNetwork()
+	ct := &cutTransport{Transport: mem}
+	nodes := startNodes(t, nodeNet{name: "mem", mem: mem}, 2, func(i int, c *NodeConfig) {
+		c.Resume.Enabled = true
+		c.Net.RedialMin, c.Net.RedialMax = 50*time.Millisecond, 200*time.Millisecond
+		c.Link.PingInterval = 50 * time.Millisecond
+		if i == 0 {
+			c.Link.Silence = 2 * time.Second
+			c.Net.Peers = nil // a never redials: b does
+		} else {
+			c.Link.Silence = 300 * time.Millisecond
+			c.Link.Transport = ct
+		}
+	})
+	a, b := nodes[0], nodes[1]
+	t.Cleanup(ct.closeUnder)
+	fullMesh(t, nodes)
+	ta, tb := newTally(t, a), newTally(t, b)
+	for _, tl := range []*tally{ta, tb} {
+		if ev := tl.event(t, 5*time.Second); ev.Kind != PeerJoined {
+			t.Fatalf("%s: first event %v", tl.n.Name(), ev.Kind)
+		}
+	}
+	sa := startSender(a, b.ID(), 1, time.Millisecond)
+	sb := startSender(b, a.ID(), 2, time.Millisecond)
+	t.Cleanup(func() { sa.halt(); sb.halt() })
+	const rounds = 3
+	for round := range rounds {
+		waitUntil(t, 5*time.Second, "traffic", func() bool { return tb.got(1) > 200*uint64(round+1) && ta.got(2) > 200*uint64(round+1) })
+		ct.cut()
+		if ev := tb.event(t, 5*time.Second); ev.Kind != PeerResuming || !errors.Is(ev.Err, ErrSilence) {
+			t.Fatalf("round %d: b's first event after the cut: %v %v", round, ev.Kind, ev.Err)
+		}
+		if ev := tb.event(t, 5*time.Second); ev.Kind != PeerResumed || ev.Lost != nil || ev.LostIn != nil {
+			t.Fatalf("round %d: b's second event: %v lost %v %v", round, ev.Kind, ev.Lost, ev.LostIn)
+		}
+		if ev := ta.event(t, 5*time.Second); ev.Kind != PeerResumed || ev.Lost != nil || ev.LostIn != nil {
+			t.Fatalf("round %d: a's event: %v %v lost %v %v", round, ev.Kind, ev.Err, ev.Lost, ev.LostIn)
+		}
+		fullMesh(t, nodes)
+	}
+	na, nb := sa.halt(), sb.halt()
+	waitUntil(t, 10*time.Second, "every message", func() bool { return tb.got(1) == na && ta.got(2) == nb })
+	for _, tl := range []*tally{ta, tb} {
+		if p := tl.problems(); len(p) > 0 {
+			t.Fatalf("%s: %d problems, the first: %v", tl.n.Name(), len(p), p[:min(5, len(p))])
+		}
+	}
+	for _, n := range nodes {
+		if st := n.Stats(); st.MessagesLost != 0 || st.MessagesLostIn != 0 || st.Resumes == 0 {
+			t.Errorf("%s: lost %d, lost in %d, resumes %d", n.Name(), st.MessagesLost, st.MessagesLostIn, st.Resumes)
+		}
+	}
+	t.Logf("a sent %d, b sent %d across %d cuts: 0 lost, 0 doubled, 0 reordered", na, nb, rounds)
+}
+
+// lossPair starts a (which dials, over a cut transport, and notices a cut
+// after 300 ms) and b (which never dials, and is slow to notice), links
+// them, has a send 100 messages and waits until b acknowledged them all.
+func lossPair(t *testing.T, adjustA func(*NodeConfig)) (a *Node, cfgB NodeConfig, ct *cutTransport, ta, tb *tally) {
+	mem := NewMemNetwork()
+	ct = &cutTransport{Transport: mem}
+	t.Cleanup(ct.closeUnder)
+	nn := nodeNet{name: "mem", mem: mem}
+	cfgA, cfgB := nn.nodeConfig(t, 0, 2), nn.nodeConfig(t, 1, 2)
+	cfgA.Link.Transport = ct
+	cfgA.Link.Silence, cfgA.Link.PingInterval = 300*time.Millisecond, 50*time.Millisecond
+	cfgA.Net.RedialMin, cfgA.Net.RedialMax = 20*time.Millisecond, 100*time.Millisecond
+	cfgB.Link.Silence, cfgB.Link.PingInterval = time.Second, 50*time.Millisecond
+	cfgB.Net.Peers = nil
+	cfgA.Resume.Enabled, cfgB.Resume.Enabled = true, true
+	if adjustA != nil {
+		adjustA(&cfgA)
+	}
+	a, err := NewNode(cfgA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewNode(cfgB)
+	if err != nil {
+		a.Close()
+		t.Fatal(err)
+	}
+	ta, tb = newTally(t, a), newTally(t, b)
+	for _, tl := range []*tally{ta, tb} {
+		if ev := tl.event(t, 5*time.Second); ev.Kind != PeerJoined {
+			t.Fatalf("%s: first event %v", tl.n.Name(), ev.Kind)
+		}
+	}
+	for i := range uint64(100) {
+		if err := a.Send(b.ID(), &Msg32{Seq: i, Sender: 1}); err != nil {
+			t.Fatal(err)
+		}
+		a.Xfer()
+	}
+	waitUntil(t, 5*time.Second, "b to acknowledge 100 messages", func() bool {
+		p, err := a.Peer(b.ID())
+		return err == nil && tb.got(1) == 100 && p.Unacked == 0
+	})
+	if seq := a.Sequence(b.ID()); seq != 100 {
+		t.Fatalf("Sequence after 100 messages: %d", seq)
+	}
+	return a, cfgB, ct, ta, tb
+}
+
+// lossEvent waits for a's first event that names a loss.
+func lossEvent(t *testing.T, tl *tally, kinds ...PeerEventKind) PeerEvent {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ev := tl.event(t, time.Until(deadline))
+		t.Logf("%s: event %v %v lost %v in %v", tl.n.Name(), ev.Kind, ev.Err, ev.Lost, ev.LostIn)
+		if ev.Lost != nil || ev.LostIn != nil {
+			for _, k := range kinds {
+				if ev.Kind == k {
+					return ev
+				}
+			}
+			t.Fatalf("%s: a loss on %v: %v %v", tl.n.Name(), ev.Kind, ev.Lost, ev.LostIn)
+		}
+		if ev.Kind == PeerLeft || ev.Kind == PeerRestarted {
+			t.Fatalf("%s: %v with no loss (%v)", tl.n.Name(), ev.Kind, ev.Err)
+		}
+	}
+	t.Fatalf("%s: no loss reported", tl.n.Name())
+	return PeerEvent{}
+}
+
+// TestResumeRestartedPeerLoss: messages sent to a peer whose program then
+// restarts (a new instance) are lost, and the sender is told exactly which.
+func TestResumeRestartedPeerLoss(t *testing.T) {
+	leaktest.Check(t)
+	a, cfgB, ct, ta, tb := lossPair(t, nil)
+	bID := tb.n.ID()
+	ct.cut() // from here nothing a sends arrives
+	const k = 37
+	for i := range uint64(k) {
+		if err := a.Send(bID, &Msg32{Seq: 100 + i, Sender: 1}); err != nil {
+			t.Fatal(err)
+		}
+		a.Xfer()
+	}
+	if p, _ := a.Peer(bID); p.Unacked != k {
+		t.Fatalf("unacknowledged after the cut: %d, want %d", p.Unacked, k)
+	}
+	tb.n.Close() // b's program ends...
+	b2, err := NewNode(cfgB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newTally(t, b2) // ...and starts again: same id, a new instance
+	// a learns of it either by a refused redial (PeerLeft) or by a link to
+	// the new instance (PeerRestarted), whichever comes first.
+	ev := lossEvent(t, ta, PeerLeft, PeerRestarted)
+	l := ev.Lost
+	if l == nil || l.Count != k || l.First != 101 || l.Last != 100+k || l.Peer != bID || !errors.Is(l, ErrLost) {
+		t.Fatalf("%v: lost %+v, want messages 101-%d (%d)", ev.Kind, l, 100+k, k)
+	}
+	if st := a.Stats(); st.MessagesLost != k {
+		t.Fatalf("Stats.MessagesLost %d, want %d", st.MessagesLost, k)
+	}
+	t.Logf("%v: %v", ev.Kind, l)
+}
+
+// TestResumeBudgetLoss: a cut while more is sent than the resend budget
+// keeps: on resuming, the sender is told exactly which messages the budget
+// dropped, the receiver which it will never get; the rest arrive once, in
+// order.
+func TestResumeBudgetLoss(t *testing.T) {
+	leaktest.Check(t)
+	const budget = 20
+	a, _, ct, ta, tb := lossPair(t, func(c *NodeConfig) { c.Resume.MaxFrames = budget })
+	bID := tb.n.ID()
+	ct.cut()
+	const k = 50
+	for i := range uint64(k) {
+		if err := a.Send(bID, &Msg32{Seq: 100 + i, Sender: 1}); err != nil {
+			t.Fatal(err)
+		}
+		a.Xfer()
+	}
+	ev := lossEvent(t, ta, PeerResumed)
+	l := ev.Lost
+	if l == nil || l.Count != k-budget || l.First != 101 || l.Last != 100+k-budget || !strings.Contains(l.Reason, "budget") {
+		t.Fatalf("lost %+v, want messages 101-%d (%d), budget", l, 100+k-budget, k-budget)
+	}
+	evb := lossEvent(t, tb, PeerResumed)
+	if li := evb.LostIn; li == nil || li.Count != k-budget || li.First != 101 {
+		t.Fatalf("b: lost in %+v", li)
+	}
+	waitUntil(t, 5*time.Second, "the rest to arrive", func() bool { return tb.got(1) == 100+k })
+	p := tb.problems()
+	if want := fmt.Sprintf("from 1: got %d, want 100", 100+k-budget); len(p) != 1 || p[0] != want {
+		t.Fatalf("b saw %v, want only %q", p, want)
+	}
+	if st := a.Stats(); st.MessagesLost != k-budget {
+		t.Fatalf("a: Stats.MessagesLost %d", st.MessagesLost)
+	}
+	if st := tb.n.Stats(); st.MessagesLostIn != k-budget {
+		t.Fatalf("b: Stats.MessagesLostIn %d", st.MessagesLostIn)
+	}
+	t.Logf("a: %v; b: %v", l, evb.LostIn)
+}
+
+// TestResumeForgedResume: an impostor that claims a peer's ids while the
+// peer's link is cut, and names the peer's session in a Resume it cannot
+// seal, has its link closed with a protocol error; the session is kept,
+// the real peer's next link resumes it, and nothing is lost.
+func TestResumeForgedResume(t *testing.T) {
+	leaktest.Check(t)
+	a, _, ct, ta, tb := lossPair(t, nil)
+	b := tb.n
+	ct.cut()
+	ct.unreachable.Store(true)
+	for i := range uint64(20) {
+		if err := a.Send(b.ID(), &Msg32{Seq: 100 + i, Sender: 1}); err != nil {
+			t.Fatal(err)
+		}
+		a.Xfer()
+	}
+	if ev := ta.event(t, 5*time.Second); ev.Kind != PeerResuming {
+		t.Fatalf("a: %v after the cut", ev.Kind)
+	}
+	a.mu.Lock()
+	sess := a.sessions[b.ID()]
+	a.mu.Unlock()
+	sess.mu.Lock()
+	id := sess.rs.ID()
+	sess.mu.Unlock()
+
+	// The impostor: b's ids, a handshake of its own, a Resume with a
+	// MAC it had to guess.
+	conn, err := ct.Transport.Dial(testCtx(t, 5*time.Second), a.Addrs()[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := handshake(testCtx(t, 5*time.Second), conn, b.hello, b.link, hsOptions{initiator: true, resume: true}); err != nil {
+		t.Fatal(err)
+	}
+	forged := resume.Message{Session: id, Delivered: 0, From: 1, BudgetFrames: 100, BudgetBytes: 1 << 20}
+	forged.MAC[0] = 1
+	data, err := forged.AppendBinary(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m message.Resume
+	copy(m.Data[:], data)
+	c, _ := codec.New("binary", testRegistry)
+	frame, _ := c.AppendFrame(nil, &m)
+	if _, err := conn.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	// a answers with a Bye that says why, and hangs up.
+	dec := c.NewDecoder(conn)
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var bye *message.Bye
+	for bye == nil {
+		msg, _, err := dec.Decode()
+		if err != nil {
+			t.Fatalf("reading a's answer to the forged Resume: %v", err)
+		}
+		bye, _ = msg.(*message.Bye)
+	}
+	if !strings.Contains(bye.Reason, "authentication") {
+		t.Fatalf("a closed the impostor's link with %q, want an authentication failure", bye.Reason)
+	}
+	// The real b comes back: the session resumes, nothing lost.
+	ct.unreachable.Store(false)
+	waitUntil(t, 10*time.Second, "every message", func() bool { return tb.got(1) == 120 })
+	if p := tb.problems(); len(p) > 0 {
+		t.Fatalf("b: %v", p)
+	}
+	if st := a.Stats(); st.MessagesLost != 0 {
+		t.Fatalf("a reported %d lost", st.MessagesLost)
+	}
+	t.Logf("forged Resume refused: %q", bye.Reason)
+}
+
+// TestResumeWithPeerWithout: a node with resumable links and one without
+// (an older version, or Resume.Enabled off) link as before: the Accept's
+// resume item is ignored by one and absent from the other, and messages
+// flow without Resume or Ack frames.
+func TestResumeWithPeerWithout(t *testing.T) {
+	leaktest.Check(t)
+	nodes := startNodes(t, nodeNet{name: "mem", mem: NewMemNetwork()}, 2, func(i int, c *NodeConfig) {
+		c.Resume.Enabled = i == 0
+	})
+	fullMesh(t, nodes)
+	a, b := nodes[0], nodes[1]
+	for _, n := range nodes {
+		for _, l := range n.links.Load().all {
+			if l.rs != nil {
+				t.Fatalf("%s: a resumable link to a peer that does not resume", n.Name())
+			}
+		}
+	}
+	if err := a.Send(b.ID(), &Text{S: "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	a.Xfer()
+	if m := recv(t, b); m.Msg.(*Text).S != "hello" {
+		t.Fatalf("b got %+v", m)
+	}
+	if a.Sequence(b.ID()) != 0 {
+		t.Fatalf("Sequence on a link that does not resume: %d", a.Sequence(b.ID()))
+	}
+}
