@@ -231,3 +231,35 @@ func TestBrowserClaims(t *testing.T) {
 		t.Fatalf("%d sites kept, %d refused", len(sites), r.Refused)
 	}
 }
+
+// FuzzBrowserTake: whatever comes on a roster subject, keyed or not, the
+// browser neither panics nor keeps more than its bounds, and lists only
+// what a roster named.
+func FuzzBrowserTake(f *testing.F) {
+	subj := wire.SubjectRoster("m")
+	keys := wire.DeriveKeys(meshkey.Keyring{Primary: meshkey.Key{1}}.Derive("m"))
+	r := wire.RosterBody{Site: "S", Entries: []wire.RosterEntry{{ID: uuid.New(), Session: uuid.New(), Name: "n"}}}
+	f.Add(rosterMsg(subj, nil, uuid.New(), uuid.New(), 1, r).Data, false)
+	f.Add(rosterMsg(subj, keys, uuid.New(), uuid.New(), 1, r).Data, true)
+	f.Add([]byte{}, false)
+	f.Fuzz(func(t *testing.T, data []byte, keyed bool) {
+		br := newBrowser(nil)
+		bm := browseMesh{name: "m"}
+		if keyed {
+			bm.keys = keys
+		}
+		br.meshes[subj] = bm
+		now := time.Now()
+		br.take(&nats.Msg{Subject: subj, Data: data}, now)
+		br.take(&nats.Msg{Subject: "other", Data: data}, now)
+		got := br.result()
+		if len(got.Peers) > wire.MaxRosterSize {
+			t.Fatalf("%d peers from one envelope", len(got.Peers))
+		}
+		for _, p := range got.Peers {
+			if p.Mesh != "m" || (keyed && !p.Sealed) {
+				t.Fatalf("peer %+v", p)
+			}
+		}
+	})
+}
