@@ -247,18 +247,7 @@ func Join(n *mesh.Node, opts Options) (*Bridge, error) {
 			signal(b.publish)
 		}),
 	}
-	if opts.User != "" || opts.Password != "" {
-		nopts = append(nopts, nats.UserInfo(opts.User, opts.Password))
-	}
-	if opts.Token != "" {
-		nopts = append(nopts, nats.Token(opts.Token))
-	}
-	if opts.CredsFile != "" {
-		nopts = append(nopts, nats.UserCredentials(opts.CredsFile))
-	}
-	if opts.Dial != nil {
-		nopts = append(nopts, nats.SetCustomDialer(dialFunc(opts.Dial)))
-	}
+	nopts = append(nopts, loginOptions(opts.User, opts.Password, opts.Token, opts.CredsFile, opts.Dial)...)
 	if opts.NKeySeedFile != "" {
 		o, err := nats.NkeyOptionFromSeed(opts.NKeySeedFile)
 		if err != nil {

@@ -12,6 +12,10 @@
 //	if err != nil { ... }
 //	defer b.Close()
 //
+// Browse lists the bridged nodes of every site, as the hub's rosters name
+// them, without joining: it publishes nothing, so no site sees it
+// (lanmesh peers --hub).
+//
 // StartServer runs an embedded NATS server, for tests and for people who
 // have none; with LeafRemote it is a leaf node that gives a site one
 // outbound connection to the hub (the site's nodes dial their leaf).

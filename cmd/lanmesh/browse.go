@@ -29,7 +29,7 @@ type browseJSON struct {
 }
 
 func runBrowse(ctx context.Context, args []string, std stdio) error {
-	f, kr, err := parseLook("browse", browseSummary, 2500*time.Millisecond, args, std)
+	f, kr, err := parseLook("browse", browseSummary, 2500*time.Millisecond, args, std, nil, "")
 	if err != nil {
 		return err
 	}

@@ -79,7 +79,7 @@ func (r *doctorReport) note(cause, text, fix string) {
 }
 
 func runDoctor(ctx context.Context, args []string, std stdio) error {
-	f, kr, err := parseLook("doctor", doctorSummary, 2500*time.Millisecond, args, std)
+	f, kr, err := parseLook("doctor", doctorSummary, 2500*time.Millisecond, args, std, nil, "")
 	if err != nil {
 		return err
 	}

@@ -43,8 +43,14 @@ type hubFlags struct {
 }
 
 func (h *hubFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&h.url, "hub", "", "also join the other sites of the mesh through the NATS server at this `URL` (nats://host:4222; lanmesh hub starts one)")
+	h.registerLogin(fs, "also join the other sites of the mesh through the NATS server at this `URL` (nats://host:4222; lanmesh hub starts one)")
 	fs.StringVar(&h.site, "hub-site", "", "`name` of this LAN site on the hub: the same on every node of this LAN, another on each other LAN (default: this machine's IPv4 subnet, such as 10.1.2.0/24)")
+}
+
+// registerLogin registers --hub, with usage, and the login flags: the hub
+// flags of a command that only looks (peers), which has no site.
+func (h *hubFlags) registerLogin(fs *flag.FlagSet, usage string) {
+	fs.StringVar(&h.url, "hub", "", usage)
 	fs.StringVar(&h.user, "hub-user", "", "`user` name for the hub (with --hub-password)")
 	fs.StringVar(&h.password, "hub-password", "", "`password` for the hub, with --hub-user (default: $"+hubPasswordEnv+")")
 	fs.StringVar(&h.token, "hub-token", "", "authentication `token` for the hub (default: $"+hubTokenEnv+", unless another login is given)")

@@ -68,9 +68,12 @@ func TestHubFlagErrors(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "--hub-site needs --hub") || strings.Contains(errOut, "Usage:") {
 		t.Errorf("run --hub-site alone: exit %d: %s", code, errOut)
 	}
-	// peers only looks, never joins, so it has no --hub.
-	if code, _, errOut := runCmd(t, "peers", "--hub", "nats://127.0.0.1:4222"); code != 2 || !strings.Contains(errOut, "-hub") {
-		t.Errorf("peers --hub: exit %d: %s", code, errOut)
+	// peers only looks, never joins: it has --hub and its login, no site.
+	if code, _, errOut := runCmd(t, "peers", "--loopback", "--hub-token", "t"); code != 2 || !strings.Contains(errOut, "--hub-token needs --hub") {
+		t.Errorf("peers --hub-token alone: exit %d: %s", code, errOut)
+	}
+	if code, _, errOut := runCmd(t, "peers", "--hub", "h:4222", "--hub-site", "office"); code != 2 || !strings.Contains(errOut, "-hub-site") {
+		t.Errorf("peers --hub-site: exit %d: %s", code, errOut)
 	}
 }
 

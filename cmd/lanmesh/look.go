@@ -42,14 +42,24 @@ type lookFlags struct {
 
 // parseLook parses the flags of a command that looks without joining
 // (browse, doctor, peers) and reads the key they name.
-func parseLook(name, summary string, wait time.Duration, args []string, std stdio) (*lookFlags, meshkey.Keyring, error) {
+// With hf, it also has --hub and its login flags (hubUsage says what
+// --hub does).
+func parseLook(name, summary string, wait time.Duration, args []string, std stdio, hf *hubFlags, hubUsage string) (*lookFlags, meshkey.Keyring, error) {
 	fs := newFlags(name, summary, std.err)
 	f := addLookFlags(fs, wait)
+	if hf != nil {
+		hf.registerLogin(fs, hubUsage)
+	}
 	if err := parse(fs, args); err != nil {
 		return nil, meshkey.Keyring{}, err
 	}
 	if err := f.check(); err != nil {
 		return nil, meshkey.Keyring{}, usageError(fs, err)
+	}
+	if hf != nil {
+		if err := hf.check(); err != nil {
+			return nil, meshkey.Keyring{}, usageError(fs, err)
+		}
 	}
 	kr, err := keyFromFlags(f.key, f.keyFile, os.Getenv)
 	if err != nil {
