@@ -114,7 +114,13 @@ func register[T any](r *Registry, code byte, name string) error {
 			return fmt.Errorf("%w: %v has only one of AppendBinary and UnmarshalBinary", ErrInvalid, rt)
 		}
 	}
-	t := &codec.Type{Code: code, Name: name, GoType: rt, Empty: empty, New: func() any { return new(T) }}
+	t := &codec.Type{Code: code, Name: name, GoType: rt, Empty: empty, New: func() any { return new(T) },
+		NewArray: func(dst []any) {
+			a := make([]T, len(dst))
+			for i := range dst {
+				dst[i] = &a[i]
+			}
+		}}
 
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
