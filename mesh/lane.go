@@ -382,16 +382,19 @@ func (ll *linkLane) deliver(l *link, msgs []lane.Message) {
 		return
 	}
 	defer ll.dec.release()
+	traced := n.traffic.on.Load()
 	for i, lm := range msgs {
 		if lm.Kind == lane.Sequenced && !ll.newer(lm.Channel, lm.Seq) {
 			continue
 		}
-		msg, err := ll.dec.decodeAt(msgs, i)
+		msg, t, err := ll.dec.decodeAt(msgs, i)
 		if err != nil {
 			ll.dropped.Add(1)
 			continue
 		}
-		t, err := ll.recvT.of(n.link.registry(), msg)
+		if t == nil {
+			t, err = ll.recvT.of(n.link.registry(), msg)
+		}
 		if err != nil || message.IsControl(t.Code) {
 			ll.dropped.Add(1) // the link's control messages never ride the lane
 			continue
@@ -400,7 +403,9 @@ func (ll *linkLane) deliver(l *link, msgs []lane.Message) {
 		if lm.Kind == lane.Unreliable {
 			via = Unreliable
 		}
-		n.traffic.note(l, In, msg, len(lm.Payload))
+		if traced {
+			n.traffic.note(l, In, msg, len(lm.Payload))
+		}
 		ll.batch = append(ll.batch, Message{From: remote.NodeID, FromName: remote.Name, Msg: msg, link: l, Via: via})
 	}
 	if len(ll.batch) == 0 {
@@ -467,17 +472,20 @@ func (d *frameDecoder) init(l *link) {
 }
 
 // decodeAt decodes the payload of msgs[i], taking its value from the run's
-// array when msgs[i] starts or continues a run of one small type.
-func (d *frameDecoder) decodeAt(msgs []lane.Message, i int) (any, error) {
+// array when msgs[i] starts or continues a run of one small type. It
+// returns the value's type when it knows it, else nil.
+func (d *frameDecoder) decodeAt(msgs []lane.Message, i int) (any, *codec.Type, error) {
 	frame := msgs[i].Payload
 	if d.bin == nil || len(frame) < 2 {
-		return d.decode(frame)
+		v, err := d.decode(frame)
+		return v, nil, err
 	}
 	code := frame[1]
 	if len(d.slab) == 0 || d.slabT.Code != code {
 		t := d.bin.TypeOf(code)
 		if t == nil || t.NewArray == nil || t.Empty || t.GoType.Size() == 0 {
-			return d.decode(frame)
+			v, err := d.decode(frame)
+			return v, nil, err
 		}
 		run := 0
 		for _, m := range msgs[i:] {
@@ -488,7 +496,8 @@ func (d *frameDecoder) decodeAt(msgs []lane.Message, i int) (any, error) {
 		}
 		k := min(run, slabMax, slabBytes/int(t.GoType.Size()))
 		if k < 2 {
-			return d.decode(frame)
+			v, err := d.decode(frame)
+			return v, t, err
 		}
 		d.release()
 		d.slabT, d.slab = t, d.buf[:k]
@@ -498,9 +507,9 @@ func (d *frameDecoder) decodeAt(msgs []lane.Message, i int) (any, error) {
 	d.slab[0] = nil
 	d.slab = d.slab[1:]
 	if err := d.bin.DecodeFrameTo(frame, d.slabT, v); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return v, nil
+	return v, d.slabT, nil
 }
 
 // release drops the values of the last run not decoded into (a datagram's
