@@ -49,9 +49,10 @@ import (
 // Node's: a Messenger's direct link has none.
 //
 // With the binary codec, the values of a lane datagram's messages of one
-// type are allocated together, up to 1 KiB of them (each message still
-// has a value of its own): a value the program keeps holds that 1 KiB
-// alive. A program that keeps many of them for long can copy the values.
+// type that holds no pointers (numbers, bools, arrays and structs of them)
+// are allocated together, up to 1 KiB of them (each message still has a
+// value of its own): a value the program keeps holds that 1 KiB alive. A
+// program that keeps many of them for long can copy the values.
 type Delivery uint8
 
 const (

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanmesh/lanmesh/codec"
 	"github.com/lanmesh/lanmesh/lane"
 	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
 	"github.com/lanmesh/lanmesh/meshkey"
@@ -533,6 +534,9 @@ func TestLaneDatagramValues(t *testing.T) {
 		msgs = append(msgs, lane.Message{Kind: lane.Unreliable, Payload: frame})
 		want = append(want, fmt.Sprint(m))
 	}
+	if codeType(t, l, codeMsg32).NewArray == nil || codeType(t, l, codeText).NewArray != nil {
+		t.Fatal("Msg32's values are not allocated together, or Text's (a string) are")
+	}
 	for i := range 70 { // longer than one array: slabBytes holds 32
 		add(&Msg32{Seq: uint64(i)})
 		if i == 40 || i == 41 {
@@ -561,4 +565,13 @@ func TestLaneDatagramValues(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %d messages:\n%v\nwant %d:\n%v", len(got), got, len(want), want)
 	}
+}
+
+func codeType(t *testing.T, l *link, code byte) *codec.Type {
+	t.Helper()
+	ty := l.codec.(*codec.Binary).TypeOf(code)
+	if ty == nil {
+		t.Fatalf("no type of code 0x%02x", code)
+	}
+	return ty
 }
