@@ -172,6 +172,27 @@ func (c *Binary) DecodeFrame(frame []byte) (any, error) {
 	return decodeBinary(c.types, frame[1], frame[binaryHeader:])
 }
 
+// TypeOf returns the type of binary code code, or nil.
+func (c *Binary) TypeOf(code byte) *Type { return c.types.ByCode(code) }
+
+// DecodeFrameTo is DecodeFrame into v, a pointer to a zero value of t's
+// Go type (from t.New or t.NewArray), for a caller that allocates the
+// values of many frames at once; frame's code must be t's. On error v may
+// hold part of the frame: do not use it.
+func (c *Binary) DecodeFrameTo(frame []byte, t *Type, v any) error {
+	if len(frame) < binaryHeader || int(frame[0]) != len(frame) {
+		n := -1
+		if len(frame) > 0 {
+			n = int(frame[0])
+		}
+		return fmt.Errorf("%w: a frame of %d bytes says %d", ErrBadLength, len(frame), n)
+	}
+	if frame[1] != t.Code {
+		return fmt.Errorf("%w: code 0x%02x is not %s's (0x%02x)", ErrMalformed, frame[1], t.Name, t.Code)
+	}
+	return decodeInto(t, frame[binaryHeader:], v)
+}
+
 // decodeBinary decodes the payload of a frame of type code.
 func decodeBinary(types Types, code byte, payload []byte) (any, error) {
 	t := types.ByCode(code)
@@ -179,24 +200,32 @@ func decodeBinary(types Types, code byte, payload []byte) (any, error) {
 		return nil, fmt.Errorf("%w: code 0x%02x", ErrUnknownType, code)
 	}
 	v := t.New()
+	if err := decodeInto(t, payload, v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// decodeInto decodes payload, of type t, into v, a pointer to a zero value.
+func decodeInto(t *Type, payload []byte, v any) error {
 	if t.Empty {
 		if len(payload) != 0 {
-			return nil, fmt.Errorf("%w: %s has no fields but came with %d payload bytes", ErrMalformed, t.Name, len(payload))
+			return fmt.Errorf("%w: %s has no fields but came with %d payload bytes", ErrMalformed, t.Name, len(payload))
 		}
-		return v, nil
+		return nil
 	}
 	if u, ok := v.(encoding.BinaryUnmarshaler); ok {
 		if err := u.UnmarshalBinary(payload); err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, t.Name, err)
+			return fmt.Errorf("%w: %s: %w", ErrMalformed, t.Name, err)
 		}
-		return v, nil
+		return nil
 	}
 	f, err := DeriveBinary(t.GoType)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrNoBinaryForm, t.Name, err)
+		return fmt.Errorf("%w: %s: %w", ErrNoBinaryForm, t.Name, err)
 	}
 	if err := f.Unmarshal(payload, v); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrMalformed, t.Name, err)
+		return fmt.Errorf("%w: %s: %w", ErrMalformed, t.Name, err)
 	}
-	return v, nil
+	return nil
 }

@@ -42,6 +42,12 @@ type Type struct {
 	GoType reflect.Type
 	// New returns a pointer to a new zero value of GoType, as an any.
 	New func() any
+	// NewArray, when set, fills dst with pointers to the elements of one
+	// new array of len(dst) zero values of GoType: one allocation for many
+	// values (the messages of one type in a lane datagram). A value so
+	// made keeps the whole array alive while it is referenced. The
+	// message registry sets it for types that hold no pointers.
+	NewArray func(dst []any)
 	// Empty reports a type with no fields: its payload is empty in the binary
 	// codec and {} in JSON and msgpack, and it needs no marshalling code.
 	Empty bool

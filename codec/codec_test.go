@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -355,5 +356,46 @@ func TestMsgPackRepeatedKeys(t *testing.T) {
 				t.Fatalf("the frame after: %v", err)
 			}
 		})
+	}
+}
+
+// TestDecodeFrameTo: frames decode into values allocated together
+// (Type.NewArray) as DecodeFrame decodes them into values of their own; a
+// frame of another type's code, or cut short, is refused.
+func TestDecodeFrameTo(t *testing.T) {
+	r := testRegistry(t)
+	c := codec.NewBinary(r)
+	mt := c.TypeOf(0x10)
+	if mt == nil || mt.NewArray == nil || c.TypeOf(0xfe) != nil {
+		t.Fatalf("TypeOf: %v, %v", mt, c.TypeOf(0xfe))
+	}
+	vs := make([]any, 3)
+	mt.NewArray(vs)
+	for i, v := range vs {
+		frame, err := c.AppendFrame(nil, &move{Player: uint8(i), X: -3, Seq: uint32(i) + 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.DecodeFrameTo(frame, mt, v); err != nil {
+			t.Fatal(err)
+		}
+		alone, err := c.DecodeFrame(frame)
+		if err != nil || !reflect.DeepEqual(alone, v) {
+			t.Fatalf("into an array %v; alone %v, %v", v, alone, err)
+		}
+	}
+	if vs[0] == vs[1] || vs[0].(*move).Seq != 7 || vs[2].(*move).Seq != 9 {
+		t.Fatalf("values %v", vs)
+	}
+	chatFrame, err := c.AppendFrame(nil, &chat{Text: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DecodeFrameTo(chatFrame, mt, new(move)); !errors.Is(err, codec.ErrMalformed) {
+		t.Errorf("a Chat frame into a Move: %v", err)
+	}
+	frame, _ := c.AppendFrame(nil, &move{})
+	if err := c.DecodeFrameTo(frame[:len(frame)-1], mt, new(move)); !errors.Is(err, codec.ErrBadLength) {
+		t.Errorf("a frame cut short: %v", err)
 	}
 }

@@ -48,6 +48,12 @@ import (
 // cable_car, a node with Lane.Off) gets every kind Reliable. Lanes are a
 // Node's: a Messenger's direct link has none. A remote peer (through a
 // relay: AttachRelay) gets every kind as a relayed message (see Relayed).
+//
+// With the binary codec, the values of a lane datagram's messages of one
+// type that holds no pointers (numbers, bools, arrays and structs of them)
+// are allocated together, up to 1 KiB of them (each message still has a
+// value of its own): a value the program keeps holds that 1 KiB alive. A
+// program that keeps many of them for long can copy the values.
 type Delivery uint8
 
 const (
@@ -377,16 +383,20 @@ func (ll *linkLane) deliver(l *link, msgs []lane.Message) {
 	if ll.gone {
 		return
 	}
-	for _, lm := range msgs {
+	defer ll.dec.release()
+	traced := n.traffic.on.Load()
+	for i, lm := range msgs {
 		if lm.Kind == lane.Sequenced && !ll.newer(lm.Channel, lm.Seq) {
 			continue
 		}
-		msg, err := ll.dec.decode(lm.Payload)
+		msg, t, err := ll.dec.decodeAt(msgs, i)
 		if err != nil {
 			ll.dropped.Add(1)
 			continue
 		}
-		t, err := ll.recvT.of(n.link.registry(), msg)
+		if t == nil {
+			t, err = ll.recvT.of(n.link.registry(), msg)
+		}
 		if err != nil || message.IsControl(t.Code) {
 			ll.dropped.Add(1) // the link's control messages never ride the lane
 			continue
@@ -395,7 +405,9 @@ func (ll *linkLane) deliver(l *link, msgs []lane.Message) {
 		if lm.Kind == lane.Unreliable {
 			via = Unreliable
 		}
-		n.traffic.note(l, In, msg, len(lm.Payload))
+		if traced {
+			n.traffic.note(l, In, msg, len(lm.Payload))
+		}
 		ll.batch = append(ll.batch, Message{From: remote.NodeID, FromName: remote.Name, Msg: msg, link: l, Via: via})
 	}
 	if len(ll.batch) == 0 {
@@ -421,12 +433,29 @@ func (ll *linkLane) deliver(l *link, msgs []lane.Message) {
 // (codec.Binary.DecodeFrame); the others get one stream decoder, fed each
 // payload whole, so that decoding costs the message value alone. A payload
 // that is not exactly one frame gets an error (and a fresh stream decoder).
+//
+// With the binary codec, the values of a run of messages of one small type
+// in a datagram are allocated together (codec.Type.NewArray, at most
+// slabBytes a run): a datagram of 40 positions costs one allocation, not
+// 40, on the reader that must keep up with the socket. A message the
+// program keeps holds its run's array (at most slabBytes) alive.
 type frameDecoder struct {
 	l   *link
 	bin *codec.Binary
 	in  frameFeed
 	dec codec.Decoder
+
+	slabT *codec.Type // the type of the values in slab
+	slab  []any       // zero values of slabT not yet decoded into, in buf
+	buf   [slabMax]any
 }
+
+const (
+	// slabBytes bounds a run's array: what one message the program keeps
+	// may hold alive beyond its own value.
+	slabBytes = 1024
+	slabMax   = 64
+)
 
 // frameFeed hands the decoder the payload being decoded; it never says
 // EOF (a short payload ends in the decoder's io.ErrNoProgress).
@@ -442,6 +471,54 @@ func (d *frameDecoder) init(l *link) {
 	d.l = l
 	d.bin, _ = l.codec.(*codec.Binary)
 	d.dec = l.codec.NewDecoder(&d.in)
+}
+
+// decodeAt decodes the payload of msgs[i], taking its value from the run's
+// array when msgs[i] starts or continues a run of one small type. It
+// returns the value's type when it knows it, else nil.
+func (d *frameDecoder) decodeAt(msgs []lane.Message, i int) (any, *codec.Type, error) {
+	frame := msgs[i].Payload
+	if d.bin == nil || len(frame) < 2 {
+		v, err := d.decode(frame)
+		return v, nil, err
+	}
+	code := frame[1]
+	if len(d.slab) == 0 || d.slabT.Code != code {
+		t := d.bin.TypeOf(code)
+		if t == nil || t.NewArray == nil || t.Empty || t.GoType.Size() == 0 {
+			v, err := d.decode(frame)
+			return v, nil, err
+		}
+		run := 0
+		for _, m := range msgs[i:] {
+			if len(m.Payload) < 2 || m.Payload[1] != code {
+				break
+			}
+			run++
+		}
+		k := min(run, slabMax, slabBytes/int(t.GoType.Size()))
+		if k < 2 {
+			v, err := d.decode(frame)
+			return v, t, err
+		}
+		d.release()
+		d.slabT, d.slab = t, d.buf[:k]
+		t.NewArray(d.slab)
+	}
+	v := d.slab[0]
+	d.slab[0] = nil
+	d.slab = d.slab[1:]
+	if err := d.bin.DecodeFrameTo(frame, d.slabT, v); err != nil {
+		return nil, nil, err
+	}
+	return v, d.slabT, nil
+}
+
+// release drops the values of the last run not decoded into (a datagram's
+// stale sequenced messages, say), so that they hold no array alive.
+func (d *frameDecoder) release() {
+	clear(d.slab)
+	d.slab = nil
 }
 
 func (d *frameDecoder) decode(frame []byte) (any, error) {

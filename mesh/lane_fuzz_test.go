@@ -5,13 +5,15 @@ import (
 	"testing"
 
 	"github.com/lanmesh/lanmesh/codec"
+	"github.com/lanmesh/lanmesh/lane"
 	"github.com/lanmesh/lanmesh/message"
 )
 
 // FuzzLanePayload: whatever a lane payload holds, the decoder that reads
 // lane payloads never panics, takes exactly one whole frame or refuses the
-// payload, and decodes a good frame after any garbage; LaneOffer and
-// LaneTag payloads round-trip or are refused.
+// payload, decodes it alike alone and in a datagram's run, and decodes a
+// good frame after any garbage; LaneOffer and LaneTag payloads round-trip
+// or are refused.
 func FuzzLanePayload(f *testing.F) {
 	for _, name := range []string{"binary", "msgpack", "json"} {
 		c, err := codec.New(name, testRegistry)
@@ -51,6 +53,19 @@ func FuzzLanePayload(f *testing.F) {
 		if m, ok := msg.(*Msg32); err != nil || !ok || m.Seq != 9 {
 			t.Fatalf("a good frame after %x: %v, %v", payload, msg, err)
 		}
+		// In a datagram, the values of a run allocated together: each
+		// payload decodes as it does alone.
+		msgs := []lane.Message{{Payload: payload}, {Payload: payload}, {Payload: good}, {Payload: payload}}
+		for i := range msgs {
+			var s frameDecoder
+			s.init(&link{codec: c})
+			want, werr := s.decode(msgs[i].Payload)
+			got, _, gerr := d.decodeAt(msgs, i)
+			if (gerr == nil) != (werr == nil) || (gerr == nil && fmt.Sprint(got) != fmt.Sprint(want)) {
+				t.Fatalf("%x, payload %d of a datagram: %v, %v; alone %v, %v", payload, i, got, gerr, want, werr)
+			}
+		}
+		d.release()
 		var o message.LaneOffer
 		if o.UnmarshalBinary(payload) == nil {
 			if b, _ := o.AppendBinary(nil); string(b) != string(payload) {

@@ -2,12 +2,15 @@ package mesh
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lanmesh/lanmesh/codec"
 	"github.com/lanmesh/lanmesh/lane"
 	"github.com/lanmesh/lanmesh/lanmeshtest/leaktest"
 	"github.com/lanmesh/lanmesh/meshkey"
@@ -509,4 +512,66 @@ func TestLaneKeysPerLink(t *testing.T) {
 	if seq, via := recvMsg(t, b, a); seq != 3 || via != Sequenced {
 		t.Fatalf("over the new link's lane: %d %v", seq, via)
 	}
+}
+
+// TestLaneDatagramValues: the messages of one lane datagram come out of
+// Get each with a value of its own, in order, whatever the mix of types
+// and runs (values of a run are allocated together), and a frame that does
+// not decode in the middle of a run is dropped and counted alone.
+func TestLaneDatagramValues(t *testing.T) {
+	a, b := lanePair(t, nil)
+	llB, lnB := laneTo(t, b, a)
+	b.lane.ep.Remove(lnB) // the test plays the endpoint's reader
+	l := b.links.Load().byID[a.ID()]
+	drainNode(b)
+	var msgs []lane.Message
+	var want []string
+	add := func(m any) {
+		frame, err := l.codec.AppendFrame(nil, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, lane.Message{Kind: lane.Unreliable, Payload: frame})
+		want = append(want, fmt.Sprint(m))
+	}
+	if codeType(t, l, codeMsg32).NewArray == nil || codeType(t, l, codeText).NewArray != nil {
+		t.Fatal("Msg32's values are not allocated together, or Text's (a string) are")
+	}
+	for i := range 70 { // longer than one array: slabBytes holds 32
+		add(&Msg32{Seq: uint64(i)})
+		if i == 40 || i == 41 {
+			add(&Text{S: fmt.Sprint("between ", i)})
+		}
+	}
+	// A frame of Msg32's code that is too short, within a run.
+	bad, _ := l.codec.AppendFrame(nil, &Msg32{Seq: 99})
+	bad = bad[:len(bad)-1]
+	bad[0] = byte(len(bad))
+	msgs = slices.Insert(msgs, 10, lane.Message{Kind: lane.Unreliable, Payload: bad})
+	dropped := llB.dropped.Load()
+	llB.deliver(l, msgs)
+	if d := llB.dropped.Load() - dropped; d != 1 {
+		t.Errorf("%d dropped, want the bad frame alone", d)
+	}
+	seen := map[any]bool{}
+	var got []string
+	for m, ok := b.Get(); ok; m, ok = b.Get() {
+		if seen[m.Msg] {
+			t.Fatalf("a value delivered twice: %v", m.Msg)
+		}
+		seen[m.Msg] = true
+		got = append(got, fmt.Sprint(m.Msg))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %d messages:\n%v\nwant %d:\n%v", len(got), got, len(want), want)
+	}
+}
+
+func codeType(t *testing.T, l *link, code byte) *codec.Type {
+	t.Helper()
+	ty := l.codec.(*codec.Binary).TypeOf(code)
+	if ty == nil {
+		t.Fatalf("no type of code 0x%02x", code)
+	}
+	return ty
 }

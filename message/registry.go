@@ -115,6 +115,16 @@ func register[T any](r *Registry, code byte, name string) error {
 		}
 	}
 	t := &codec.Type{Code: code, Name: name, GoType: rt, Empty: empty, New: func() any { return new(T) }}
+	if pointerFree(rt) {
+		// Values that share an array keep only the array alive, never
+		// another value's strings or slices.
+		t.NewArray = func(dst []any) {
+			a := make([]T, len(dst))
+			for i := range dst {
+				dst[i] = &a[i]
+			}
+		}
+	}
 
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
@@ -191,3 +201,24 @@ func (r *Registry) Types() []*codec.Type {
 
 // Register adds T to the Default registry; see the generic Register.
 func RegisterDefault[T any](code byte, name string) error { return Register[T](Default, code, name) }
+
+// pointerFree reports whether values of t hold no pointers: numbers, bools,
+// and arrays and structs of them.
+func pointerFree(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
+		return true
+	case reflect.Array:
+		return t.Len() == 0 || pointerFree(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if !pointerFree(t.Field(i).Type) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}

@@ -169,3 +169,48 @@ func TestByeAlwaysFits(t *testing.T) {
 		t.Fatalf("cut reason is not UTF-8: %v", err)
 	}
 }
+
+// TestNewArrayOnlyWithoutPointers: a type's values may share one array
+// (codec.Type.NewArray) only when they hold no pointers, so that a value
+// kept never keeps another's string or slice alive; each element is a
+// zero value of its own.
+func TestNewArrayOnlyWithoutPointers(t *testing.T) {
+	type flat struct {
+		X, Y float32
+		Tags [3]struct {
+			On bool
+			N  int64
+		}
+	}
+	type named struct {
+		ID   uint16
+		Name string
+	}
+	type listed struct{ Points [2][]byte }
+	r := message.NewRegistry()
+	for _, err := range []error{
+		message.Register[flat](r, 0x20, "flat"),
+		message.Register[named](r, 0x21, "named"),
+		message.Register[listed](r, 0x22, "listed"),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ft := r.ByCode(0x20)
+	if ft.NewArray == nil || r.ByCode(0x21).NewArray != nil || r.ByCode(0x22).NewArray != nil {
+		t.Fatalf("NewArray set: flat %v, named %v, listed %v", ft.NewArray != nil, r.ByCode(0x21).NewArray != nil, r.ByCode(0x22).NewArray != nil)
+	}
+	vs := make([]any, 4)
+	ft.NewArray(vs)
+	for i, v := range vs {
+		p, ok := v.(*flat)
+		if !ok || *p != (flat{}) {
+			t.Fatalf("value %d: %#v", i, v)
+		}
+		p.X = float32(i)
+	}
+	if vs[0].(*flat).X != 0 || vs[3].(*flat).X != 3 {
+		t.Fatalf("values share memory: %v", vs)
+	}
+}
