@@ -59,6 +59,16 @@ func (l *Lane) Enqueue(kind Kind, channel byte, payload []byte) error {
 	return l.snd.Enqueue(kind, channel, payload)
 }
 
+// Scratch and EnqueueScratch are Enqueue with no copy; see
+// Sender.Scratch. They are for the goroutine that calls Enqueue.
+func (l *Lane) Scratch() []byte { return l.snd.Scratch() }
+
+// EnqueueScratch queues a payload built in Scratch's buffer; see
+// Sender.EnqueueScratch.
+func (l *Lane) EnqueueScratch(kind Kind, channel byte, payload []byte) error {
+	return l.snd.EnqueueScratch(kind, channel, payload)
+}
+
 // MaxPayload is the largest payload Enqueue accepts.
 func (l *Lane) MaxPayload() int { return l.snd.maxPayload }
 

@@ -48,7 +48,8 @@ type Sender struct {
 	log   bool
 	emits []emitRec
 
-	buf []byte // the datagram being packed
+	buf   []byte // the datagram being packed
+	spare []byte // Scratch's: in no queue
 	// Packing state of the datagram in buf.
 	inBuf    int // application messages in buf
 	flushErr error
@@ -110,6 +111,46 @@ func (s *Sender) Stats() Stats { return s.c.snapshot() }
 // message replaces the one queued on its channel, if any. An unreliable
 // message that finds the queue full is dropped: ErrQueueFull, counted.
 func (s *Sender) Enqueue(kind Kind, channel byte, payload []byte) error {
+	if err := s.admit(kind, channel, payload); err != nil {
+		return err
+	}
+	if kind == Sequenced {
+		sl := s.slot(channel)
+		sl.buf = append(sl.buf[:0], payload...)
+		return nil
+	}
+	e := s.push(channel)
+	e.buf = append(e.buf[:0], payload...)
+	return nil
+}
+
+// Scratch returns an empty buffer of the Sender's own to append one
+// payload to (a codec's frame, encoded in place) and hand to EnqueueScratch,
+// which queues it with no copy. Each Scratch is for one EnqueueScratch, or
+// none; the buffer is the Sender's again once given back.
+func (s *Sender) Scratch() []byte { return s.spare[:0] }
+
+// EnqueueScratch is Enqueue of a payload built in the buffer Scratch
+// returned (or in what appending to it grew): the payload is queued as it
+// is, not copied, and the buffer it replaces in the queue becomes the next
+// Scratch. A payload that is refused becomes the next Scratch itself.
+func (s *Sender) EnqueueScratch(kind Kind, channel byte, payload []byte) error {
+	if err := s.admit(kind, channel, payload); err != nil {
+		s.spare = payload[:0]
+		return err
+	}
+	if kind == Sequenced {
+		sl := s.slot(channel)
+		sl.buf, s.spare = payload, sl.buf[:0]
+		return nil
+	}
+	e := s.push(channel)
+	e.buf, s.spare = payload, e.buf[:0]
+	return nil
+}
+
+// admit returns why a payload cannot be queued, if it cannot.
+func (s *Sender) admit(kind Kind, channel byte, payload []byte) error {
 	if kind != Sequenced && kind != Unreliable {
 		return fmt.Errorf("%w: Enqueue of a %v message (want sequenced or unreliable)", ErrConfig, kind)
 	}
@@ -122,22 +163,29 @@ func (s *Sender) Enqueue(kind Kind, channel byte, payload []byte) error {
 		s.c.dropQueueFull.Add(1)
 		return fmt.Errorf("%w: %d messages wait for Flush", ErrQueueFull, s.size)
 	}
-	if kind == Sequenced {
-		sl := &s.slots[channel]
-		if sl.queued {
-			s.c.superseded.Add(1)
-		} else {
-			sl.queued = true
-			s.pending = append(s.pending, channel)
-		}
-		sl.buf = append(sl.buf[:0], payload...)
-		return nil
+	return nil
+}
+
+// slot returns a sequenced channel's slot, queued (what it held is
+// superseded).
+func (s *Sender) slot(channel byte) *slot {
+	sl := &s.slots[channel]
+	if sl.queued {
+		s.c.superseded.Add(1)
+	} else {
+		sl.queued = true
+		s.pending = append(s.pending, channel)
 	}
+	return sl
+}
+
+// push returns the unreliable ring's next entry, queued on channel; admit
+// has checked that there is room.
+func (s *Sender) push(channel byte) *ringEntry {
 	e := &s.ring[(s.head+s.size)%len(s.ring)]
 	e.ch = channel
-	e.buf = append(e.buf[:0], payload...)
 	s.size++
-	return nil
+	return e
 }
 
 // Queued reports how many messages wait for Flush.

@@ -413,3 +413,62 @@ func TestSendErrorsAndCounterEnd(t *testing.T) {
 		t.Fatalf("Flush at the counter's end = %v, %d calls", err, calls)
 	}
 }
+
+// EnqueueScratch queues payloads built in Scratch's buffer without a copy:
+// what was queued is what arrives, however the buffers go round (a
+// superseded sequenced message's buffer and a sent unreliable one's are
+// reused), a refused payload is not queued, and in steady state nothing
+// allocates.
+func TestEnqueueScratch(t *testing.T) {
+	forBoth(t, func(t *testing.T, keyed bool) {
+		cfg := testConfig()
+		cfg.UnreliableQueue = 4
+		s, r, c := newPair(t, keyed, cfg)
+		put := func(k Kind, ch byte, text string) error {
+			return s.EnqueueScratch(k, ch, append(s.Scratch(), text...))
+		}
+		round := func(i int) []string {
+			for ch := byte(0); ch < 3; ch++ {
+				put(Sequenced, ch, fmt.Sprintf("old %d/%d", i, ch))
+				put(Sequenced, ch, fmt.Sprintf("s%d/%d", i, ch))
+			}
+			for u := 0; u < 4; u++ {
+				if err := put(Unreliable, 9, fmt.Sprintf("u%d/%d", i, u)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := put(Unreliable, 9, "one too many"); !errors.Is(err, ErrQueueFull) {
+				t.Fatalf("a fifth unreliable message: %v, want ErrQueueFull", err)
+			}
+			if err := put(Sequenced, 5, strings.Repeat("x", s.MaxPayload()+1)); !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("a payload over MaxPayload: %v, want ErrTooLarge", err)
+			}
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range openAll(t, r, c.take()) {
+				got = append(got, string(m.Payload))
+			}
+			return got
+		}
+		for i := range 5 {
+			got := strings.Join(round(i), " ")
+			want := fmt.Sprintf("s%d/0 s%d/1 s%d/2 u%d/0 u%d/1 u%d/2 u%d/3", i, i, i, i, i, i, i)
+			if got != want {
+				t.Fatalf("round %d: got %q, want %q", i, got, want)
+			}
+		}
+		p := make([]byte, 26)
+		s.send = func([]byte) error { return nil } // capture copies
+		if n := testing.AllocsPerRun(100, func() {
+			for ch := byte(0); ch < 3; ch++ {
+				s.EnqueueScratch(Sequenced, ch, append(s.Scratch(), p...))
+			}
+			s.EnqueueScratch(Unreliable, 9, append(s.Scratch(), p...))
+			s.Flush()
+		}); n != 0 {
+			t.Errorf("EnqueueScratch and Flush: %v allocs a round, want 0", n)
+		}
+	})
+}

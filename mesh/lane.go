@@ -648,20 +648,27 @@ func (n *Node) sendLane(l *link, msg any, d Delivery, channel int) error {
 	if err != nil {
 		return err
 	}
-	var buf []byte
-	if bc, ok := l.codec.(*codec.Binary); ok {
-		buf, err = bc.AppendFrameOf(ll.buf[:0], t, msg) // t is msg's: no second look-up
-	} else {
-		buf, err = l.codec.AppendFrame(ll.buf[:0], msg)
+	// With a lane, the frame is encoded straight into a buffer of its
+	// queue's (no copy at Enqueue); without, into ll.buf for the link.
+	ln := ll.ln.Load()
+	buf := ll.buf[:0]
+	if ln != nil {
+		buf = ln.Scratch()
 	}
-	ll.buf = buf[:0]
+	if bc, ok := l.codec.(*codec.Binary); ok {
+		buf, err = bc.AppendFrameOf(buf, t, msg) // t is msg's: no second look-up
+	} else {
+		buf, err = l.codec.AppendFrame(buf, msg)
+	}
+	if ln == nil {
+		ll.buf = buf[:0]
+	}
 	if err != nil {
 		return err
 	}
 	if len(buf) > ll.max {
 		return fmt.Errorf("%w: %s is %d bytes, a datagram carries %d", ErrTooLargeForLane, t.Name, len(buf), ll.max)
 	}
-	ln := ll.ln.Load()
 	if ln == nil {
 		// No lane (yet): the link carries it, as Reliable.
 		if err := l.sendFrame(buf); err != nil {
@@ -678,7 +685,7 @@ func (n *Node) sendLane(l *link, msg any, d Delivery, channel int) error {
 	if channel >= 0 {
 		ch = byte(channel)
 	}
-	if err := ln.Enqueue(kind, ch, buf); err != nil {
+	if err := ln.EnqueueScratch(kind, ch, buf); err != nil {
 		if errors.Is(err, lane.ErrQueueFull) {
 			return fmt.Errorf("%w: %w", ErrBackpressure, err)
 		}

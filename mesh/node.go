@@ -111,6 +111,7 @@ type Node struct {
 type linkTable struct {
 	byID map[uuid.UUID]*link
 	all  []*link
+	ids  []uuid.UUID // ids[i] is all[i]'s: linkTo scans a few faster than it hashes
 	// resuming maps the peers whose link is down but whose session is
 	// kept: Send journals for them.
 	resuming map[uuid.UUID]*peerSession
@@ -750,6 +751,7 @@ func (n *Node) publishLocked() {
 		if p.link != nil {
 			t.byID[id] = p.link
 			t.all = append(t.all, p.link)
+			t.ids = append(t.ids, id)
 		} else if s := n.sessions[id]; p.resuming && s != nil {
 			if t.resuming == nil {
 				t.resuming = map[uuid.UUID]*peerSession{}
