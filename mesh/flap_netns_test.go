@@ -246,7 +246,9 @@ func TestNetnsFlap(t *testing.T) {
 						resumed++
 					}
 				}
-				if resuming != resumed || resuming > 1 || cut >= 2*nsFlapSilence && resumed != 1 {
+				// A side that had not yet noticed the end when the new link
+				// came sees PeerResumed alone (documented on PeerResuming).
+				if resuming > resumed || resumed > 1 || cut >= 2*nsFlapSilence && resumed != 1 {
 					t.Errorf("%s: %d PeerResuming and %d PeerResumed after a cut of %v", n.name, resuming, resumed, cut)
 				}
 				events = append(events, fmt.Sprintf("%s resumed %d", n.name, resumed))
