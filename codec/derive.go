@@ -398,6 +398,10 @@ func (f *BinaryForm) Unmarshal(data []byte, v any) error {
 		decodeOps(data, f.ops, p, nil)
 		return nil
 	}
+	if len(data) > MaxBinaryPayload {
+		// No frame carries it, and it would not encode again.
+		return fmt.Errorf("%w: %v: %d bytes, a binary payload holds at most %d", ErrMalformed, f.typ, len(data), MaxBinaryPayload)
+	}
 	// A first pass checks everything and sums the bytes of the strings and
 	// byte slices, so that one block holds them all and v is changed only
 	// by a valid payload.
