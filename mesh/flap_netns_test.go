@@ -49,7 +49,6 @@ func flapHelper() {
 	cfg.Name = os.Getenv("NODE_NAME")
 	cfg.Mesh = "flaptest"
 	cfg.Registry = testRegistry
-	cfg.Resume.Enabled = true
 	cfg.Link.AutoFlush = true
 	cfg.Discovery.MDNS = false
 	cfg.Discovery.Interval = nsInterval

@@ -276,6 +276,8 @@ type session struct {
 	// lr is set by the node before the link starts: the link resumes its
 	// peer's session (nil: it does not).
 	lr *linkResume
+	// began is when the handshake began.
+	began time.Time
 }
 
 // hsResume is an unkeyed handshake's part of the resume exchange: both
@@ -320,6 +322,7 @@ func handshake(ctx context.Context, conn net.Conn, local hello, cfg Config, o hs
 	defer stop()
 
 	h := &handshaker{conn: conn, ctx: ctx, log: cfg.logger()}
+	began := time.Now()
 	var s session
 	var err error
 	switch {
@@ -340,6 +343,7 @@ func handshake(ctx context.Context, conn net.Conn, local hello, cfg Config, o hs
 	if err := conn.SetDeadline(time.Time{}); err != nil {
 		return session{}, closeErr(ErrConnLost, false, err.Error())
 	}
+	s.began = began
 	return s, nil
 }
 

@@ -57,7 +57,6 @@ func hostileNodeConfig() NodeConfig {
 	cfg.NodeID = uuid.MustParse(os.Getenv("NODE_ID"))
 	cfg.Name = os.Getenv("NODE_NAME")
 	cfg.Mesh = hostileMesh
-	cfg.Resume.Enabled = true
 	cfg.Registry = testRegistry
 	cfg.Link.AutoFlush = true
 	cfg.Link.PingInterval = 100 * time.Millisecond

@@ -130,7 +130,10 @@ type peer struct {
 	static   bool       // one of cfg.Peers resolved to it
 	quiet    bool       // a cable_car peer: no handshake, no control frames
 	link     *link
-	dialing  bool
+	// pending: links this node follows (its id is the higher) that wait,
+	// beside link, for the peer to choose one (Node.chosen).
+	pending []*link
+	dialing bool
 	// replacing: the peer closed our link as a duplicate, so it holds
 	// another one, whose handshake has not finished here yet.
 	replacing bool
@@ -156,9 +159,10 @@ func (p *peer) wanted() bool { return p.seen || p.static || p.resuming }
 
 // tomb is what is kept of a peer that left, so that Send can say so.
 type tomb struct {
-	name string
-	err  error
-	at   time.Time
+	name     string
+	instance uuid.UUID // of the link that ended
+	err      error
+	at       time.Time
 }
 
 const maxTombs = 256
@@ -318,6 +322,7 @@ func (n *Node) CloseReason(reason string) error {
 		return nil
 	}
 	defer close(n.closedCh)
+	n.settle(min(n.link.Link.CloseTimeout/4, 500*time.Millisecond))
 	n.mu.Lock()
 	n.closed = true
 	n.closeReason = reason
@@ -327,6 +332,7 @@ func (n *Node) CloseReason(reason string) error {
 		if p.link != nil {
 			links = append(links, p.link)
 		}
+		links = append(links, p.pending...)
 		n.stopWindowLocked(p)
 		if p.resuming && p.link == nil {
 			// No link to close: its session ends here.
@@ -380,7 +386,7 @@ func (n *Node) CloseReason(reason string) error {
 // handshakeIncoming handshakes a connection the accept loop let in (see
 // AcceptConfig) and attaches it.
 func (n *Node) handshakeIncoming(conn net.Conn, slot *slot) {
-	s, err := handshake(n.hsCtx, conn, n.hello, n.link, hsOptions{keys: n.keys.Load(), resume: n.cfg.Resume.Enabled})
+	s, err := handshake(n.hsCtx, conn, n.hello, n.link, hsOptions{keys: n.keys.Load(), resume: !n.cfg.Resume.Disabled})
 	slot.release()
 	if err != nil {
 		n.counters.failedHandshakes.Add(1)
@@ -403,7 +409,7 @@ func (n *Node) dial(ctx context.Context, addr string, o hsOptions) (hello, error
 	if err != nil {
 		return hello{}, fmt.Errorf("mesh: dial %s: %w", addr, err)
 	}
-	o.initiator, o.keys, o.resume = true, n.keys.Load(), n.cfg.Resume.Enabled
+	o.initiator, o.keys, o.resume = true, n.keys.Load(), !n.cfg.Resume.Disabled
 	s, err := handshake(ctx, conn, n.hello, n.link, o)
 	if err != nil {
 		n.counters.failedHandshakes.Add(1)
@@ -438,7 +444,7 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 		return
 	}
 	sink := &nodeSink{n: n, initiator: initiator, attached: make(chan struct{}), lane: n.newLinkLane(&s, initiator)}
-	if s.resume.ok && n.cfg.Resume.Enabled {
+	if s.resume.ok && !n.cfg.Resume.Disabled {
 		ps, err := n.sessionFor(remote.NodeID)
 		if err != nil {
 			conn.Close()
@@ -484,10 +490,12 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 		return
 	}
 	p := n.peers[remote.NodeID]
-	if t, ok := n.tombs[remote.NodeID]; ok && l.rs != nil && p != nil && p.link == nil && !p.resuming &&
-		p.instance == remote.InstanceID && byeForGood(t.err) {
-		// A link of an instance that already said goodbye (it closed this
-		// one as a duplicate before): its end was final.
+	if t, ok := n.tombs[remote.NodeID]; ok && t.instance == remote.InstanceID && byeForGood(t.err) &&
+		t.at.After(s.began) && (p == nil || p.link == nil && !p.resuming) {
+		// A link of an instance that said goodbye while this handshake ran
+		// (a duplicate, or a dial of a node that was closing): its end was
+		// final. A link begun after a goodbye (a program that closed one
+		// link and connects again) is not refused.
 		n.mu.Unlock()
 		release()
 		l.CloseReason("peer left")
@@ -544,12 +552,26 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 			old.shutdown(closeErr(ErrClosed, false, loserReason), closeLocal)
 		}
 		n.reqs.failPeer(p.id, p.name, closeErr(ErrConnLost, true, "peer restarted"))
-	case l.rs != nil && old.rs != nil && !(n.opener(l) != n.opener(old) && time.Since(p.joined) < n.link.Link.HandshakeTimeout):
-		// A redial of the same instance: the new link resumes the session
-		// the old one carried (the old one is fenced when the new opens),
-		// and both sides see PeerResumed. Only two links dialled from both
-		// ends at once are left to the one-link rule below.
-		p.link, loser, loserReason = l, old, reasonReplaced
+	case l.rs != nil && old.rs != nil && l.rs.follow:
+		// The peer has the lower id and chooses between the links of the
+		// pair (SPEC.md section 12.8): this one waits beside the old one
+		// until the peer's Resume comes on it (Node.chosen), or the peer
+		// closes it as a duplicate.
+		p.pending = append(p.pending, l)
+	case l.rs != nil && old.rs != nil:
+		// This node has the lower id: its choice is the pair's. A redial by
+		// the peer replaces the old link, and the new one resumes the
+		// session it carried; anything else is a duplicate, and the old
+		// link stays. Only a link whose Resume exchange is over is
+		// replaced (a session the peer may not have begun is never
+		// moved), and not a link of this node's own dialling within
+		// HandshakeTimeout of the join (both ends dialled at once).
+		if n.opener(l) != n.id && old.rs.exchanged() &&
+			(n.opener(old) != n.id || time.Since(p.joined) >= n.link.Link.HandshakeTimeout) {
+			p.link, loser, loserReason = l, old, reasonReplaced
+		} else {
+			loser = l
+		}
 	case n.keepNew(l, old):
 		p.link, loser = l, old
 		if l.rs != nil {
@@ -597,7 +619,18 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 			n.pushEventLocked(*ev)
 		}
 	}
-	if l.rs != nil {
+	if n.log.Enabled(context.Background(), slog.LevelDebug) {
+		what := "duplicate"
+		switch {
+		case p.link == l && old == nil:
+			what = "linked"
+		case p.link == l:
+			what = "replaced " + old.conn.LocalAddr().String() + "-" + old.conn.RemoteAddr().String()
+		case slices.Contains(p.pending, l):
+			what = "pending"
+		}
+		n.log.Debug("mesh: link attached", "node", n.link.Name, "peer", remote.Name, "dialled", initiator,
+			"conn", conn.LocalAddr().String()+"-"+conn.RemoteAddr().String(), "as", what)
 	}
 	if l.rs != nil && p.link == l {
 		// Opened under the lock, so that Close finds it open (what Send
@@ -653,10 +686,14 @@ func (n *Node) watch(p *peer, l *link) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if p.link != l {
-		return // replaced: its end is no news
+		if i := slices.Index(p.pending, l); i >= 0 {
+			p.pending = slices.Delete(p.pending, i, i+1)
+		}
+		return // replaced, or never chosen: its end is no news
 	}
 	p.link = nil
 	err := l.Err()
+	n.log.Debug("mesh: link ended", "node", n.link.Name, "peer", p.name, "conn", l.conn.LocalAddr().String()+"-"+l.conn.RemoteAddr().String(), "pending", len(p.pending), "err", err)
 	if l.rs != nil && !n.closed && !byeForGood(err) && n.sessionOpenLocked(p.id) {
 		n.resumingLocked(p, err, l.sink.(*nodeSink).initiator)
 		return
@@ -669,7 +706,7 @@ func (n *Node) watch(p *peer, l *link) {
 	}
 	n.publishLocked()
 	var ce *CloseError
-	if errors.As(err, &ce) && ce.Remote && ce.Reason == reasonDuplicate && !n.closed && l.rs == nil {
+	if !n.closed && (errors.As(err, &ce) && ce.Remote && ce.Reason == reasonDuplicate || len(p.pending) > 0 && !byeForGood(err)) {
 		// The peer keeps another link to us: wait for it, bounded.
 		p.replacing = true
 		n.wg.Add(1)
@@ -683,7 +720,7 @@ func (n *Node) watch(p *peer, l *link) {
 // requests failed, and a redial if the peer is still wanted.
 func (n *Node) leftLocked(p *peer, err error, loss *Loss) {
 	p.lastErr = err
-	n.tombs[p.id] = tomb{name: p.name, err: err, at: time.Now()}
+	n.tombs[p.id] = tomb{name: p.name, instance: p.instance, err: err, at: time.Now()}
 	n.trimTombsLocked()
 	n.reqs.failPeer(p.id, p.name, err)
 	n.pushEventLocked(PeerEvent{Kind: PeerLeft, Peer: n.infoLocked(p), Err: err, Lost: loss})
@@ -1015,4 +1052,27 @@ func (n *Node) Connect(ctx context.Context, addr string) (PeerInfo, error) {
 		return PeerInfo{}, err
 	}
 	return n.Peer(remote.NodeID)
+}
+
+// settle waits, at most d, until no link waits for its peer's choice
+// (SPEC.md section 12.8): what Send queued for the peer then goes out on
+// the link the pair kept, before the Bye, rather than being reported lost
+// with a link the peer dropped as a duplicate.
+func (n *Node) settle(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		n.mu.Lock()
+		waiting := false
+		for _, p := range n.peers {
+			if len(p.pending) > 0 || p.link != nil && p.link.rs != nil && p.link.rs.follow && !p.link.rs.exchanged() {
+				waiting = true
+				break
+			}
+		}
+		n.mu.Unlock()
+		if !waiting {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }

@@ -15,7 +15,7 @@ func benchNodesResume(b *testing.B, resume bool) (*Node, *Node) {
 	mk := func(name string) *Node {
 		cfg := DefaultNodeConfig()
 		setTestConfig(&cfg, b)
-		cfg.Resume.Enabled = resume
+		cfg.Resume.Disabled = !resume
 		cfg.Name = name
 		cfg.Net.Listen = []string{"127.0.0.1:0"}
 		cfg.Discovery.Off = true
@@ -97,7 +97,7 @@ func TestNodeSendDoesNotAllocate(t *testing.T) {
 
 func testNodeSendDoesNotAllocate(t *testing.T, resume bool) {
 	nodes := startNodes(t, nodeNet{name: "mem", mem: NewMemNetwork()}, 2, func(i int, c *NodeConfig) {
-		c.Resume.Enabled = resume
+		c.Resume.Disabled = !resume
 		if i == 1 {
 			c.Net.Peers = nil
 		}

@@ -86,16 +86,13 @@ type NodeConfig struct {
 // with nothing lost and nothing doubled (SPEC.md section 12). Zero fields
 // take their defaults.
 type ResumeConfig struct {
-	// Enabled turns resumable links on: the node offers them in its
-	// unkeyed handshakes, and a link to a peer that offers them too
-	// resumes. Default false in this version: two nodes that dial each
-	// other at once may settle the one-link rule differently on each side
-	// (a link one side still counts live is replaced on the other), and a
-	// resumable link then loses, and reports as lost, what was sent in that
-	// instant; the link lifecycle without resume handles that case by
-	// delivering what the losing link carried. Off, a link that ends loses
-	// what was in flight on it, reported only as PeerLeft.
-	Enabled bool
+	// Disabled turns resumable links off. On (the default), the node
+	// offers them in its handshakes, and a link to a peer that offers them
+	// too resumes: a link that ends while both programs run loses nothing
+	// (SPEC.md section 12). Off, a link that ends loses what was in flight
+	// on it, reported only as PeerLeft; nodes without resume link with
+	// nodes that have it, with the older guarantee.
+	Disabled bool
 	// Window is how long a peer whose link ended without a Bye is kept
 	// (PeerResuming): Sends to it are kept and the node redials it. If no
 	// link resumes the session within it, the peer has left, and what it

@@ -62,7 +62,6 @@ func TestHelperProcess(t *testing.T) {
 	cfg.Name = os.Getenv("NODE_NAME")
 	cfg.Mesh = "nstest"
 	cfg.Registry = testRegistry
-	cfg.Resume.Enabled = true
 	cfg.Link.PingInterval = 100 * time.Millisecond
 	cfg.Link.Silence = nsSilence
 	cfg.Link.HandshakeTimeout = time.Second

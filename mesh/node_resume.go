@@ -3,6 +3,7 @@ package mesh
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"syscall"
 	"time"
 
@@ -79,7 +80,10 @@ func byeForGood(err error) bool {
 func (n *Node) resumingLocked(p *peer, err error, opened bool) {
 	p.lastErr = err
 	var ce *CloseError
-	duplicate := errors.As(err, &ce) && ce.Remote && ce.Reason == reasonDuplicate
+	// A link closed as a duplicate, or replaced while a link the peer
+	// may choose waits here: the peer holds another link, whose Resume
+	// has not come yet.
+	duplicate := errors.As(err, &ce) && ce.Remote && ce.Reason == reasonDuplicate || len(p.pending) > 0
 	if !p.resuming && !duplicate {
 		p.announced = true
 		n.pushEventLocked(PeerEvent{Kind: PeerResuming, Peer: n.infoLocked(p), Err: err})
@@ -255,4 +259,74 @@ func (n *Node) unackedLocked(id uuid.UUID) uint64 {
 		return 0
 	}
 	return s.rs.Journal.Next() - 1 - s.rs.Journal.Acked()
+}
+
+// chosen is told by the reader of a link this node follows (its id is the
+// higher, SPEC.md section 12.8) that the peer's Resume came on it: the peer
+// chose the link, so it becomes the peer's link here too, replacing the
+// one before it, and opens. The reader applies the Resume after.
+func (n *Node) chosen(l *link) {
+	sink := l.sink.(*nodeSink)
+	select {
+	case <-sink.attached:
+	case <-l.closingCh:
+		return
+	}
+	n.evGate.wait(l.closingCh) // it may be news
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.peers[l.Remote().NodeID]
+	if n.closed || p == nil {
+		return
+	}
+	select {
+	case <-l.closingCh:
+		return
+	default:
+	}
+	if p.link == l {
+		return // attach opened it
+	}
+	var old *link
+	{
+		i := slices.Index(p.pending, l)
+		if i < 0 {
+			return // the node closed it
+		}
+		p.pending = slices.Delete(p.pending, i, i+1)
+		var ev *PeerEvent
+		switch old = p.link; {
+		case old != nil:
+			old.shutdown(closeErr(ErrClosed, false, reasonReplaced), closeLocal)
+		case p.resuming:
+			l.rs.quiet = !p.announced
+		case !p.replacing:
+			ev = &PeerEvent{Kind: PeerJoined}
+		}
+		p.link, p.replacing = l, false
+		n.log.Debug("mesh: link chosen by the peer", "node", n.link.Name, "peer", p.name, "conn", l.conn.LocalAddr().String()+"-"+l.conn.RemoteAddr().String())
+		p.attempts, p.notBefore, p.lastErr = 0, time.Time{}, nil
+		s := l.rs.s
+		s.mu.Lock()
+		if err := s.ensure(); err == nil {
+			s.open = true
+		}
+		s.mu.Unlock()
+		signal(p.wake)
+		n.publishLocked()
+		if ev != nil {
+			ev.Peer = n.infoLocked(p)
+			n.pushEventLocked(*ev)
+		}
+	}
+	if err := l.rs.open(l); err != nil {
+		l.shutdown(closeErr(ErrProtocol, false, "resume: "+err.Error()), closeBadInput)
+	}
+	if old != nil {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			old.CloseReason(reasonReplaced)
+		}()
+	}
 }

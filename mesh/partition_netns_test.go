@@ -34,7 +34,6 @@ func mflapHelper() {
 	cfg.Name = os.Getenv("NODE_NAME")
 	cfg.Mesh = "mflaptest"
 	cfg.Registry = testRegistry
-	cfg.Resume.Enabled = true
 	cfg.Link.AutoFlush = true
 	cfg.Discovery.MDNS = false
 	cfg.Discovery.Interval = nsInterval

@@ -165,7 +165,7 @@ func TestFastRedialReplacesLiveLink(t *testing.T) {
 		c.Link.PingInterval = 50 * time.Millisecond
 		// The lifecycle without resumable links (an older peer's):
 		// TestResumeFastRedial is the same race with them.
-		// (Resume.Enabled is false.)
+		c.Resume.Disabled = true
 		if i == 0 {
 			// a notices the cut later than b: b's new link arrives while a
 			// still counts the old one live. a's guard probes the old link

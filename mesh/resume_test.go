@@ -148,7 +148,6 @@ func TestResumeFastRedial(t *testing.T) {
 	mem := NewMemNetwork()
 	ct := &cutTransport{Transport: mem}
 	nodes := startNodes(t, nodeNet{name: "mem", mem: mem}, 2, func(i int, c *NodeConfig) {
-		c.Resume.Enabled = true
 		c.Net.RedialMin, c.Net.RedialMax = 50*time.Millisecond, 200*time.Millisecond
 		c.Link.PingInterval = 50 * time.Millisecond
 		if i == 0 {
@@ -215,7 +214,6 @@ func lossPair(t *testing.T, adjustA func(*NodeConfig)) (a *Node, cfgB NodeConfig
 	cfgA.Net.RedialMin, cfgA.Net.RedialMax = 20*time.Millisecond, 100*time.Millisecond
 	cfgB.Link.Silence, cfgB.Link.PingInterval = time.Second, 50*time.Millisecond
 	cfgB.Net.Peers = nil
-	cfgA.Resume.Enabled, cfgB.Resume.Enabled = true, true
 	if adjustA != nil {
 		adjustA(&cfgA)
 	}
@@ -437,13 +435,13 @@ func TestResumeForgedResume(t *testing.T) {
 }
 
 // TestResumeWithPeerWithout: a node with resumable links and one without
-// (an older version, or Resume.Enabled off) link as before: the Accept's
+// (an older version, or Resume.Disabled) link as before: the Accept's
 // resume item is ignored by one and absent from the other, and messages
 // flow without Resume or Ack frames.
 func TestResumeWithPeerWithout(t *testing.T) {
 	leaktest.Check(t)
 	nodes := startNodes(t, nodeNet{name: "mem", mem: NewMemNetwork()}, 2, func(i int, c *NodeConfig) {
-		c.Resume.Enabled = i == 0
+		c.Resume.Disabled = i != 0
 	})
 	fullMesh(t, nodes)
 	a, b := nodes[0], nodes[1]

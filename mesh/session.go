@@ -221,8 +221,13 @@ type linkResume struct {
 	// lowerOpened: the node with the lower id opened the link, so the
 	// one-link rule never replaces it.
 	lowerOpened bool
-	quiet       bool // it replaced a link by the one-link rule: no event
-	ack         message.Ack
+	// follow: this node has the higher id, so the peer chooses between
+	// the pair's links: a link that comes while another is live waits
+	// beside it and opens when the peer's Resume comes on it (SPEC.md
+	// section 12.8).
+	follow bool
+	quiet  bool // it replaced a link by the one-link rule: no event
+	ack    message.Ack
 
 	// Owned by the reader goroutine.
 	seen      bool // the peer's Resume was read
@@ -237,6 +242,7 @@ func (n *Node) newLinkResume(sess *peerSession, hs hsResume, remote hello, initi
 	sess.name.Store(&name)
 	lower := bytes.Compare(n.id[:], remote.NodeID[:]) < 0
 	rs.lowerOpened = lower == initiator
+	rs.follow = !lower
 	rs.pair = resume.Pair{
 		LocalNode: resume.ID(n.id), LocalInstance: resume.ID(n.hello.InstanceID),
 		RemoteNode: resume.ID(remote.NodeID), RemoteInstance: resume.ID(remote.InstanceID),
@@ -287,9 +293,10 @@ func (rs *linkResume) open(l *link) error {
 		return err
 	}
 	l.pending = append(frame, l.pending...)
-	if o.SendNow && !rs.lowerOpened {
-		// A link the higher id opened may yet lose to one the lower id
-		// dials (the one-link rule): nothing numbered goes on it before the
+	if o.SendNow && (!rs.lowerOpened || rs.follow) {
+		// A link that may yet be given up for another (the one-link rule:
+		// one the higher id opened, or any link at the higher id, which
+		// follows the lower's choice) carries nothing numbered before the
 		// peer's Resume, so that it can be given up without a loss.
 		s.rs.Hold(o)
 	}
@@ -358,6 +365,9 @@ func (rs *linkResume) onResume(l *link, m *message.Resume) error {
 	select {
 	case <-rs.opened:
 	default:
+		if rs.follow {
+			rs.n.chosen(l)
+		}
 		select {
 		case <-rs.opened:
 		case <-l.closingCh:
@@ -390,6 +400,14 @@ func (rs *linkResume) onResume(l *link, m *message.Resume) error {
 	signal(l.flushReq)
 	rs.n.resumed(l, rs, res)
 	return nil
+}
+
+// exchanged reports whether both Resumes of the link are applied: the
+// session it carries has begun on both sides.
+func (rs *linkResume) exchanged() bool {
+	rs.s.mu.Lock()
+	defer rs.s.mu.Unlock()
+	return rs.accepted
 }
 
 // onAck applies the peer's acknowledgement.
