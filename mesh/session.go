@@ -270,9 +270,8 @@ func (rs *linkResume) open(l *link) error {
 	}
 	rs.resumed = s.rs.Active()
 	s.instance = remote
-	bind := resume.UnkeyedBinding(rs.pair, rs.hs.local, rs.hs.remote)
-	pair, priv, share := rs.pair, rs.hs.priv, rs.hs.remote
-	o, err := s.rs.Open(pair, bind, func() (resume.Secret, error) { return resume.UnkeyedSecret(pair, priv, share) })
+	bind, secret := rs.hs.material(rs.pair)
+	o, err := s.rs.Open(rs.pair, bind, secret)
 	if err != nil {
 		return err
 	}
