@@ -87,8 +87,10 @@ type NodeConfig struct {
 // take their defaults.
 type ResumeConfig struct {
 	// Enabled turns resumable links on: the node offers them in its
-	// unkeyed handshakes, and a link to a peer that offers them too
-	// resumes. Default false in this version: two nodes that dial each
+	// handshakes (unkeyed and keyed alike), and a link to a peer that
+	// offers them too resumes. On a keyed mesh a link resumes a session
+	// only with the secret of the session's first keyed handshake, which
+	// other holders of the mesh key do not have. Default false in this version: two nodes that dial each
 	// other at once may settle the one-link rule differently on each side
 	// (a link one side still counts live is replaced on the other), and a
 	// resumable link then loses, and reports as lost, what was sent in that
