@@ -110,8 +110,8 @@
 // # What a nil from Send promises
 //
 // A nil from Send (and Broadcast, Request, Reply) means: delivered unless
-// you are told otherwise. Between two nodes with resumable links on
-// (NodeConfig.Resume.Enabled, unkeyed meshes), the message was numbered and kept for the peer until
+// you are told otherwise. Between two nodes with resumable links (the
+// default, keyed meshes or not; NodeConfig.Resume), the message was numbered and kept for the peer until
 // it acknowledges it; it reaches that peer instance's program exactly once,
 // in order, across cuts of any length up to ResumeConfig.Window while both
 // programs run (a link that ends is redialled, and the next one resends
@@ -121,8 +121,8 @@
 // range (PeerEvent.Lost on PeerLeft, PeerRestarted or PeerResumed; see
 // Node.Sequence), and Stats counts it (MessagesLost). No Lost, nothing lost.
 //
-// With a peer that does not resume (Resume.Enabled off, the default in
-// this version; a keyed mesh; an older lanmesh), the message is delivered once and in
+// With a peer that does not resume (ResumeConfig.Disabled on either node,
+// or an older lanmesh), the message is delivered once and in
 // order unless the link ends first: then a PeerLeft (or PeerRestarted)
 // follows in the stream, and what was queued on that link since the trouble
 // began may be lost, unnamed. A Request whose peer leaves fails at once with
@@ -151,8 +151,12 @@
 // carries encrypted records of at most 16 KiB of plaintext, one per write of
 // the link. A node without the key, with no key, or with another key is
 // refused with ErrKeyRequired, ErrUnkeyedPeer or ErrWrongKey, and a keyed
-// node never falls back to an unkeyed link. SPEC.md section 10 gives every
-// byte.
+// node never falls back to an unkeyed link. With resumable links (on
+// unless NodeConfig.Resume.Disabled), each Hello carries the resume offer in its
+// suite data, and a later link resumes a session only if it proves the
+// secret of the session's first keyed handshake, which other holders of the
+// mesh key do not have. SPEC.md section 10 gives every byte, section 12 the
+// resume.
 //
 // # After the handshake
 //

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lanmesh/lanmesh/lanmeshtest/netlab"
+	"github.com/lanmesh/lanmesh/meshkey"
 )
 
 // flapRate is how many messages a second each flap node sends its peer.
@@ -34,7 +35,7 @@ const nsFlapSilence = 3 * time.Second
 //
 // SIGHUP starts the sending (with START_IDLE set it waits for one). RATE
 // overrides flapRate; PEER and LISTEN put the node on given addresses (a
-// netlab Wire) with discovery off.
+// netlab Wire) with discovery off; MESH_KEY (a key's text form) keys it.
 //
 //	got N DUP HOLES DELIVERED   (after each SIGUSR2: the highest number delivered in
 //	                            order, the faults, and how many were delivered in all)
@@ -59,6 +60,14 @@ func flapHelper() {
 		cfg.Discovery.Off = true
 		cfg.Net.Listen = []string{os.Getenv("LISTEN")}
 		cfg.Net.Peers = []string{peerAddr}
+	}
+	if text := os.Getenv("MESH_KEY"); text != "" {
+		key, err := meshkey.Parse(text)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		cfg.Keyring = meshkey.Keyring{Primary: key}
 	}
 	rate := flapRate
 	if r, err := strconv.Atoi(os.Getenv("RATE")); err == nil && r > 0 {
@@ -144,14 +153,14 @@ func flapHelper() {
 	}
 }
 
-// flapPair starts a flap node in each of two hosts and waits until each
-// has joined the other.
-func flapPair(t *testing.T, lab *netlab.Lab) []*nsNode {
+// flapPair starts a flap node in each of two hosts, with env added to
+// their environment, and waits until each has joined the other.
+func flapPair(t *testing.T, lab *netlab.Lab, env ...string) []*nsNode {
 	ids := sortedIDs(2)
 	nodes := make([]*nsNode, 2)
 	for i, h := range lab.Hosts {
 		nodes[i] = &nsNode{host: h, id: ids[i], name: h.Name}
-		nodes[i].proc = h.StartHelper(t, "flap", "NODE_ID="+ids[i].String(), "NODE_NAME="+h.Name)
+		nodes[i].proc = h.StartHelper(t, "flap", append([]string{"NODE_ID=" + ids[i].String(), "NODE_NAME=" + h.Name}, env...)...)
 		nodes[i].waitLine(t, 10*time.Second, 0, func(f []string) bool { return f[0] == "ready" })
 	}
 	for _, n := range nodes {
@@ -211,51 +220,16 @@ func flapAccount(t *testing.T, nodes []*nsNode) (sent [2]uint64) {
 // every message Send accepted arrives once, in order, and no side reports
 // the peer left. A cut shorter than Silence (3 s, the default) is carried
 // by TCP itself; a longer one ends the link, and the next link resumes the
-// session (each side reports PeerResuming, then PeerResumed, once).
+// session (each side reports PeerResuming, then PeerResumed, once). A 7 s
+// cut is run on a keyed mesh too.
 func TestNetnsFlap(t *testing.T) {
 	for _, cut := range []time.Duration{500 * time.Millisecond, 2 * time.Second, 5 * time.Second, 20 * time.Second} {
-		t.Run("cut"+cut.String(), func(t *testing.T) {
-			lab := netlab.New(t, 2)
-			nodes := flapPair(t, lab)
-			// Traffic flows before the cut: wait for it, not for a time.
-			for _, n := range nodes {
-				flapWaitGot(t, n, flapRate/2)
-			}
-			m := marks(nodes)
-			if err := lab.Hosts[1].LinkDown(); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(cut) // the cut itself
-			if err := lab.Hosts[1].LinkUp(); err != nil {
-				t.Fatal(err)
-			}
-			// Traffic flows again after it.
-			for _, n := range nodes {
-				flapWaitGot(t, n, flapGot(t, n)+flapRate)
-			}
-			sent := flapAccount(t, nodes)
-			var events []string
-			for i, n := range nodes {
-				var resuming, resumed int
-				for _, l := range n.lines[m[i]:] {
-					switch l.fields[0] {
-					case "resuming":
-						resuming++
-					case "resumed":
-						resumed++
-					}
-				}
-				// A side that had not yet noticed the end when the new link
-				// came sees PeerResumed alone (documented on PeerResuming).
-				if resuming > resumed || resumed > 1 || cut >= 2*nsFlapSilence && resumed != 1 {
-					t.Errorf("%s: %d PeerResuming and %d PeerResumed after a cut of %v", n.name, resuming, resumed, cut)
-				}
-				events = append(events, fmt.Sprintf("%s resumed %d", n.name, resumed))
-			}
-			t.Logf("cut of %v: sent %d and %d, all delivered once, in order (0 lost, 0 duplicated, 0 reordered); no PeerLeft; %v",
-				cut, sent[0], sent[1], events)
-		})
+		t.Run("cut"+cut.String(), func(t *testing.T) { flapCut(t, cut) })
 	}
+	// Keyed: a cut past 2 x Silence, so that the link ends and is resumed
+	// (a shorter one is carried by TCP and would pass without keyed resume).
+	keyedCut := 2*nsFlapSilence + time.Second
+	t.Run("keyed-cut"+keyedCut.String(), func(t *testing.T) { flapCut(t, keyedCut, "MESH_KEY="+testKey(1).String()) })
 	t.Run("loss5pct", func(t *testing.T) {
 		lab := netlab.New(t, 2)
 		for _, h := range lab.Hosts {
@@ -270,6 +244,49 @@ func TestNetnsFlap(t *testing.T) {
 		sent := flapAccount(t, nodes)
 		t.Logf("5%% loss each way: sent %d and %d, all delivered once, in order; no PeerLeft", sent[0], sent[1])
 	})
+}
+
+// flapCut is one cut of TestNetnsFlap: the nodes' environment gets env.
+func flapCut(t *testing.T, cut time.Duration, env ...string) {
+	lab := netlab.New(t, 2)
+	nodes := flapPair(t, lab, env...)
+	// Traffic flows before the cut: wait for it, not for a time.
+	for _, n := range nodes {
+		flapWaitGot(t, n, flapRate/2)
+	}
+	m := marks(nodes)
+	if err := lab.Hosts[1].LinkDown(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(cut) // the cut itself
+	if err := lab.Hosts[1].LinkUp(); err != nil {
+		t.Fatal(err)
+	}
+	// Traffic flows again after it.
+	for _, n := range nodes {
+		flapWaitGot(t, n, flapGot(t, n)+flapRate)
+	}
+	sent := flapAccount(t, nodes)
+	var events []string
+	for i, n := range nodes {
+		var resuming, resumed int
+		for _, l := range n.lines[m[i]:] {
+			switch l.fields[0] {
+			case "resuming":
+				resuming++
+			case "resumed":
+				resumed++
+			}
+		}
+		// A side that had not yet noticed the end when the new link
+		// came sees PeerResumed alone (documented on PeerResuming).
+		if resuming > resumed || resumed > 1 || cut >= 2*nsFlapSilence && resumed != 1 {
+			t.Errorf("%s: %d PeerResuming and %d PeerResumed after a cut of %v", n.name, resuming, resumed, cut)
+		}
+		events = append(events, fmt.Sprintf("%s resumed %d", n.name, resumed))
+	}
+	t.Logf("cut of %v: sent %d and %d, all delivered once, in order (0 lost, 0 duplicated, 0 reordered); no PeerLeft; %v",
+		cut, sent[0], sent[1], events)
 }
 
 // flapGot asks n how many messages it has received in order.

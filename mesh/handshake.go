@@ -105,7 +105,8 @@ type hello struct {
 	ListenPort uint16
 	// Suite is the key-exchange suite: SuiteNone on an unkeyed link,
 	// SuiteNoise in the Hello a keyed handshake carries. SuiteData is its
-	// payload, empty for both.
+	// payload: empty under SuiteNone; under SuiteNoise, extension items
+	// (SPEC.md section 12.4: a Node's resume offer), or empty.
 	Suite     byte
 	SuiteData []byte
 }
@@ -280,13 +281,32 @@ type session struct {
 	began time.Time
 }
 
-// hsResume is an unkeyed handshake's part of the resume exchange: both
-// sides' X25519 shares, from which the link's binding and, if the link
-// begins a session, its secret come.
+// hsResume is a handshake's part of the resume exchange (SPEC.md section
+// 12.5): what the link's binding and, if the link begins a session, its
+// secret come from.
 type hsResume struct {
-	ok            bool
+	ok bool
+	// Unkeyed: both sides' X25519 shares.
 	priv          *ecdh.PrivateKey
 	local, remote resume.Share
+	// Keyed: the binding of the Noise handshake hash, and the Split's two
+	// keys, the initiator-to-responder one first.
+	keyed    bool
+	bind     resume.Binding
+	i2r, r2i [32]byte
+}
+
+// material returns the link's binding, and the function that derives the
+// session secret should the link begin a session.
+func (r *hsResume) material(p resume.Pair) (resume.Binding, func() (resume.Secret, error)) {
+	if r.keyed {
+		i2r, r2i := r.i2r, r.r2i
+		return r.bind, func() (resume.Secret, error) { return resume.KeyedSecret(p, i2r, r2i), nil }
+	}
+	priv, share := r.priv, r.remote
+	return resume.UnkeyedBinding(p, r.local, r.remote), func() (resume.Secret, error) {
+		return resume.UnkeyedSecret(p, priv, share)
+	}
 }
 
 // hsOptions are a handshake's role and keys.

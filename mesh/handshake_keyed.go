@@ -8,6 +8,7 @@ import (
 
 	"github.com/flynn/noise"
 
+	"github.com/lanmesh/lanmesh/internal/resume"
 	"github.com/lanmesh/lanmesh/meshkey"
 )
 
@@ -20,7 +21,10 @@ import (
 //	record 0: Accept (key confirmation) ->   the link counts only once it opens
 //
 // The Noise prologue is the preamble frame followed by the mesh name, so an
-// edited preamble, or another mesh, fails the handshake.
+// edited preamble, or another mesh, fails the handshake. A Node that offers
+// resumable links says so in its Hello's suite data (SPEC.md section 12.4);
+// the session secret and the link's binding then come from the Split's
+// keys and the handshake hash (section 12.5).
 
 // preambleBody is the size of a Preamble body: suite, key id.
 const preambleBody = 1 + 8
@@ -62,6 +66,9 @@ func (h *handshaker) initiate(local hello, o hsOptions) (session, error) {
 		d = k
 	}
 	local.Suite = suiteNoise
+	if o.resume {
+		local.SuiteData = keyedOffer
+	}
 	pre := appendPreamble(nil, suiteNoise, d.ID)
 	hs, err := newNoise(o, true, d.PSK, pre, local.Mesh)
 	if err != nil {
@@ -93,13 +100,14 @@ func (h *handshaker) initiate(local hello, o hsOptions) (session, error) {
 		return session{}, h.rejectCode(rejectWrongKey, ErrWrongKey,
 			fmt.Sprintf("the peer's handshake did not open under key id %s", d.ID))
 	}
-	remote, err := h.checkHello(payload, local)
+	remote, offered, err := h.checkHello(payload, local, o.resume)
 	if err != nil {
 		return session{}, err
 	}
 	s := session{remote: remote, keyed: true, keyID: d.ID,
 		send: newRecordCipher(c1.UnsafeKey(), 0), recv: newRecordCipher(c2.UnsafeKey(), 0),
-		laneSecret: laneSecret(c1.UnsafeKey(), c2.UnsafeKey())}
+		laneSecret: laneSecret(c1.UnsafeKey(), c2.UnsafeKey()),
+		resume:     keyedResume(offered, hs, c1, c2)}
 	// Key confirmation: the responder counts the link only once this opens.
 	confirm, err := s.send.sealOne(nil, appendAccept(nil))
 	if err != nil {
@@ -116,6 +124,9 @@ func (h *handshaker) initiate(local hello, o hsOptions) (session, error) {
 // to open, before any Diffie-Hellman work.
 func (h *handshaker) respond(local hello, o hsOptions) (session, error) {
 	local.Suite = suiteNoise
+	if o.resume {
+		local.SuiteData = keyedOffer
+	}
 	kind, body, err := h.read()
 	switch {
 	case err != nil:
@@ -152,7 +163,7 @@ func (h *handshaker) respond(local hello, o hsOptions) (session, error) {
 		return session{}, h.rejectCode(rejectWrongKey, ErrWrongKey,
 			fmt.Sprintf("the first handshake message did not open under key id %s", id))
 	}
-	remote, err := h.checkHello(payload, local)
+	remote, offered, err := h.checkHello(payload, local, o.resume)
 	if err != nil {
 		return session{}, err
 	}
@@ -169,7 +180,8 @@ func (h *handshaker) respond(local hello, o hsOptions) (session, error) {
 	}
 	s := session{remote: remote, keyed: true, keyID: id,
 		send: newRecordCipher(c2.UnsafeKey(), 0), recv: newRecordCipher(c1.UnsafeKey(), 0),
-		laneSecret: laneSecret(c1.UnsafeKey(), c2.UnsafeKey())}
+		laneSecret: laneSecret(c1.UnsafeKey(), c2.UnsafeKey()),
+		resume:     keyedResume(offered, hs, c1, c2)}
 	// Key confirmation: the initiator's first record, an Accept. A replayed
 	// first message ends here, for want of the initiator's ephemeral key.
 	const confirmLen = handshakeHeader + recordTag
@@ -189,18 +201,43 @@ func (h *handshaker) respond(local hello, o hsOptions) (session, error) {
 }
 
 // checkHello parses a Hello carried in a Noise payload and checks it
-// against ours, refusing (in the clear) what does not match.
-func (h *handshaker) checkHello(frame []byte, local hello) (hello, error) {
-	remote, err := parseHello(frame)
+// against ours, refusing (in the clear) what does not match. When this side
+// offers resume (offer), offered says whether the peer does too; a
+// malformed offer is refused as a malformed Hello. An older peer sends no
+// suite data: it does not speak resume.
+func (h *handshaker) checkHello(frame []byte, local hello, offer bool) (remote hello, offered bool, err error) {
+	remote, err = parseHello(frame)
 	switch {
 	case err != nil:
-		return hello{}, h.reject(ErrHandshake, err.Error())
+		return hello{}, false, h.reject(ErrHandshake, err.Error())
 	case remote.Mesh != local.Mesh:
-		return hello{}, h.reject(ErrMeshMismatch, fmt.Sprintf("mesh %q, peer is in mesh %q", local.Mesh, remote.Mesh))
+		return hello{}, false, h.reject(ErrMeshMismatch, fmt.Sprintf("mesh %q, peer is in mesh %q", local.Mesh, remote.Mesh))
 	case remote.Codec != local.Codec:
-		return hello{}, h.reject(ErrCodecMismatch, fmt.Sprintf("codec %q, peer speaks %q", local.Codec, remote.Codec))
+		return hello{}, false, h.reject(ErrCodecMismatch, fmt.Sprintf("codec %q, peer speaks %q", local.Codec, remote.Codec))
 	case remote.Suite != suiteNoise:
-		return hello{}, h.rejectCode(rejectSuite, ErrHandshake, fmt.Sprintf("key exchange suite %d, peer's hello says %d", suiteNoise, remote.Suite))
+		return hello{}, false, h.rejectCode(rejectSuite, ErrHandshake, fmt.Sprintf("key exchange suite %d, peer's hello says %d", suiteNoise, remote.Suite))
+	case !offer:
+		return remote, false, nil
 	}
-	return remote, nil
+	_, offered, err = resume.ParseOffer(remote.SuiteData, true)
+	if err != nil {
+		return hello{}, false, h.reject(ErrHandshake, "hello: "+err.Error())
+	}
+	return remote, offered, nil
+}
+
+// keyedOffer is the suite data of a keyed Hello that offers resume
+// (SPEC.md section 12.4: 01 01 01).
+var keyedOffer = resume.AppendOffer(nil, resume.Offer{Version: resume.Version})
+
+// keyedResume is a keyed link's part of the resume exchange, once the last
+// handshake message is written or read (SPEC.md section 12.5): the binding
+// of the handshake hash, which covers both ephemeral keys, and the Split's
+// keys, which only the two ends hold, for the session secret.
+func keyedResume(offered bool, hs *noise.HandshakeState, c1, c2 *noise.CipherState) hsResume {
+	if !offered {
+		return hsResume{}
+	}
+	return hsResume{ok: true, keyed: true, bind: resume.KeyedBinding(hs.ChannelBinding()),
+		i2r: c1.UnsafeKey(), r2i: c2.UnsafeKey()}
 }

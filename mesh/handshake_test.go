@@ -110,6 +110,8 @@ func TestParseHelloRejects(t *testing.T) {
 func FuzzParseHello(f *testing.F) {
 	good, _ := goldenHello.appendFrame(nil)
 	f.Add(good)
+	keyedGood, _ := goldenKeyedHello().appendFrame(nil) // suite 1, the resume offer
+	f.Add(keyedGood)
 	for _, b := range brokenHellos() {
 		f.Add(b)
 	}
@@ -136,6 +138,8 @@ func FuzzHandshake(f *testing.F) {
 	f.Add(append(bytes.Clone(good), appendAccept(nil)...))
 	f.Add(append(bytes.Clone(good), appendReject(nil, rejectOther, "banned")...))
 	f.Add(good)
+	keyedGood, _ := goldenKeyedHello().appendFrame(nil) // a keyed Hello, refused for its suite
+	f.Add(append(keyedGood, appendAccept(nil)...))
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
 	for _, b := range brokenHellos() {
 		f.Add(b)

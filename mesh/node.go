@@ -554,7 +554,7 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 		n.reqs.failPeer(p.id, p.name, closeErr(ErrConnLost, true, "peer restarted"))
 	case l.rs != nil && old.rs != nil && l.rs.follow:
 		// The peer has the lower id and chooses between the links of the
-		// pair (SPEC.md section 12.8): this one waits beside the old one
+		// pair (SPEC.md section 12.11): this one waits beside the old one
 		// until the peer's Resume comes on it (Node.chosen), or the peer
 		// closes it as a duplicate.
 		p.pending = append(p.pending, l)
@@ -1055,7 +1055,7 @@ func (n *Node) Connect(ctx context.Context, addr string) (PeerInfo, error) {
 }
 
 // settle waits, at most d, until no link waits for its peer's choice
-// (SPEC.md section 12.8): what Send queued for the peer then goes out on
+// (SPEC.md section 12.11): what Send queued for the peer then goes out on
 // the link the pair kept, before the Bye, rather than being reported lost
 // with a link the peer dropped as a duplicate.
 func (n *Node) settle(d time.Duration) {

@@ -87,11 +87,13 @@ type NodeConfig struct {
 // take their defaults.
 type ResumeConfig struct {
 	// Disabled turns resumable links off. On (the default), the node
-	// offers them in its handshakes, and a link to a peer that offers them
+	// offers them in its handshakes (unkeyed and keyed alike), and a link to a peer that offers them
 	// too resumes: a link that ends while both programs run loses nothing
 	// (SPEC.md section 12). Off, a link that ends loses what was in flight
 	// on it, reported only as PeerLeft; nodes without resume link with
-	// nodes that have it, with the older guarantee.
+	// nodes that have it, with the older guarantee. On a keyed mesh a link
+	// resumes a session only with the secret of the session's first keyed
+	// handshake, which other holders of the mesh key do not have.
 	Disabled bool
 	// Window is how long a peer whose link ended without a Bye is kept
 	// (PeerResuming): Sends to it are kept and the node redials it. If no

@@ -76,7 +76,7 @@ type PeerInfo struct {
 
 // PeerEventKind says what happened to a peer.
 //
-// With resumable links (NodeConfig.Resume.Enabled on both nodes): a link that ends without the peer leaving is seen as
+// With resumable links (the default; not with ResumeConfig.Disabled on either node): a link that ends without the peer leaving is seen as
 // PeerResuming, and the link that replaces it as PeerResumed, on both
 // sides (a side that had not yet noticed the end sees PeerResumed alone);
 // nothing Send accepted is lost across it unless an event's Lost says so.

@@ -262,7 +262,7 @@ func (n *Node) unackedLocked(id uuid.UUID) uint64 {
 }
 
 // chosen is told by the reader of a link this node follows (its id is the
-// higher, SPEC.md section 12.8) that the peer's Resume came on it: the peer
+// higher, SPEC.md section 12.11) that the peer's Resume came on it: the peer
 // chose the link, so it becomes the peer's link here too, replacing the
 // one before it, and opens. The reader applies the Resume after.
 func (n *Node) chosen(l *link) {

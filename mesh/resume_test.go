@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -143,11 +144,18 @@ func (s *sender) halt() uint64 {
 // there. Nothing Send accepted on either side is lost, doubled or
 // reordered; b sees PeerResuming then PeerResumed, a sees PeerResumed; a
 // request pending across the cut is answered, not failed.
-func TestResumeFastRedial(t *testing.T) {
+func TestResumeFastRedial(t *testing.T) { resumeFastRedial(t, nil) }
+
+// resumeFastRedial is TestResumeFastRedial with both nodes' configs
+// adjusted by adjust (nil: none).
+func resumeFastRedial(t *testing.T, adjust func(*NodeConfig)) {
 	leaktest.Check(t)
 	mem := NewMemNetwork()
 	ct := &cutTransport{Transport: mem}
 	nodes := startNodes(t, nodeNet{name: "mem", mem: mem}, 2, func(i int, c *NodeConfig) {
+		if adjust != nil {
+			adjust(c)
+		}
 		c.Net.RedialMin, c.Net.RedialMax = 50*time.Millisecond, 200*time.Millisecond
 		c.Link.PingInterval = 50 * time.Millisecond
 		if i == 0 {
@@ -161,6 +169,7 @@ func TestResumeFastRedial(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	t.Cleanup(ct.closeUnder)
 	fullMesh(t, nodes)
+	wantResumable(t, nodes)
 	ta, tb := newTally(t, a), newTally(t, b)
 	for _, tl := range []*tally{ta, tb} {
 		if ev := tl.event(t, 5*time.Second); ev.Kind != PeerJoined {
@@ -200,10 +209,29 @@ func TestResumeFastRedial(t *testing.T) {
 	t.Logf("a sent %d, b sent %d across %d cuts: 0 lost, 0 doubled, 0 reordered", na, nb, rounds)
 }
 
+// wantResumable fails the test unless every link of the nodes resumes,
+// and is keyed if its node has a mesh key.
+func wantResumable(t *testing.T, nodes []*Node) {
+	t.Helper()
+	for _, n := range nodes {
+		for _, l := range n.links.Load().all {
+			if _, keyed := l.KeyID(); l.rs == nil || keyed != (n.keys.Load() != nil) {
+				t.Fatalf("%s: link to %s: resumable %v, keyed %v", n.Name(), l.Remote().Name, l.rs != nil, keyed)
+			}
+		}
+	}
+}
+
 // lossPair starts a (which dials, over a cut transport, and notices a cut
 // after 300 ms) and b (which never dials, and is slow to notice), links
 // them, has a send 100 messages and waits until b acknowledged them all.
 func lossPair(t *testing.T, adjustA func(*NodeConfig)) (a *Node, cfgB NodeConfig, ct *cutTransport, ta, tb *tally) {
+	return lossPairWith(t, adjustA, nil)
+}
+
+// lossPairWith is lossPair with both nodes' configs adjusted by both (nil:
+// none) before adjustA.
+func lossPairWith(t *testing.T, adjustA, both func(*NodeConfig)) (a *Node, cfgB NodeConfig, ct *cutTransport, ta, tb *tally) {
 	mem := NewMemNetwork()
 	ct = &cutTransport{Transport: mem}
 	t.Cleanup(ct.closeUnder)
@@ -214,6 +242,10 @@ func lossPair(t *testing.T, adjustA func(*NodeConfig)) (a *Node, cfgB NodeConfig
 	cfgA.Net.RedialMin, cfgA.Net.RedialMax = 20*time.Millisecond, 100*time.Millisecond
 	cfgB.Link.Silence, cfgB.Link.PingInterval = time.Second, 50*time.Millisecond
 	cfgB.Net.Peers = nil
+	if both != nil {
+		both(&cfgA)
+		both(&cfgB)
+	}
 	if adjustA != nil {
 		adjustA(&cfgA)
 	}
@@ -361,23 +393,19 @@ func TestResumeBudgetLoss(t *testing.T) {
 
 // TestResumeForgedResume: an impostor that claims a peer's ids while the
 // peer's link is cut, and names the peer's session in a Resume it cannot
-// seal, has its link closed with a protocol error; the session is kept,
+// seal, has its link closed with a protocol error; so has one that replays
+// the Resume the real peer sent on an earlier link. The session is kept,
 // the real peer's next link resumes it, and nothing is lost.
-func TestResumeForgedResume(t *testing.T) {
+func TestResumeForgedResume(t *testing.T) { resumeForged(t, nil) }
+
+// resumeForged is TestResumeForgedResume with both nodes' configs adjusted
+// by both (nil: none). With a mesh key the impostor holds it too (another
+// member of the mesh): it completes the keyed handshake, but not the
+// session's secret.
+func resumeForged(t *testing.T, both func(*NodeConfig)) {
 	leaktest.Check(t)
-	a, _, ct, ta, tb := lossPair(t, nil)
+	a, _, ct, ta, tb := lossPairWith(t, nil, both)
 	b := tb.n
-	ct.cut()
-	ct.unreachable.Store(true)
-	for i := range uint64(20) {
-		if err := a.Send(b.ID(), &Msg32{Seq: 100 + i, Sender: 1}); err != nil {
-			t.Fatal(err)
-		}
-		a.Xfer()
-	}
-	if ev := ta.event(t, 5*time.Second); ev.Kind != PeerResuming {
-		t.Fatalf("a: %v after the cut", ev.Kind)
-	}
 	a.mu.Lock()
 	sess := a.sessions[b.ID()]
 	a.mu.Unlock()
@@ -385,62 +413,149 @@ func TestResumeForgedResume(t *testing.T) {
 	id := sess.rs.ID()
 	sess.mu.Unlock()
 
-	// The impostor: b's ids, a handshake of its own, a Resume with a
-	// MAC it had to guess.
-	conn, err := ct.Transport.Dial(testCtx(t, 5*time.Second), a.Addrs()[0].String())
+	forged := resume.Message{Session: id, Delivered: 0, From: 1, BudgetFrames: 100, BudgetBytes: 1 << 20}
+	forged.MAC[0] = 1
+	sent := uint64(100)
+	for round, what := range []string{"forged", "replayed"} {
+		var data []byte
+		if what == "forged" {
+			var err error
+			if data, err = forged.AppendBinary(nil); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			// What b sent on its present link: a Resume of the session,
+			// sealed for that link's binding.
+			data = ownResume(t, b, a.ID())
+		}
+		ct.cut()
+		ct.unreachable.Store(true)
+		for range 20 {
+			if err := a.Send(b.ID(), &Msg32{Seq: sent, Sender: 1}); err != nil {
+				t.Fatal(err)
+			}
+			sent++
+			a.Xfer()
+		}
+		nextKind(t, ta, PeerResuming)
+		reason := impostorResume(t, ct.Transport, a, b, data)
+		if !strings.Contains(reason, "authentication") {
+			t.Fatalf("%s Resume: a closed the impostor's link with %q, want an authentication failure", what, reason)
+		}
+		// The real b comes back: the session resumes, nothing lost.
+		ct.unreachable.Store(false)
+		nextKind(t, ta, PeerResumed)
+		waitUntil(t, 10*time.Second, "every message", func() bool { return tb.got(1) == sent })
+		if p := tb.problems(); len(p) > 0 {
+			t.Fatalf("round %d: b: %v", round, p)
+		}
+		if st := a.Stats(); st.MessagesLost != 0 {
+			t.Fatalf("round %d: a reported %d lost", round, st.MessagesLost)
+		}
+		t.Logf("%s Resume refused: %q; %d messages, 0 lost", what, reason, sent)
+	}
+}
+
+// nextKind waits for tl's next event of kind, failing on a PeerLeft or
+// PeerRestarted.
+func nextKind(t *testing.T, tl *tally, kind PeerEventKind) PeerEvent {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ev := tl.event(t, time.Until(deadline))
+		switch {
+		case ev.Kind == kind:
+			return ev
+		case ev.Kind == PeerLeft || ev.Kind == PeerRestarted:
+			t.Fatalf("%s: %v (%v) while waiting for %v", tl.n.Name(), ev.Kind, ev.Err, kind)
+		}
+	}
+}
+
+// ownResume returns the Resume n sent on its live link to peer.
+func ownResume(t *testing.T, n *Node, peer uuid.UUID) []byte {
+	t.Helper()
+	n.mu.Lock()
+	sess := n.sessions[peer]
+	n.mu.Unlock()
+	if sess == nil {
+		t.Fatalf("%s: no session with the peer", n.Name())
+	}
+	sess.mu.Lock()
+	var o *resume.Opening
+	if sess.live != nil && sess.live.rs != nil {
+		o = sess.live.rs.o
+	}
+	sess.mu.Unlock()
+	if o == nil || o.Own.Fresh() {
+		t.Fatalf("%s: the live link to the peer sent no resuming Resume", n.Name())
+	}
+	data, err := o.Own.AppendBinary(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// impostorResume dials a over tr as b (b's ids, and b's mesh key if it has
+// one), sends a Resume with data as its first frame, and returns the
+// reason of the Bye a answers with.
+func impostorResume(t *testing.T, tr Transport, a, b *Node, data []byte) string {
+	t.Helper()
+	conn, err := tr.Dial(testCtx(t, 5*time.Second), a.Addrs()[0].String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := handshake(testCtx(t, 5*time.Second), conn, b.hello, b.link, hsOptions{initiator: true, resume: true}); err != nil {
-		t.Fatal(err)
-	}
-	forged := resume.Message{Session: id, Delivered: 0, From: 1, BudgetFrames: 100, BudgetBytes: 1 << 20}
-	forged.MAC[0] = 1
-	data, err := forged.AppendBinary(nil)
+	hs, err := handshake(testCtx(t, 5*time.Second), conn, b.hello, b.link, hsOptions{initiator: true, resume: true, keys: b.keys.Load()})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !hs.resume.ok || hs.keyed != (b.keys.Load() != nil) {
+		t.Fatalf("the impostor's handshake: resume %v, keyed %v", hs.resume.ok, hs.keyed)
 	}
 	var m message.Resume
 	copy(m.Data[:], data)
 	c, _ := codec.New("binary", testRegistry)
 	frame, _ := c.AppendFrame(nil, &m)
+	var r io.Reader = conn
+	if hs.keyed {
+		if frame, err = hs.send.seal(nil, frame); err != nil {
+			t.Fatal(err)
+		}
+		r = newRecordReader(conn, hs.recv)
+	}
 	if _, err := conn.Write(frame); err != nil {
 		t.Fatal(err)
 	}
 	// a answers with a Bye that says why, and hangs up.
-	dec := c.NewDecoder(conn)
+	dec := c.NewDecoder(r)
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	var bye *message.Bye
-	for bye == nil {
+	for {
 		msg, _, err := dec.Decode()
 		if err != nil {
-			t.Fatalf("reading a's answer to the forged Resume: %v", err)
+			t.Fatalf("reading a's answer to the impostor's Resume: %v", err)
 		}
-		bye, _ = msg.(*message.Bye)
+		if bye, ok := msg.(*message.Bye); ok {
+			return bye.Reason
+		}
 	}
-	if !strings.Contains(bye.Reason, "authentication") {
-		t.Fatalf("a closed the impostor's link with %q, want an authentication failure", bye.Reason)
-	}
-	// The real b comes back: the session resumes, nothing lost.
-	ct.unreachable.Store(false)
-	waitUntil(t, 10*time.Second, "every message", func() bool { return tb.got(1) == 120 })
-	if p := tb.problems(); len(p) > 0 {
-		t.Fatalf("b: %v", p)
-	}
-	if st := a.Stats(); st.MessagesLost != 0 {
-		t.Fatalf("a reported %d lost", st.MessagesLost)
-	}
-	t.Logf("forged Resume refused: %q", bye.Reason)
 }
 
 // TestResumeWithPeerWithout: a node with resumable links and one without
 // (an older version, or Resume.Disabled) link as before: the Accept's
 // resume item is ignored by one and absent from the other, and messages
 // flow without Resume or Ack frames.
-func TestResumeWithPeerWithout(t *testing.T) {
+func TestResumeWithPeerWithout(t *testing.T) { resumeWithPeerWithout(t, nil) }
+
+// resumeWithPeerWithout is TestResumeWithPeerWithout with both nodes'
+// configs adjusted by both (nil: none).
+func resumeWithPeerWithout(t *testing.T, both func(*NodeConfig)) {
 	leaktest.Check(t)
 	nodes := startNodes(t, nodeNet{name: "mem", mem: NewMemNetwork()}, 2, func(i int, c *NodeConfig) {
+		if both != nil {
+			both(c)
+		}
 		c.Resume.Disabled = i != 0
 	})
 	fullMesh(t, nodes)

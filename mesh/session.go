@@ -224,7 +224,7 @@ type linkResume struct {
 	// follow: this node has the higher id, so the peer chooses between
 	// the pair's links: a link that comes while another is live waits
 	// beside it and opens when the peer's Resume comes on it (SPEC.md
-	// section 12.8).
+	// section 12.11).
 	follow bool
 	quiet  bool // it replaced a link by the one-link rule: no event
 	ack    message.Ack
@@ -276,9 +276,8 @@ func (rs *linkResume) open(l *link) error {
 	}
 	rs.resumed = s.rs.Active()
 	s.instance = remote
-	bind := resume.UnkeyedBinding(rs.pair, rs.hs.local, rs.hs.remote)
-	pair, priv, share := rs.pair, rs.hs.priv, rs.hs.remote
-	o, err := s.rs.Open(pair, bind, func() (resume.Secret, error) { return resume.UnkeyedSecret(pair, priv, share) })
+	bind, secret := rs.hs.material(rs.pair)
+	o, err := s.rs.Open(rs.pair, bind, secret)
 	if err != nil {
 		return err
 	}
