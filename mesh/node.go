@@ -705,8 +705,7 @@ func (n *Node) watch(p *peer, l *link) {
 		loss = n.endSessionLocked(p, resume.LossClosed)
 	}
 	n.publishLocked()
-	var ce *CloseError
-	if !n.closed && (errors.As(err, &ce) && ce.Remote && ce.Reason == reasonDuplicate || len(p.pending) > 0 && !byeForGood(err)) {
+	if !n.closed && peerKeepsAnother(p, err) {
 		// The peer keeps another link to us: wait for it, bounded.
 		p.replacing = true
 		n.wg.Add(1)

@@ -133,7 +133,11 @@ func (n *nsNode) waitLine(t *testing.T, timeout time.Duration, from int, match f
 		for i >= len(n.lines) {
 			line, err := n.proc.Next(time.Until(deadline))
 			if err != nil {
-				t.Fatalf("%s: %v\n%s", n.name, err, n.proc.Stderr())
+				var seen strings.Builder
+				for _, l := range n.lines[from:] {
+					seen.WriteString(strings.Join(l.fields, " ") + "\n")
+				}
+				t.Fatalf("%s: %v\nlines since the mark:\n%s\nstderr:\n%s", n.name, err, seen.String(), n.proc.Stderr())
 			}
 			if f := strings.Fields(line); len(f) > 0 {
 				at := time.Now()
@@ -226,7 +230,8 @@ func TestNetnsMesh(t *testing.T) {
 	m = marks(nodes)
 	nodes[4] = startNSNode(t, victim.host, victim.id)
 	for i, n := range nodes[:4] {
-		n.waitEvents(t, 10*time.Second, m[i], "restarted", []*nsNode{nodes[4]})
+		// Restarted, or joined if discovery had lost it after it left.
+		n.waitEvents(t, 10*time.Second, m[i], "restarted|joined", []*nsNode{nodes[4]})
 	}
 	nodes[4].waitEvents(t, 10*time.Second, 0, "joined", nodes)
 

@@ -75,15 +75,23 @@ func byeForGood(err error) bool {
 	return ce.Reason != reasonDuplicate && ce.Reason != reasonReplaced
 }
 
+// peerKeepsAnother reports whether p's link ended because the peer keeps
+// another link to this node (SPEC.md section 12.11): closed as a
+// duplicate, or replaced while a link the peer may choose waits here. Its
+// Resume, or its handshake, has not come yet.
+func peerKeepsAnother(p *peer, err error) bool {
+	var ce *CloseError
+	if !errors.As(err, &ce) || !ce.Remote || !errors.Is(err, ErrPeerBye) {
+		return false
+	}
+	return ce.Reason == reasonDuplicate || ce.Reason == reasonReplaced && len(p.pending) > 0
+}
+
 // resumingLocked keeps p's session after its link ended with err: an event
 // the first time, the window, and a redial at once.
 func (n *Node) resumingLocked(p *peer, err error, opened bool) {
 	p.lastErr = err
-	var ce *CloseError
-	// A link closed as a duplicate, or replaced while a link the peer
-	// may choose waits here: the peer holds another link, whose Resume
-	// has not come yet.
-	duplicate := errors.As(err, &ce) && ce.Remote && ce.Reason == reasonDuplicate || len(p.pending) > 0
+	duplicate := peerKeepsAnother(p, err)
 	if !p.resuming && !duplicate {
 		p.announced = true
 		n.pushEventLocked(PeerEvent{Kind: PeerResuming, Peer: n.infoLocked(p), Err: err})

@@ -272,7 +272,8 @@ func TestE2ELateInterface(t *testing.T) {
 }
 
 // TestE2EAddressChange: a node whose address changes (a new DHCP lease) is
-// found at its new address by its peer, which links to it there.
+// found at its new address by its peer, which links to it there and
+// resumes the session.
 func TestE2EAddressChange(t *testing.T) {
 	lab := netlab.New(t, 2)
 	h1, h2 := lab.Hosts[0], lab.Hosts[1]
@@ -287,8 +288,11 @@ func TestE2EAddressChange(t *testing.T) {
 	if err := h2.SetAddr(newAddr); err != nil {
 		t.Fatal(err)
 	}
+	// The link to the old address ends; the new one resumes the session
+	// (a node with resume off would see it left and joined again).
 	a.waitLine(func(l string) bool {
-		return strings.Contains(l, "joined    h2 (") && strings.Contains(l, " at "+newAddr.String()+":")
+		return (strings.Contains(l, "resumed   h2 (") || strings.Contains(l, "joined    h2 (")) &&
+			strings.Contains(l, " at "+newAddr.String()+":")
 	})
 	t.Logf("h1 linked with h2 at its new address %v after the change", time.Since(start).Round(time.Millisecond))
 }

@@ -22,6 +22,11 @@ func TestLanePartQuick(t *testing.T) {
 	defer cancel()
 	rep, err := Run(ctx, Options{Quick: true, Only: []string{"lane"}})
 	if err != nil {
+		if rep != nil {
+			for _, p := range rep.Parts {
+				t.Logf("part %s: %s", p.Name, p.Error)
+			}
+		}
 		t.Fatal(err)
 	}
 	p := rep.Parts[0]
