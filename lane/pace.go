@@ -31,8 +31,8 @@ import (
 // message, and again after paceIdleAt with none, which covers a fallback
 // to the link and back) as TCP's slow start and BBR's startup do: at
 // paceStartRate with paceStartBurst of credit, the limit doubling every
-// smallest round trip (at each ack, at most paceStartGrow; at most twice
-// before the first delivery rate, and never over twice the delivery rate)
+// smallest round trip (at each ack, at most paceStartGrow, and never over
+// twice the delivery rate)
 // while the ack's round trip is within PaceDelay / 2 of the path's own. A
 // fast path is at full speed within a few acks; a slow one gets no deep
 // queue. The first queue delay over PaceDelay, judged by the smallest of
@@ -265,13 +265,8 @@ func (p *pacer) startAck(queue, last time.Duration, now time.Time) {
 		// double the limit every smallest round trip.
 		rtt := max(p.minRTT, time.Millisecond)
 		grow := math.Exp2(now.Sub(p.growAt).Seconds() / rtt.Seconds())
-		grow = min(grow, paceStartGrow)
-		d := p.delivered()
-		if d == 0 {
-			grow = min(grow, 2)
-		}
-		rate := min(p.rate*grow, paceStartMax)
-		if d > 0 {
+		rate := min(p.rate*min(grow, paceStartGrow), paceStartMax)
+		if d := p.delivered(); d > 0 {
 			// No faster than twice what the path delivered: the
 			// round trips tell of a queue a round trip late.
 			rate = min(rate, max(2*d, p.rate))
