@@ -32,19 +32,19 @@ import (
 // to the link and back) as TCP's slow start and BBR's startup do: at
 // paceStartRate with paceStartBurst of credit, the limit doubling every
 // smallest round trip (at each ack, at most paceStartGrow, and never over
-// twice the delivery rate)
-// while the ack's round trip is within PaceDelay / 2 of the path's own. A
-// fast path is at full speed within a few acks; a slow one gets no deep
+// twice the delivery rate) while the ack's round trip is within PaceDelay
+// / 2 of the path's own. A fast path is at full speed within a few acks
+// (the receiver acks once a tick: a few ticks); a slow one gets no deep
 // queue. The first queue delay over PaceDelay, judged by the smallest of
 // the last paceStartSamples round trips (fewer than in steady state: the
 // queue start-up made grows for as long as it goes unseen), ends start-up
-// with a cut to half the delivery rate (or of the limit, before the first
-// measure), which drains what start-up queued; the rules above follow. A
-// start-up limit that has held nothing back for paceStartFree is lifted:
-// the path has room for all the lane sends. Unreliable messages are not
-// held back in start-up (a limit that is only a guess must not make a
-// burst of them overflow the queue and be refused); their bytes use up
-// credit all the same, so sequenced messages wait for them.
+// with a cut to half the lesser of the delivery rate and the limit, which
+// drains what start-up queued; the rules above follow. A start-up limit
+// that has held nothing back for paceStartFree is lifted: the path has
+// room for all the lane sends. Unreliable messages are not held back in
+// start-up (a limit that is only a guess must not make a burst of them
+// overflow the queue and be refused); their bytes use up credit all the
+// same, so sequenced messages wait for them.
 
 const (
 	paceLog      = 64                     // datagrams remembered for the round trip of an ack
@@ -61,7 +61,7 @@ const (
 	paceBurst    = 40 * time.Millisecond  // credit kept at most, at the limit's rate
 
 	paceStartRate    = 8 << 10                // bytes a second: start-up's first limit
-	paceStartBurst   = 2400                   // bytes of credit start-up begins with (and keeps at most)
+	paceStartBurst   = 2400                   // bytes of credit start-up begins with (and may keep)
 	paceStartGrow    = 4                      // start-up's limit grows at most this much an ack
 	paceStartFree    = 100 * time.Millisecond // a start-up limit that has not bound for this long is lifted
 	paceStartSamples = 2                      // round trips judged together in start-up
