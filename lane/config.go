@@ -47,7 +47,11 @@ type Config struct {
 	// delivers (SPEC.md section 11.9). Default 10 ms: well under the
 	// shortest queue a slow link keeps (a tbf of 50 ms), above a LAN's
 	// jitter. Shorter keeps queues shorter but mistakes more jitter (or a
-	// receiver that reads late) for a queue; 0 turns pacing off.
+	// receiver that reads late) for a queue; 0 turns pacing off. A lane
+	// also starts up slowly, at its first message and after a second
+	// with none, growing its limit at each ack until the round trips rise
+	// by PaceDelay or the limit no longer binds (a few ticks on a LAN):
+	// sequenced messages may wait a tick then, unreliable ones never do.
 	PaceDelay time.Duration
 }
 

@@ -87,9 +87,9 @@ func (l *Lane) Flush(now time.Time) error {
 	l.ackOwed = false
 	l.state.Store(int32(l.live.h.State))
 	up := l.live.h.State == Up
-	budget := -1
+	budget, free := -1, false
 	if up {
-		budget = l.pace.budget(now)
+		budget, free = l.pace.budget(now)
 	}
 	l.liveMu.Unlock()
 	if pong {
@@ -102,11 +102,11 @@ func (l *Lane) Flush(now time.Time) error {
 	if owed {
 		l.snd.addControl(Ack, uint32(ack), ackHeld, uint32(l.c.recvBytes.Load()))
 	}
-	bound := l.snd.flush(up, budget)
+	bound := l.snd.flush(up, budget, free)
 	if bound || len(l.snd.emits) > 0 {
 		l.liveMu.Lock()
 		for _, e := range l.snd.emits {
-			l.pace.emitted(e.counter, e.size, now)
+			l.pace.emitted(e.counter, e.size, e.app, now)
 		}
 		if bound {
 			l.pace.bound(now)

@@ -1,6 +1,9 @@
 package lane
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Pacing (SPEC.md section 11.9): a lane sends no faster than its path
 // carries, so that nothing it sent waits in a queue on the way (a slow
@@ -20,6 +23,28 @@ import "time"
 // smallest of a few round trips keeps a short stall of either program (a
 // reader that runs late makes a round trip or two long, not all) from
 // passing for a queue.
+//
+// Start-up: the first acks come a round trip after the first messages,
+// and on a slow path with a deep queue (a bloated access point) whatever
+// the sender put on it at full speed in the meantime waits there, and
+// every newer message behind it. So a lane starts up (at its first
+// message, and again after paceIdleAt with none, which covers a fallback
+// to the link and back) as TCP's slow start and BBR's startup do: at
+// paceStartRate with paceStartBurst of credit, the limit doubling every
+// smallest round trip (at each ack, at most paceStartGrow, and never over
+// twice the delivery rate) while the ack's round trip is within PaceDelay
+// / 2 of the path's own. A fast path is at full speed within a few acks
+// (the receiver acks once a tick: a few ticks); a slow one gets no deep
+// queue. The first queue delay over PaceDelay, judged by the smallest of
+// the last paceStartSamples round trips (fewer than in steady state: the
+// queue start-up made grows for as long as it goes unseen), ends start-up
+// with a cut to half the lesser of the delivery rate and the limit, which
+// drains what start-up queued; the rules above follow. A start-up limit
+// that has held nothing back for paceStartFree is lifted: the path has
+// room for all the lane sends. Unreliable messages are not held back in
+// start-up (a limit that is only a guess must not make a burst of them
+// overflow the queue and be refused); their bytes use up credit all the
+// same, so sequenced messages wait for them.
 
 const (
 	paceLog      = 64                     // datagrams remembered for the round trip of an ack
@@ -34,6 +59,14 @@ const (
 	paceFreeAt   = time.Second            // a limit that has not bound for this long is lifted
 	paceMinRate  = 8192                   // bytes a second: a limit never goes below this
 	paceBurst    = 40 * time.Millisecond  // credit kept at most, at the limit's rate
+
+	paceStartRate    = 8 << 10                // bytes a second: start-up's first limit
+	paceStartBurst   = 2400                   // bytes of credit start-up begins with (and may keep)
+	paceStartGrow    = 4                      // start-up's limit grows at most this much an ack
+	paceStartFree    = 100 * time.Millisecond // a start-up limit that has not bound for this long is lifted
+	paceStartSamples = 2                      // round trips judged together in start-up
+	paceStartMax     = 1 << 34                // bytes a second: start-up's limit grows no higher
+	paceIdleAt       = time.Second            // no message for this long: the next starts up again
 )
 
 // pacer is a lane's sending rate. Time comes from its caller. Not safe for
@@ -68,36 +101,66 @@ type pacer struct {
 	creditAt time.Time
 	boundAt  time.Time // when the limit last held a message back
 
+	startup bool      // the limit is start-up's
+	growAt  time.Time // when start-up's limit last grew
+	msgAt   time.Time // when a datagram last carried a message
+
 	cuts uint64
 }
 
-// emitted records a datagram sent.
-func (p *pacer) emitted(counter uint64, size int, now time.Time) {
+// emitted records a datagram sent; app: it carried a message.
+func (p *pacer) emitted(counter uint64, size int, app bool, now time.Time) {
 	e := &p.sent[counter%paceLog]
 	e.counter, e.at = counter, now
 	if p.rate > 0 {
 		p.credit -= float64(size)
 	}
+	if app {
+		p.msgAt = now
+	}
 }
 
-// budget returns how many bytes of messages may go at now: -1 for no limit.
-func (p *pacer) budget(now time.Time) int {
+// budget returns how many bytes of messages may go at now (-1 for no
+// limit), and whether unreliable messages go outside it (in start-up).
+func (p *pacer) budget(now time.Time) (n int, unreliableFree bool) {
+	if p.delay <= 0 {
+		return -1, false
+	}
+	if p.msgAt.IsZero() || now.Sub(p.msgAt) > paceIdleAt {
+		p.start(now)
+	}
 	if p.rate == 0 {
-		return -1
+		return -1, false
 	}
 	if !p.creditAt.IsZero() {
 		p.credit += p.rate * now.Sub(p.creditAt).Seconds()
 	}
 	p.creditAt = now
-	p.credit = min(p.credit, max(p.rate*paceBurst.Seconds(), 1))
-	if now.Sub(p.boundAt) > paceFreeAt {
-		p.rate = 0 // the limit has not bound for a while: the path has room
-		return -1
+	keep, free := max(p.rate*paceBurst.Seconds(), 1), paceFreeAt
+	if p.startup {
+		keep, free = max(keep, paceStartBurst), paceStartFree
+	}
+	p.credit = min(p.credit, keep)
+	if now.Sub(p.boundAt) > free {
+		// The limit has not bound for a while: the path has room.
+		p.rate, p.startup = 0, false
+		return -1, false
 	}
 	if p.credit <= 0 {
-		return 0
+		return 0, p.startup
 	}
-	return int(p.credit)
+	return int(p.credit), p.startup
+}
+
+// start begins a start-up at now: what the pacer knew of the path's queue
+// and delivery rate is forgotten (its smallest round trip ages out on its
+// own).
+func (p *pacer) start(now time.Time) {
+	p.startup = true
+	p.rate, p.credit, p.creditAt = paceStartRate, paceStartBurst, now
+	p.boundAt, p.growAt = now, now
+	p.nrtt = 0
+	p.rateAt, p.maxRate, p.lastRate, p.maxAt = time.Time{}, [2]float64{}, 0, now
 }
 
 // bound notes that the limit held a message back at now.
@@ -137,14 +200,22 @@ func (p *pacer) ack(counter uint32, held time.Duration, received uint32, now tim
 	}
 	p.rtts[p.nrtt%paceSamples] = rtt
 	p.nrtt++
-	if p.nrtt < paceSamples {
+	if p.nrtt < paceSamples && !p.startup {
 		return
 	}
-	queue := p.rtts[0]
-	for _, r := range p.rtts[1:] {
-		queue = min(queue, r)
+	samples := paceSamples
+	if p.startup {
+		samples = paceStartSamples
+	}
+	queue := rtt
+	for i := 1; i < min(p.nrtt, samples); i++ {
+		queue = min(queue, p.rtts[(p.nrtt-1-i)%paceSamples])
 	}
 	queue -= p.minRTT
+	if p.startup {
+		p.startAck(queue, rtt-p.minRTT, now)
+		return
+	}
 	switch {
 	case queue > p.delay && p.delivered() > 0 && now.Sub(p.cutAt) >= paceCutEvery:
 		// A queue on the path: send at the rate it delivers, less what
@@ -166,5 +237,40 @@ func (p *pacer) ack(counter uint32, held time.Duration, received uint32, now tim
 		} else {
 			p.rate *= paceRaise
 		}
+	}
+}
+
+// startAck takes an ack in start-up: the queue delay of the smallest of the
+// last paceStartSamples round trips, and that of this ack's alone.
+func (p *pacer) startAck(queue, last time.Duration, now time.Time) {
+	switch {
+	case queue > p.delay:
+		// The first sign of a queue: start-up is over. Cut to half of
+		// what the path delivers (or of the limit, if less or before the
+		// first measure), which drains the queue start-up made however
+		// deep the late round trips will show it.
+		p.startup = false
+		rate := p.rate
+		if d := p.delivered(); d > 0 {
+			rate = min(rate, d)
+		}
+		rate /= 2
+		p.rate = max(rate, paceMinRate)
+		p.credit = min(p.credit, 0)
+		p.cutAt, p.boundAt = now, now
+		p.cuts++
+	case last <= p.delay/2:
+		// No queue, not even in this round trip alone (growing on the
+		// first hint of one would fill it before the next acks tell):
+		// double the limit every smallest round trip.
+		rtt := max(p.minRTT, time.Millisecond)
+		grow := math.Exp2(now.Sub(p.growAt).Seconds() / rtt.Seconds())
+		rate := min(p.rate*min(grow, paceStartGrow), paceStartMax)
+		if d := p.delivered(); d > 0 {
+			// No faster than twice what the path delivered: the
+			// round trips tell of a queue a round trip late.
+			rate = min(rate, max(2*d, p.rate))
+		}
+		p.rate, p.growAt = rate, now
 	}
 }

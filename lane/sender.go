@@ -63,6 +63,7 @@ type slot struct {
 type emitRec struct {
 	counter uint64
 	size    int
+	app     bool // it carried a message
 }
 
 type ringEntry struct {
@@ -219,15 +220,16 @@ func (s *Sender) addControl(k Kind, id uint32, held, received uint32) {
 // whether or not their datagram arrives. It returns the first error of the
 // send function (the other datagrams are still tried) or ErrCounterExhausted.
 func (s *Sender) Flush() error {
-	s.flush(true, -1)
+	s.flush(true, -1, false)
 	return s.flushErr
 }
 
 // flush sends the control items queued and, when messages is set, the
 // messages, as many as budget bytes of items allow (-1: all; 0: none; the
-// first always goes when there is any). It reports whether the budget held
+// first always goes when there is any); with unreliableFree, unreliable
+// messages all go, outside the budget. It reports whether the budget held
 // a message back; the error is in flushErr.
-func (s *Sender) flush(messages bool, budget int) (held bool) {
+func (s *Sender) flush(messages bool, budget int, unreliableFree bool) (held bool) {
 	s.flushErr = nil
 	s.emits = s.emits[:0]
 	for i := 0; i < s.nctl; i++ {
@@ -263,9 +265,9 @@ func (s *Sender) flush(messages bool, budget int) (held bool) {
 	// What the budget held back keeps its place: the channels that waited
 	// longest go first next time.
 	s.pending = s.pending[:copy(s.pending, s.pending[n:])]
-	for ; !held && s.size > 0; s.size-- {
+	for ; (!held || unreliableFree) && s.size > 0; s.size-- {
 		e := &s.ring[s.head]
-		if !fits(ItemSize(len(e.buf))) {
+		if !unreliableFree && !fits(ItemSize(len(e.buf))) {
 			held = true
 			break
 		}
@@ -367,7 +369,7 @@ func (s *Sender) emit() {
 		return
 	}
 	if s.log {
-		s.emits = append(s.emits, emitRec{s.counter - 1, len(b)})
+		s.emits = append(s.emits, emitRec{s.counter - 1, len(b), msgs > 0})
 	}
 	s.c.sentDatagrams.Add(1)
 	s.c.sentBytes.Add(uint64(len(b)))
