@@ -205,6 +205,11 @@ func TestResumeFastRedial(t *testing.T) {
 // after 300 ms) and b (which never dials, and is slow to notice), links
 // them, has a send 100 messages and waits until b acknowledged them all.
 func lossPair(t *testing.T, adjustA func(*NodeConfig)) (a *Node, cfgB NodeConfig, ct *cutTransport, ta, tb *tally) {
+	return lossPairWith(t, adjustA, nil)
+}
+
+// lossPairWith is lossPair with b's config adjusted too.
+func lossPairWith(t *testing.T, adjustA, adjustB func(*NodeConfig)) (a *Node, cfgB NodeConfig, ct *cutTransport, ta, tb *tally) {
 	mem := NewMemNetwork()
 	ct = &cutTransport{Transport: mem}
 	t.Cleanup(ct.closeUnder)
@@ -218,6 +223,9 @@ func lossPair(t *testing.T, adjustA func(*NodeConfig)) (a *Node, cfgB NodeConfig
 	cfgA.Resume.Enabled, cfgB.Resume.Enabled = true, true
 	if adjustA != nil {
 		adjustA(&cfgA)
+	}
+	if adjustB != nil {
+		adjustB(&cfgB)
 	}
 	a, err := NewNode(cfgA)
 	if err != nil {

@@ -111,6 +111,19 @@ func (s *peerSession) ensure() error {
 // it streams, else kept for the resend of the next link. It returns the
 // size of msg's frame.
 func (s *peerSession) put(marker, msg any, frame []byte) (int, error) {
+	return s.putMarked(marker, msg, frame, nil, 0)
+}
+
+// putRequest queues request rid's marker and msg, and records the
+// marker's sequence in reqs under the session's lock, so that a resume
+// (onResume) sees every request it may have to fail.
+func (s *peerSession) putRequest(reqs *requests, rid uint32, msg any) (int, error) {
+	return s.putMarked(&message.Request{ID: rid}, msg, nil, reqs, rid)
+}
+
+// putMarked is put; with reqs, it records the marker's sequence for
+// request rid.
+func (s *peerSession) putMarked(marker, msg any, frame []byte, reqs *requests, rid uint32) (int, error) {
 	s.mu.Lock()
 	if !s.open || s.rs == nil {
 		s.mu.Unlock()
@@ -173,6 +186,9 @@ func (s *peerSession) put(marker, msg any, frame []byte) (int, error) {
 		return 0, err
 	}
 	s.lastSeq.Store(seq)
+	if reqs != nil {
+		reqs.mark(rid, seq-1)
+	}
 	if !streaming {
 		s.scratch = dst[:0]
 		s.mu.Unlock()
@@ -386,6 +402,9 @@ func (rs *linkResume) onResume(l *link, m *message.Resume) error {
 	if !res.Resumed {
 		s.sink = sinkState{}
 	}
+	// Under the lock: every request marked so far is numbered in the
+	// session Accept went on with (or ended), and none after it is.
+	rs.n.reqs.failLost(s.id, s.peerName(), res, s.rs.Journal.Acked(), !res.Resumed && !rs.o.Began())
 	s.mu.Unlock()
 	signal(l.flushReq)
 	rs.n.resumed(l, rs, res)
