@@ -65,6 +65,12 @@ type peerSession struct {
 	// resumes). Sends to a session that is not open fail.
 	open    bool
 	scratch []byte // frames encoded while no link streams
+	// bin is codec as the binary codec (nil for another), and sendT the
+	// registered type of the last message it encoded: with the journal's
+	// copy, a Send costs no more than on a link without resume.
+	bin   *codec.Binary
+	reg   *message.Registry
+	sendT typeCache
 
 	// sink is the reader state that a request marker leaves for the frame
 	// after it, kept across links (a marker may be delivered on one link,
@@ -86,7 +92,9 @@ func newPeerSession(id uuid.UUID, cfg Config, rcfg ResumeConfig) (*peerSession, 
 	if err != nil {
 		return nil, err
 	}
-	return &peerSession{id: id, cfg: cfg, rcfg: rcfg, codec: c, scratch: make([]byte, 0, 512)}, nil
+	s := &peerSession{id: id, cfg: cfg, rcfg: rcfg, codec: c, scratch: make([]byte, 0, 512), reg: cfg.registry()}
+	s.bin, _ = c.(*codec.Binary)
+	return s, nil
 }
 
 // ensure makes the resume state at the first link. s.mu is held.
@@ -152,9 +160,15 @@ func (s *peerSession) putMarked(marker, msg any, frame []byte, reqs *requests, r
 		mid = len(dst)
 	}
 	if err == nil {
-		if frame != nil {
+		switch {
+		case frame != nil:
 			dst = append(dst, frame...)
-		} else {
+		case s.bin != nil:
+			var t *codec.Type
+			if t, err = s.sendT.of(s.reg, msg); err == nil {
+				dst, err = s.bin.AppendFrameOf(dst, t, msg)
+			}
+		default:
 			dst, err = s.codec.AppendFrame(dst, msg)
 		}
 	}
