@@ -123,11 +123,13 @@ func testNodeSendDoesNotAllocate(t *testing.T, resume bool) {
 	if n := testing.AllocsPerRun(100, func() { a.Xfer() }); n != 0 {
 		t.Errorf("Xfer: %v allocs per call", n)
 	}
+	// Broadcast encodes into a pooled buffer, which the race detector's
+	// sync.Pool drops now and then: counted without it only.
 	if n := testing.AllocsPerRun(1000, func() {
 		if _, err := a.Broadcast(msg); err != nil {
 			t.Fatal(err)
 		}
-	}); n != 0 {
+	}); n != 0 && !raceOn {
 		t.Errorf("Broadcast: %v allocs per message", n)
 	}
 	// Get of a stream item copies it out: nothing allocated on the way.
