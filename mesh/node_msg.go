@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/lanmesh/lanmesh/internal/resume"
 	"github.com/lanmesh/lanmesh/message"
 )
 
@@ -405,44 +406,61 @@ func backoff(attempt int, lo, hi time.Duration) time.Duration {
 // answers with Reply, or automatically with a Responder. Errors: those of
 // Send, ctx's, ErrRefused (with the peer's reason), ErrPeerGone if the peer
 // leaves first.
+//
+// Over a resumable link (ResumeConfig) a request outlives a cut: its frames
+// are resent on the next link and the reply comes on it, within ctx.
+// Request fails at once, with an error that matches ErrLost and gives the
+// reason and the sequences, when the resume shows that no reply can come:
+// the request itself was lost (its two messages, Node.Sequence-1 and
+// Node.Sequence, fall in this side's Loss: "request lost: resend budget
+// exceeded"), or the peer had received it and then lost messages of its own
+// to this node (its Loss, PeerEvent.LostIn): the reply may be among them.
+// The second is cautious: a reply the peer had not yet sent would have
+// come; a program that must know may ask again.
 func (n *Node) Request(ctx context.Context, id uuid.UUID, msg any) (any, error) {
-	rs := n.links.Load().resuming[id]
+	sess := n.links.Load().resuming[id]
 	var l *link
 	var err error
-	if rs == nil {
+	if sess == nil {
 		if l, err = n.linkTo(id); err != nil {
 			if p, name, ok := n.remoteRoute(id, err); ok {
 				return n.relayRequest(ctx, p, id, name, msg)
 			}
 			return nil, n.typeErr(msg, err)
 		}
+		if l.rs != nil {
+			sess = l.rs.s
+		}
 	}
 	w, rid := n.reqs.add(id)
 	defer n.reqs.remove(rid)
 	var size int
-	if l == nil {
-		_, err = rs.put(&message.Request{ID: rid}, msg, nil)
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case r := <-w:
-			return r.msg, r.err
-		case <-ctx.Done():
-			return nil, fmt.Errorf("mesh: request to %s: %w", rs.peerName(), ctx.Err())
-		}
+	if sess != nil {
+		size, err = sess.putRequest(&n.reqs, rid, msg)
+	} else {
+		size, err = l.sendPair(&message.Request{ID: rid}, msg)
 	}
-	size, err = l.sendPair(&message.Request{ID: rid}, msg)
 	if err != nil {
-		return nil, n.sendErr(l, err)
+		if l != nil {
+			err = n.sendErr(l, err)
+		}
+		return nil, err
 	}
-	n.traffic.note(l, Out, msg, size)
-	l.Flush()
+	if l != nil {
+		n.traffic.note(l, Out, msg, size)
+		l.Flush()
+	}
 	select {
 	case r := <-w:
 		return r.msg, r.err
 	case <-ctx.Done():
-		return nil, fmt.Errorf("mesh: request to %s: %w", l.Remote().Name, ctx.Err())
+		var name string
+		if l != nil {
+			name = l.Remote().Name
+		} else {
+			name = sess.peerName()
+		}
+		return nil, fmt.Errorf("mesh: request to %s: %w", name, ctx.Err())
 	}
 }
 
@@ -510,6 +528,9 @@ type reqResult struct {
 type waiter struct {
 	peer uuid.UUID
 	ch   chan reqResult
+	// marker is the sequence of the request's marker in the peer's
+	// session (0: not numbered, or not resumable).
+	marker uint64
 }
 
 // requests are the node's requests in flight, by id.
@@ -565,6 +586,69 @@ func (r *requests) failPeer(peer uuid.UUID, name string, cause error) {
 		}
 	}
 }
+
+// mark records the sequence of request id's marker (its message is the
+// next). Called under the peer session's lock.
+func (r *requests) mark(id uint32, marker uint64) {
+	r.mu.Lock()
+	if w, ok := r.waiting[id]; ok {
+		w.marker = marker
+		r.waiting[id] = w
+	}
+	r.mu.Unlock()
+}
+
+// failLost ends the requests to peer that the resume res shows can no
+// longer be answered (see Request); acked is what the peer said it
+// delivered; renumbered: a new session began and numbers from 1 again.
+// Called under the peer session's lock, right after Accept.
+func (r *requests) failLost(peer uuid.UUID, name string, res resume.Result, acked uint64, renumbered bool) {
+	if res.Lost == nil && res.LostIn == nil && !renumbered {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, w := range r.waiting {
+		if w.peer != peer || w.marker == 0 {
+			continue
+		}
+		var err error
+		switch out, in := res.Lost, res.LostIn; {
+		case out != nil && w.marker <= out.Last && w.marker+1 >= out.First:
+			err = &requestLost{
+				text: fmt.Sprintf("mesh: request to %s lost: %v (the request is messages %d-%d, of %d-%d lost)",
+					name, out.Reason, w.marker, w.marker+1, out.First, out.Last),
+				loss: lossOf(peer, name, out),
+			}
+		case renumbered:
+			// Numbered in a session that ended, and received: the peer
+			// may still answer in the new one.
+			w.marker = 0
+			r.waiting[id] = w
+			continue
+		case in != nil && res.Resumed && w.marker+1 <= acked:
+			err = &requestLost{
+				text: fmt.Sprintf("mesh: reply from %s lost: %v (it received the request, messages %d-%d, and lost its messages %d-%d to this node)",
+					name, in.Reason, w.marker, w.marker+1, in.First, in.Last),
+				loss: lossOf(peer, name, in),
+			}
+		default:
+			continue
+		}
+		delete(r.waiting, id)
+		w.ch <- reqResult{err: err}
+	}
+}
+
+// requestLost is a Request's error when a Loss took the request or may
+// have taken its reply. It matches ErrLost and unwraps to the *Loss.
+type requestLost struct {
+	text string
+	loss *Loss
+}
+
+func (e *requestLost) Error() string { return e.text }
+func (e *requestLost) Unwrap() error { return e.loss }
 
 func (r *requests) failAll(cause error) {
 	r.mu.Lock()

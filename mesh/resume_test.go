@@ -226,12 +226,12 @@ func wantResumable(t *testing.T, nodes []*Node) {
 // after 300 ms) and b (which never dials, and is slow to notice), links
 // them, has a send 100 messages and waits until b acknowledged them all.
 func lossPair(t *testing.T, adjustA func(*NodeConfig)) (a *Node, cfgB NodeConfig, ct *cutTransport, ta, tb *tally) {
-	return lossPairWith(t, adjustA, nil)
+	return lossPairWith(t, adjustA, nil, nil)
 }
 
-// lossPairWith is lossPair with both nodes' configs adjusted by both (nil:
-// none) before adjustA.
-func lossPairWith(t *testing.T, adjustA, both func(*NodeConfig)) (a *Node, cfgB NodeConfig, ct *cutTransport, ta, tb *tally) {
+// lossPairWith is lossPair with a's config adjusted by adjustA, b's by
+// adjustB, and both nodes' by both first (nil: none).
+func lossPairWith(t *testing.T, adjustA, adjustB, both func(*NodeConfig)) (a *Node, cfgB NodeConfig, ct *cutTransport, ta, tb *tally) {
 	mem := NewMemNetwork()
 	ct = &cutTransport{Transport: mem}
 	t.Cleanup(ct.closeUnder)
@@ -248,6 +248,9 @@ func lossPairWith(t *testing.T, adjustA, both func(*NodeConfig)) (a *Node, cfgB 
 	}
 	if adjustA != nil {
 		adjustA(&cfgA)
+	}
+	if adjustB != nil {
+		adjustB(&cfgB)
 	}
 	a, err := NewNode(cfgA)
 	if err != nil {
@@ -404,7 +407,7 @@ func TestResumeForgedResume(t *testing.T) { resumeForged(t, nil) }
 // session's secret.
 func resumeForged(t *testing.T, both func(*NodeConfig)) {
 	leaktest.Check(t)
-	a, _, ct, ta, tb := lossPairWith(t, nil, both)
+	a, _, ct, ta, tb := lossPairWith(t, nil, nil, both)
 	b := tb.n
 	a.mu.Lock()
 	sess := a.sessions[b.ID()]

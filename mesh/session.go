@@ -65,6 +65,12 @@ type peerSession struct {
 	// resumes). Sends to a session that is not open fail.
 	open    bool
 	scratch []byte // frames encoded while no link streams
+	// bin is codec as the binary codec (nil for another), and sendT the
+	// registered type of the last message it encoded: with the journal's
+	// copy, a Send costs no more than on a link without resume.
+	bin   *codec.Binary
+	reg   *message.Registry
+	sendT typeCache
 
 	// sink is the reader state that a request marker leaves for the frame
 	// after it, kept across links (a marker may be delivered on one link,
@@ -86,7 +92,9 @@ func newPeerSession(id uuid.UUID, cfg Config, rcfg ResumeConfig) (*peerSession, 
 	if err != nil {
 		return nil, err
 	}
-	return &peerSession{id: id, cfg: cfg, rcfg: rcfg, codec: c, scratch: make([]byte, 0, 512)}, nil
+	s := &peerSession{id: id, cfg: cfg, rcfg: rcfg, codec: c, scratch: make([]byte, 0, 512), reg: cfg.registry()}
+	s.bin, _ = c.(*codec.Binary)
+	return s, nil
 }
 
 // ensure makes the resume state at the first link. s.mu is held.
@@ -111,6 +119,19 @@ func (s *peerSession) ensure() error {
 // it streams, else kept for the resend of the next link. It returns the
 // size of msg's frame.
 func (s *peerSession) put(marker, msg any, frame []byte) (int, error) {
+	return s.putMarked(marker, msg, frame, nil, 0)
+}
+
+// putRequest queues request rid's marker and msg, and records the
+// marker's sequence in reqs under the session's lock, so that a resume
+// (onResume) sees every request it may have to fail.
+func (s *peerSession) putRequest(reqs *requests, rid uint32, msg any) (int, error) {
+	return s.putMarked(&message.Request{ID: rid}, msg, nil, reqs, rid)
+}
+
+// putMarked is put; with reqs, it records the marker's sequence for
+// request rid.
+func (s *peerSession) putMarked(marker, msg any, frame []byte, reqs *requests, rid uint32) (int, error) {
 	s.mu.Lock()
 	if !s.open || s.rs == nil {
 		s.mu.Unlock()
@@ -139,9 +160,15 @@ func (s *peerSession) put(marker, msg any, frame []byte) (int, error) {
 		mid = len(dst)
 	}
 	if err == nil {
-		if frame != nil {
+		switch {
+		case frame != nil:
 			dst = append(dst, frame...)
-		} else {
+		case s.bin != nil:
+			var t *codec.Type
+			if t, err = s.sendT.of(s.reg, msg); err == nil {
+				dst, err = s.bin.AppendFrameOf(dst, t, msg)
+			}
+		default:
 			dst, err = s.codec.AppendFrame(dst, msg)
 		}
 	}
@@ -173,6 +200,9 @@ func (s *peerSession) put(marker, msg any, frame []byte) (int, error) {
 		return 0, err
 	}
 	s.lastSeq.Store(seq)
+	if reqs != nil {
+		reqs.mark(rid, seq-1)
+	}
 	if !streaming {
 		s.scratch = dst[:0]
 		s.mu.Unlock()
@@ -395,6 +425,9 @@ func (rs *linkResume) onResume(l *link, m *message.Resume) error {
 	if !res.Resumed {
 		s.sink = sinkState{}
 	}
+	// Under the lock: every request marked so far is numbered in the
+	// session Accept went on with (or ended), and none after it is.
+	rs.n.reqs.failLost(s.id, s.peerName(), res, s.rs.Journal.Acked(), !res.Resumed && !rs.o.Began())
 	s.mu.Unlock()
 	signal(l.flushReq)
 	rs.n.resumed(l, rs, res)

@@ -232,7 +232,7 @@ func (j *Journal) fit(n int) (int, bool) {
 // put copies frame to off and records it.
 func (j *Journal) put(off int, frame []byte) uint64 {
 	copy(j.arena[off:], frame)
-	j.ents[(j.head+j.count)%len(j.ents)] = entry{off: uint32(off), n: uint32(len(frame))}
+	j.ents[j.slot(j.count)] = entry{off: uint32(off), n: uint32(len(frame))}
 	j.count++
 	j.used += len(frame)
 	j.tail = off + len(frame)
@@ -242,10 +242,20 @@ func (j *Journal) put(off int, frame []byte) uint64 {
 	return seq
 }
 
+// slot returns the index in ents of the i-th kept frame (0 <= i <=
+// len(ents)-1): a wrap, not a division, on the Append path.
+func (j *Journal) slot(i int) int {
+	k := j.head + i
+	if k >= len(j.ents) {
+		k -= len(j.ents)
+	}
+	return k
+}
+
 // pop forgets the oldest kept frame.
 func (j *Journal) pop() {
 	j.used -= int(j.ents[j.head].n)
-	j.head = (j.head + 1) % len(j.ents)
+	j.head = j.slot(1)
 	j.count--
 	if j.count == 0 {
 		j.head, j.tail = 0, 0
@@ -263,7 +273,7 @@ func (j *Journal) grow(n int) bool {
 		}
 		ents := make([]entry, min(2*len(j.ents), j.cfg.MaxFrames))
 		for i := range j.count {
-			ents[i] = j.ents[(j.head+i)%len(j.ents)]
+			ents[i] = j.ents[j.slot(i)]
 		}
 		j.ents, j.head = ents, 0
 		return true
@@ -278,7 +288,7 @@ func (j *Journal) grow(n int) bool {
 	arena := make([]byte, min(size, j.cfg.MaxBytes))
 	off := 0
 	for i := range j.count {
-		e := &j.ents[(j.head+i)%len(j.ents)]
+		e := &j.ents[j.slot(i)]
 		copy(arena[off:], j.arena[e.off:e.off+e.n])
 		e.off = uint32(off)
 		off += int(e.n)
@@ -352,7 +362,7 @@ func (j *Journal) AppendFrames(dst []byte, seq uint64, max int) ([]byte, uint64,
 	}
 	added := 0
 	for ; seq < j.next; seq++ {
-		e := j.ents[(j.head+int(seq-j.From()))%len(j.ents)]
+		e := j.ents[j.slot(int(seq-j.From()))]
 		if added > 0 && added+int(e.n) > max {
 			break
 		}
@@ -369,7 +379,7 @@ func (j *Journal) Frame(seq uint64) []byte {
 	if seq < j.From() || seq >= j.next {
 		return nil
 	}
-	e := j.ents[(j.head+int(seq-j.From()))%len(j.ents)]
+	e := j.ents[j.slot(int(seq-j.From()))]
 	return j.arena[e.off : e.off+e.n : e.off+e.n]
 }
 
@@ -400,7 +410,7 @@ func (j *Journal) Unappend() {
 		j.stats.Evicted-- // it was not kept (larger than the budget)
 		return
 	}
-	e := j.ents[(j.head+j.count-1)%len(j.ents)]
+	e := j.ents[j.slot(j.count-1)]
 	j.count--
 	j.used -= int(e.n)
 	j.tail = int(e.off)

@@ -248,6 +248,27 @@ func TestRunKeyed(t *testing.T) {
 	}
 }
 
+// TestRunResume runs the resume part briefly: each figure with resume on,
+// beside the same with resume off as its baseline.
+func TestRunResume(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, Options{Quick: true, Reps: 1, Only: []string{"resume"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := rep.Parts[0]
+	if p.Name != "resume" || len(p.Results) != 2+len(rttPercentiles) {
+		t.Fatalf("part %+v", p)
+	}
+	for _, r := range p.Results {
+		if r.Median <= 0 || r.Baseline == nil || r.Baseline.Median <= 0 || r.N != 1 ||
+			!strings.Contains(r.Name, "resume on") || !strings.Contains(r.BaselineName, "resume off") {
+			t.Errorf("result %+v", r)
+		}
+	}
+}
+
 // TestRunRTT runs one cheap in-process part for real, briefly.
 func TestRunRTT(t *testing.T) {
 	var progress bytes.Buffer

@@ -7,7 +7,7 @@
 //	bench.WriteTable(os.Stdout, rep)
 //
 // The suite has named parts (see Parts). The in-process ones (throughput,
-// rtt, fanout, keyed, cost, hub) run nodes in this process over loopback TCP
+// rtt, fanout, keyed, resume, cost, hub) run nodes in this process over loopback TCP
 // on 127.0.0.1 with discovery off; the hub part adds an embedded NATS server
 // (package hub) on 127.0.0.1, on a free port. The namespace ones (discovery, mesh,
 // liveness) build a LAN of network namespaces with lanmeshtest/netlab and run

@@ -59,6 +59,7 @@ var parts = []part{
 	{"rtt", "round trip of a 32-byte message, loopback TCP", runRTT},
 	{"fanout", "one node broadcasting to N-1 peers, loopback TCP", runFanout},
 	{"keyed", "throughput and round trip with a mesh key", runKeyed},
+	{"resume", "throughput and round trip with resumable links off and on, side by side", runResume},
 	{"cost", "memory, goroutines and allocations", runCost},
 	{"hub", "two sites through an embedded NATS hub: round trip and presence, loopback TCP", runHub},
 	{"discovery", "start of a node to Found on another host (namespaces)", runDiscovery},
