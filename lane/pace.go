@@ -269,7 +269,7 @@ func (p *pacer) startAck(queue, last time.Duration, now time.Time) {
 		if d := p.delivered(); d > 0 {
 			// No faster than twice what the path delivered: the
 			// round trips tell of a queue a round trip late.
-			rate = min(rate, max(2*d, p.rate))
+			rate = min(rate, max(1.5*d, p.rate))
 		}
 		p.rate, p.growAt = rate, now
 	}
