@@ -32,7 +32,7 @@ import (
 // to the link and back) as TCP's slow start and BBR's startup do: at
 // paceStartRate with paceStartBurst of credit, the limit doubling every
 // smallest round trip (at each ack, at most paceStartGrow, and never over
-// twice the delivery rate) while the ack's round trip is within PaceDelay
+// 1.5 times the delivery rate) while the ack's round trip is within PaceDelay
 // / 2 of the path's own. A fast path is at full speed within a few acks
 // (the receiver acks once a tick: a few ticks); a slow one gets no deep
 // queue. The first queue delay over PaceDelay, judged by the smallest of
@@ -267,7 +267,7 @@ func (p *pacer) startAck(queue, last time.Duration, now time.Time) {
 		grow := math.Exp2(now.Sub(p.growAt).Seconds() / rtt.Seconds())
 		rate := min(p.rate*min(grow, paceStartGrow), paceStartMax)
 		if d := p.delivered(); d > 0 {
-			// No faster than twice what the path delivered: the
+			// No faster than 1.5 times what the path delivered: the
 			// round trips tell of a queue a round trip late.
 			rate = min(rate, max(1.5*d, p.rate))
 		}
