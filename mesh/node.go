@@ -426,6 +426,10 @@ func (n *Node) dial(ctx context.Context, addr string, o hsOptions) (hello, error
 
 var errSelf = errors.New("mesh: dialled this node itself")
 
+// maxPending is how many links of one peer may wait for its choice beside
+// the live one (SPEC.md section 12.11).
+const maxPending = 2
+
 // reasonDuplicate is the Bye reason of a link closed by the one-link rule.
 // The peer that reads it knows the sender holds another link to it, and
 // waits for that one rather than reporting the peer gone.
@@ -556,7 +560,11 @@ func (n *Node) attach(conn net.Conn, s session, initiator bool, dialAddr string)
 		// The peer has the lower id and chooses between the links of the
 		// pair (SPEC.md section 12.11): this one waits beside the old one
 		// until the peer's Resume comes on it (Node.chosen), or the peer
-		// closes it as a duplicate.
+		// closes it as a duplicate. At most maxPending wait: the oldest
+		// gives way (a peer chooses the newest it dialled or accepted).
+		if len(p.pending) >= maxPending {
+			loser, p.pending = p.pending[0], slices.Delete(p.pending, 0, 1)
+		}
 		p.pending = append(p.pending, l)
 	case l.rs != nil && old.rs != nil:
 		// This node has the lower id: its choice is the pair's. A redial by
