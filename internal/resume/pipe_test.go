@@ -210,7 +210,10 @@ func (l *pLink) read() {
 				return
 			}
 			e.recordLoss(res.Lost)
-			if !res.Resumed {
+			if res.Renumbered {
+				// Not on every new session: one this side began at Open
+				// keeps the numbers of what it journaled before, and a
+				// later Loss names them.
 				e.seqMsg = map[uint64]uint64{}
 			}
 			if l.state != 2 {

@@ -110,6 +110,14 @@ func (s *Session) Open(p Pair, b Binding, secret func() (Secret, error)) (*Openi
 type Result struct {
 	// Resumed: the session goes on; else a new one began with this link.
 	Resumed bool
+	// Renumbered: the journal began again at sequence 1 (the old session's
+	// unacknowledged frames are in Lost), so a sequence this side gave
+	// before Accept names nothing any more. A new session does not always
+	// renumber: one this side began at Open (a fresh Resume) and one that
+	// takes an untouched journal over (12.7) keep the journal's frames
+	// with their numbers, and a later Loss names them so. Resumed and
+	// Renumbered are never both true.
+	Renumbered bool
 	// Start is the sequence of this side's first frame to send on the link:
 	// resend the journal from here (AppendFrames), pinning what is left
 	// (Pin) until caught up (then Pin(0)).
@@ -151,6 +159,7 @@ func (s *Session) Accept(o *Opening, payload []byte) (Result, error) {
 				// frames carry into the new one, numbered as they were.
 			} else {
 				res.Lost = s.Journal.Reset(out.Reason)
+				res.Renumbered = true
 			}
 			s.Tracker.Reset()
 			o.Stream, _ = s.Tracker.Fence()

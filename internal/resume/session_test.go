@@ -279,3 +279,132 @@ func TestSessionUnkeyed(t *testing.T) {
 		t.Fatalf("unkeyed resume: %+v %+v", ra, rb)
 	}
 }
+
+// Frames journaled before the first link keep their numbers through the
+// session that link begins: Accept is not Resumed, yet not Renumbered.
+// When the budget then drops them (resent, on their way) and the link dies
+// by reset before the peer delivered them, the next resume reports them
+// lost by those numbers. The reference integration test forgot its
+// sequence-to-message map at every new session, so such a loss named no
+// message it knew (a few percent of its small-budget runs under load).
+func TestSessionFirstLinkKeepsNumbersForLaterLoss(t *testing.T) {
+	sp := newSessionPair(t)
+	a, err := NewSession(JournalConfig{MaxFrames: 8, MaxBytes: 1 << 10}, DefaultTrackerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp.a = a
+	seqMsg := map[uint64]uint64{}
+	var msg uint64
+	send := func(k int) {
+		for range k {
+			msg++
+			seqMsg[mustAppend(t, sp.a.Journal, frameOf(100+msg, 20))] = 100 + msg
+		}
+	}
+	send(6) // before any link
+	b, sa, sb := sp.conn()
+	oa, ob := mustOpen(t, sp.a, sp.pa, b, sa), mustOpen(t, sp.b, sp.pb, b, sb)
+	if !oa.Began() || oa.SendNow || oa.Own.From != 1 || !ob.SendNow {
+		t.Fatalf("first link: a began %v, sends at once %v, from %d; b sends at once %v",
+			oa.Began(), oa.SendNow, oa.Own.From, ob.SendNow)
+	}
+	ra, err := sp.a.Accept(oa, wire(t, ob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ra.Resumed || ra.Renumbered || ra.Start != 1 || ra.Lost != nil || sp.a.Journal.Next() != 7 {
+		t.Fatalf("a's first Accept: %+v, next %d: the frames before the link must keep 1-6", ra, sp.a.Journal.Next())
+	}
+	rb, err := sp.b.Accept(ob, wire(t, oa))
+	if err != nil || rb.Renumbered {
+		t.Fatalf("b's first Accept: %+v, %v", rb, err)
+	}
+	// a resends 1-6 and streams 7-12; the budget of 8 frames drops 1-4
+	// from the journal. The link dies before b delivers any of them.
+	if got := resend(t, sp.a.Journal, ra.Start, 20); len(got) != 6 || got[0] != 101 {
+		t.Fatalf("resent %v", got)
+	}
+	sp.a.Journal.Pin(0) // caught up: streaming
+	send(6)
+	if sp.a.Journal.From() != 5 {
+		t.Fatalf("journal keeps from %d, want 5", sp.a.Journal.From())
+	}
+	sp.a.Detach()
+	sp.b.Detach()
+	ra, rb, _, ob = sp.link(t)
+	if !ra.Resumed || ra.Renumbered || ra.Start != 5 {
+		t.Fatalf("second link: %+v", ra)
+	}
+	if l := ra.Lost; l == nil || l.First != 1 || l.Last != 4 || l.Reason != LossBudget {
+		t.Fatalf("a's loss %v, want 1-4 for the budget", l)
+	}
+	if l := rb.LostIn; l == nil || l.First != 1 || l.Last != 4 {
+		t.Fatalf("b skips %v, want 1-4", l)
+	}
+	// Every accepted message is delivered or reported lost, by the numbers
+	// it was given before the first link.
+	resent := resend(t, sp.a.Journal, ra.Start, 20)
+	var seqs []uint64
+	if k, err := deliverAll(ob.Stream, len(resent), &seqs); k != 8 || err != nil {
+		t.Fatalf("b delivered %d: %v", k, err)
+	}
+	for i, seq := range seqs {
+		if seqMsg[seq] != resent[i] {
+			t.Fatalf("b delivered sequence %d as message %d, sent as %d", seq, resent[i], seqMsg[seq])
+		}
+	}
+	for seq := uint64(1); seq <= 4; seq++ {
+		if seqMsg[seq] != 100+seq {
+			t.Fatalf("lost sequence %d is message %d", seq, seqMsg[seq])
+		}
+	}
+}
+
+// A new session renumbers the journal only when it ends one that held
+// frames: Renumbered then, and not when an untouched journal carries over.
+func TestSessionRenumbered(t *testing.T) {
+	sp := newSessionPair(t)
+	sp.link(t)
+	mustAppend(t, sp.a.Journal, frameOf(1, 20))
+	sp.b.End(LossWindowExpired)
+	ra, rb, _, _ := sp.link(t)
+	if ra.Resumed || !ra.Renumbered || ra.Lost == nil || rb.Renumbered {
+		t.Fatalf("a session b ended: a %+v, b %+v", ra, rb)
+	}
+
+	// A link began a session on both sides. b sent 1-2 at once, which a
+	// never read; a held it (a link of the higher id), journaling 1-3,
+	// and gives it up for another link.
+	sp = newSessionPair(t)
+	bnd, sa, sb := sp.conn()
+	oa, ob := mustOpen(t, sp.a, sp.pa, bnd, sa), mustOpen(t, sp.b, sp.pb, bnd, sb)
+	sp.a.Hold(oa)
+	for i := uint64(1); i <= 3; i++ {
+		mustAppend(t, sp.a.Journal, frameOf(i, 20))
+	}
+	for i := uint64(1); i <= 2; i++ {
+		mustAppend(t, sp.b.Journal, frameOf(i, 20))
+	}
+	if _, err := sp.b.Accept(ob, wire(t, oa)); err != nil {
+		t.Fatal(err)
+	}
+	if !sp.a.Unbegin(oa) {
+		t.Fatal("a could not give up the session it held")
+	}
+	sp.b.Detach()
+	// b holds the session, a does not: a's fresh Resume says untouched.
+	ra, rb, oa, _ = sp.link(t)
+	if oa.Own.Flags&FlagUntouched == 0 {
+		t.Fatal("a's Resume is not untouched")
+	}
+	if ra.Resumed || ra.Renumbered || ra.Start != 1 || rb.Renumbered || rb.Start != 1 || rb.Lost != nil {
+		t.Fatalf("untouched: a %+v, b %+v", ra, rb)
+	}
+	if got := resend(t, sp.a.Journal, ra.Start, 20); len(got) != 3 || got[0] != 1 {
+		t.Fatalf("a resends %v", got)
+	}
+	if got := resend(t, sp.b.Journal, rb.Start, 20); len(got) != 2 || got[0] != 1 {
+		t.Fatalf("b resends %v", got)
+	}
+}

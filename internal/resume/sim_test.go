@@ -291,7 +291,9 @@ func (s *sim) resume() {
 			s.events["resumed"]++
 		} else {
 			s.events["reset"]++
-			e.seqMsg = map[uint64]uint64{}
+		}
+		if res.Renumbered {
+			e.seqMsg = map[uint64]uint64{} // else the new session keeps the journal's numbers
 		}
 		e.stream = open[i].Stream
 		e.resend = res.Start
