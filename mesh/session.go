@@ -427,7 +427,7 @@ func (rs *linkResume) onResume(l *link, m *message.Resume) error {
 	}
 	// Under the lock: every request marked so far is numbered in the
 	// session Accept went on with (or ended), and none after it is.
-	rs.n.reqs.failLost(s.id, s.peerName(), res, s.rs.Journal.Acked(), !res.Resumed && !rs.o.Began())
+	rs.n.reqs.failLost(s.id, s.peerName(), res, s.rs.Journal.Acked(), res.Renumbered)
 	s.mu.Unlock()
 	signal(l.flushReq)
 	rs.n.resumed(l, rs, res)
