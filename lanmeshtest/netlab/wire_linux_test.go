@@ -140,7 +140,9 @@ func TestWireLossAndRate(t *testing.T) {
 	before = w.Stats()
 	got = count(500, 1000) // 4 Mbit offered in about 10 ms
 	over := w.Stats().Overrun - before.Overrun
-	if got == 500 || over == 0 || uint64(got)+over < 500 {
+	// A few frames may be dropped before the wire sees them (the TAP
+	// device's own queue, on a loaded machine: CI saw 18 + 480 of 500).
+	if got == 500 || over == 0 || uint64(got)+over < 490 {
 		t.Errorf("1 Mbit/s: %d of 500 arrived, %d frames counted as overrun", got, over)
 	}
 	t.Logf("1 Mbit/s with a 16 KiB queue: %d of 500 arrived", got)
