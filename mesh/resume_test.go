@@ -186,10 +186,12 @@ func resumeFastRedial(t *testing.T, adjust func(*NodeConfig)) {
 		if ev := tb.event(t, 5*time.Second); ev.Kind != PeerResuming || !errors.Is(ev.Err, ErrSilence) {
 			t.Fatalf("round %d: b's first event after the cut: %v %v", round, ev.Kind, ev.Err)
 		}
-		if ev := tb.event(t, 5*time.Second); ev.Kind != PeerResumed || ev.Lost != nil || ev.LostIn != nil {
+		// The redial waits for a's probe of the old link (a second); a
+		// keyed handshake under -race on a loaded machine can take more.
+		if ev := tb.event(t, 15*time.Second); ev.Kind != PeerResumed || ev.Lost != nil || ev.LostIn != nil {
 			t.Fatalf("round %d: b's second event: %v lost %v %v", round, ev.Kind, ev.Lost, ev.LostIn)
 		}
-		if ev := ta.event(t, 5*time.Second); ev.Kind != PeerResumed || ev.Lost != nil || ev.LostIn != nil {
+		if ev := ta.event(t, 15*time.Second); ev.Kind != PeerResumed || ev.Lost != nil || ev.LostIn != nil {
 			t.Fatalf("round %d: a's event: %v %v lost %v %v", round, ev.Kind, ev.Err, ev.Lost, ev.LostIn)
 		}
 		fullMesh(t, nodes)
