@@ -701,7 +701,10 @@ func (n *Node) watch(p *peer, l *link) {
 	}
 	p.link = nil
 	err := l.Err()
-	n.log.Debug("mesh: link ended", "node", n.link.Name, "peer", p.name, "conn", l.conn.LocalAddr().String()+"-"+l.conn.RemoteAddr().String(), "pending", len(p.pending), "err", err)
+	if n.log.Enabled(context.Background(), slog.LevelDebug) {
+		n.log.Debug("mesh: link ended", "node", n.link.Name, "peer", p.name,
+			"conn", l.conn.LocalAddr().String()+"-"+l.conn.RemoteAddr().String(), "pending", len(p.pending), "err", err)
+	}
 	if l.rs != nil && !n.closed && !byeForGood(err) && n.sessionOpenLocked(p.id) {
 		n.resumingLocked(p, err, l.sink.(*nodeSink).initiator)
 		return

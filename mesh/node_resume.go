@@ -312,7 +312,7 @@ func (n *Node) chosen(l *link) {
 			ev = &PeerEvent{Kind: PeerJoined}
 		}
 		p.link, p.replacing = l, false
-		n.log.Debug("mesh: link chosen by the peer", "node", n.link.Name, "peer", p.name, "conn", l.conn.LocalAddr().String()+"-"+l.conn.RemoteAddr().String())
+		n.log.Debug("mesh: link chosen by the peer", "node", n.link.Name, "peer", p.name, "conn", l.conn.RemoteAddr())
 		p.attempts, p.notBefore, p.lastErr = 0, time.Time{}, nil
 		s := l.rs.s
 		s.mu.Lock()
