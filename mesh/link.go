@@ -116,6 +116,7 @@ type link struct {
 	batch     []any     // decoded, not yet delivered
 	sizes     []int     // the frame size of each of batch, for the traffic log
 	readArmed time.Time // when the read deadline was last set
+	readLong  bool      // it was set with the handshake's bound (before the peer's Resume)
 	meter     frameMeter
 }
 
@@ -700,12 +701,19 @@ func (r linkReader) Read(p []byte) (int, error) {
 	l.deliver() // before waiting for more bytes
 	if !l.quiet || l.closeDeadline.Load() != 0 {
 		silence := l.cfg.Link.Silence
-		if l.rs != nil && !l.rs.seen {
+		long := l.rs != nil && !l.rs.seen
+		if long {
 			// The peer writes nothing before its Resume, which waits for
 			// its node to choose the link (a probe of the old one may take
 			// Silence/2 there): the handshake's bound applies until then.
 			silence = max(silence, l.cfg.Link.HandshakeTimeout)
+		} else if l.readLong {
+			// The Resume came: Silence applies from now, however soon
+			// (a cut right after it was noticed only after the handshake's
+			// bound: 6 s for a 1 s Silence).
+			l.readArmed = time.Time{}
 		}
+		l.readLong = long
 		l.arm(l.conn.SetReadDeadline, &l.readArmed, silence)
 	}
 	n, err := l.conn.Read(p)

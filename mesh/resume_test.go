@@ -594,3 +594,45 @@ func resumeWithPeerWithout(t *testing.T, both func(*NodeConfig)) {
 		t.Fatalf("Sequence on a link that does not resume: %d", a.Sequence(b.ID()))
 	}
 }
+
+// TestResumeCutRightAfterJoin: a link cut right after its Resume came is
+// noticed at 2 x Silence, as any other: the handshake's longer bound, which
+// holds until the peer's Resume, ends with it. (It did not: a read deadline
+// set before the Resume stayed, and a cut in the first moments was noticed
+// after HandshakeTimeout + Silence: 6 s for a 1 s Silence in lanmesh bench.)
+func TestResumeCutRightAfterJoin(t *testing.T) {
+	leaktest.Check(t)
+	mem := NewMemNetwork()
+	ct := &cutTransport{Transport: mem}
+	nodes := startNodes(t, nodeNet{name: "mem", mem: mem}, 2, func(i int, c *NodeConfig) {
+		c.Link.HandshakeTimeout = 10 * time.Second
+		c.Link.Silence, c.Link.PingInterval = 200*time.Millisecond, 50*time.Millisecond
+		if i == 0 {
+			c.Net.Peers = nil
+		} else {
+			c.Link.Transport = ct
+		}
+	})
+	b := nodes[1]
+	t.Cleanup(ct.closeUnder)
+	tb := newTally(t, b)
+	if ev := tb.event(t, 5*time.Second); ev.Kind != PeerJoined {
+		t.Fatalf("first event %v", ev.Kind)
+	}
+	waitUntil(t, 5*time.Second, "the Resume exchange", func() bool {
+		for _, l := range b.links.Load().all {
+			if !l.rs.exchanged() {
+				return false
+			}
+		}
+		return len(b.links.Load().all) == 1
+	})
+	cut := time.Now()
+	ct.cut()
+	// 2 x Silence is 400 ms; HandshakeTimeout + Silence would be 10.2 s.
+	ev := tb.event(t, 5*time.Second)
+	if ev.Kind != PeerResuming || !errors.Is(ev.Err, ErrSilence) {
+		t.Fatalf("after the cut: %v %v", ev.Kind, ev.Err)
+	}
+	t.Logf("a cut right after the join noticed after %v (Silence 200ms)", time.Since(cut).Round(time.Millisecond))
+}
