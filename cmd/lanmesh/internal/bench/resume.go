@@ -105,19 +105,7 @@ func resumeRTT(ctx context.Context, r *runner) ([]Result, error) {
 			return nil, err
 		}
 		as[i], bs[i] = a, b
-		echoes.Add(1)
-		go func() {
-			defer echoes.Done()
-			for {
-				m, err := b.Receive(echoCtx)
-				if err != nil {
-					return
-				}
-				if m.IsRequest() {
-					b.Reply(m, m.Msg)
-				}
-			}
-		}()
+		echoRequests(echoCtx, b, &echoes)
 	}
 	msg := &Bin32{}
 	buf := make([]time.Duration, samples)

@@ -42,19 +42,7 @@ func rttResults(ctx context.Context, r *runner, mod configMod) ([]Result, error)
 	echoCtx, stopEcho := context.WithCancel(ctx)
 	var echoes sync.WaitGroup
 	cl.add(func() { stopEcho(); echoes.Wait() })
-	echoes.Add(1)
-	go func() {
-		defer echoes.Done()
-		for {
-			m, err := b.Receive(echoCtx)
-			if err != nil {
-				return
-			}
-			if m.IsRequest() {
-				b.Reply(m, m.Msg)
-			}
-		}
-	}()
+	echoRequests(echoCtx, b, &echoes)
 
 	ma, mb, err := messengerPair(ctx, mod, &cl)
 	if err != nil {
@@ -209,4 +197,22 @@ func rawEcho(conn net.Conn) {
 			return
 		}
 	}
+}
+
+// echoRequests answers every request b receives with its own message,
+// until ctx ends; wg counts the goroutine.
+func echoRequests(ctx context.Context, b *mesh.Node, wg *sync.WaitGroup) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			m, err := b.Receive(ctx)
+			if err != nil {
+				return
+			}
+			if m.IsRequest() {
+				b.Reply(m, m.Msg)
+			}
+		}
+	}()
 }
