@@ -608,6 +608,9 @@ func TestResumeCutRightAfterJoin(t *testing.T) {
 		c.Link.HandshakeTimeout = 10 * time.Second
 		c.Link.Silence, c.Link.PingInterval = 200*time.Millisecond, 50*time.Millisecond
 		if i == 0 {
+			// a notices later, so b's own silence check is what is timed
+			// (a's hang-up reached b first in 2 of 3 runs at 200 ms).
+			c.Link.Silence = time.Second
 			c.Net.Peers = nil
 		} else {
 			c.Link.Transport = ct
