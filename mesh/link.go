@@ -289,14 +289,8 @@ func (l *link) flushDirect() bool {
 	if l.seal != nil {
 		return l.flushDirectSealed()
 	}
-	l.sendMu.Lock()
-	if ok, err := l.readyToWrite(); !ok {
-		l.sendMu.Unlock()
-		if err != nil {
-			l.shutdown(closeErr(ErrProtocol, false, err.Error()), closeBadInput)
-			return true
-		}
-		return false
+	if ok, ret := l.lockDirect(); !ok {
+		return ret
 	}
 	batch := l.pending
 	if len(batch) == 0 || len(batch) > directMax || l.closing {
@@ -325,18 +319,29 @@ func (l *link) flushDirect() bool {
 	return false
 }
 
+// lockDirect takes l.sendMu for a direct write and reports whether the
+// link may write now. When it may not, l.sendMu is released again and ret
+// is what flushDirect returns: true when a resume error closed the link.
+func (l *link) lockDirect() (ok, ret bool) {
+	l.sendMu.Lock()
+	ok, err := l.readyToWrite()
+	if ok {
+		return true, false
+	}
+	l.sendMu.Unlock()
+	if err != nil {
+		l.shutdown(closeErr(ErrProtocol, false, err.Error()), closeBadInput)
+		return false, true
+	}
+	return false, false
+}
+
 // flushDirectSealed is flushDirect for a keyed link: the batch becomes one
 // record, and what the socket does not take stays sealed in l.wire for the
 // writer goroutine, ahead of anything sealed later. l.writeMu is held.
 func (l *link) flushDirectSealed() bool {
-	l.sendMu.Lock()
-	if ok, err := l.readyToWrite(); !ok {
-		l.sendMu.Unlock()
-		if err != nil {
-			l.shutdown(closeErr(ErrProtocol, false, err.Error()), closeBadInput)
-			return true
-		}
-		return false
+	if ok, ret := l.lockDirect(); !ok {
+		return ret
 	}
 	batch := l.pending
 	if len(batch) == 0 || len(batch) > directMax || l.closing || len(l.wire) > 0 {
