@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lanmesh/lanmesh/lanmeshtest/netlab"
+	"github.com/lanmesh/lanmesh/safetext"
 )
 
 // The namespace parts run nodes as processes in the hosts of a netlab LAN;
@@ -374,13 +375,13 @@ func runLiveness(ctx context.Context, r *runner) ([]Result, error) {
 			victimHost.LinkUp()
 			return nil, err
 		}
-		silentReason = l.T + ", " + l.Reason
+		silentReason = l.T + " (" + shortReason(l.Reason) + ")"
 		v.proc.Kill()
 		if err := victimHost.LinkUp(); err != nil {
 			return nil, err
 		}
 		return []float64{at(l.At).Sub(t0).Seconds()}, nil
-	}, func(v []float64) string { return "seen as left after " + formatValue(v[0], UnitSeconds) })
+	}, func(v []float64) string { return "noticed after " + formatValue(v[0], UnitSeconds) })
 	if err != nil {
 		return nil, err
 	}
@@ -389,13 +390,15 @@ func runLiveness(ctx context.Context, r *runner) ([]Result, error) {
 		{Name: "killed peer (kill -9) seen as left", Unit: UnitSeconds, Stat: Summarize(killed[0]),
 			Note: "its kernel closes the connection; left with: " + shortReason(killReason)},
 		Result{Name: "silent peer (interface down) noticed", Unit: UnitSeconds, Stat: Summarize(silent[0]),
-			Note: fmt.Sprintf("Silence %v, pings every %v; seen as %s", silence, spec.PingInterval, shortReason(silentReason))}.
+			Note: fmt.Sprintf("Silence %v, pings every %v; seen as %s", silence, spec.PingInterval, silentReason)}.
 			withBaseline("the configured Silence", Stat{Median: limit, Min: limit, Max: limit, N: 1}),
 	}, nil
 }
 
 // shortReason keeps the gist of a left event's error: the words of its
 // last "mesh: " sentinel ("connection lost", "peer silent").
+// shortReason is the gist of a node's error text, escaped for the
+// terminal (it may quote a peer's words).
 func shortReason(s string) string {
 	if i := strings.LastIndex(s, "mesh: "); i >= 0 {
 		s = s[i+len("mesh: "):]
@@ -403,7 +406,7 @@ func shortReason(s string) string {
 	if i := strings.IndexAny(s, ":("); i >= 0 {
 		s = s[:i]
 	}
-	return strings.TrimSpace(s)
+	return safetext.Line(strings.TrimSpace(s))
 }
 
 func plural(n int) string {
